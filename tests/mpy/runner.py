@@ -1,0 +1,46 @@
+# Tiny test runner for MicroPython (and CPython):
+#   micropython tests/mpy/runner.py IMPL module...
+# IMPL is c, natmod or python; each module is a path or a name. Runs every
+# test_* function, prints FAIL lines and "N passed, M failed".
+import sys
+
+
+def _dir_of(path):
+    i = path.rfind("/")
+    return path[:i] if i > 0 else "."
+
+
+def _module_name(arg):
+    name = arg[arg.rfind("/") + 1:]
+    return name[:-3] if name.endswith(".py") else name
+
+
+def main(argv):
+    here = _dir_of(argv[0])
+    sys.path.insert(0, here)
+    sys.path.insert(0, here + "/../../python")
+    if len(argv) < 3:
+        print("usage: runner.py c|natmod|python module...")
+        sys.exit(2)
+    import impl
+    impl.load(argv[1])
+    passed = failed = 0
+    for arg in argv[2:]:
+        mod_name = _module_name(arg)
+        mod = __import__(mod_name)
+        for name in sorted(dir(mod)):
+            fn = getattr(mod, name)
+            if not name.startswith("test_") or not callable(fn):
+                continue
+            try:
+                fn()
+                passed += 1
+            except Exception as e:
+                failed += 1
+                print("FAIL %s.%s: %s: %s" % (mod_name, name, type(e).__name__, e))
+    print("%d passed, %d failed" % (passed, failed))
+    if failed:
+        sys.exit(1)
+
+
+main(sys.argv)
