@@ -1,0 +1,134 @@
+# Every bad argument raises the exception type and exact message that
+# docs/relaygpio.md ("Errors") gives, and changes nothing.
+import impl
+from check import eq, raises
+
+rg = impl.rg
+PINS = [2, 3, 4, 5]
+B = rg.Bank
+VE = ValueError
+IE = IndexError
+
+
+def test_bank_errors():
+    raises(VE, "1 to 32 relays, got 0", B, [])
+    raises(VE, "1 to 32 relays, got 33", B, list(range(33)))
+    raises(VE, "pin 64 out of range 0..63", B, [1, 64])
+    raises(VE, "pin -1 out of range 0..63", B, [-1])
+    raises(VE, "duplicate pin 5", B, [5, 6, 5])
+    raises(VE, "mask names relay 9 of 8", B, list(range(8)), 0x300)
+    raises(VE, "mask names relay 4 of 4", B, PINS, 0, 0b10001)
+    raises(VE, "negative mask -1", B, PINS, -1)
+    raises(VE, "tick_us 99 out of range 100..60000000", B, PINS, 0, 0, 99)
+    raises(VE, "tick_us 60000001 out of range 100..60000000", B, PINS, 0, 0, 60000001)
+    B(list(range(32)), 0xFFFFFFFF, 0, 100)  # the limits themselves are fine
+
+
+def test_index_errors():
+    b = B(PINS)
+    raises(IE, "relay 4 out of range 0..3", b.set, 4, 1, 0)
+    raises(IE, "relay -1 out of range 0..3", b.toggle, -1, 0)
+    raises(IE, "relay 7 out of range 0..3", b.get, 7)
+    raises(IE, "relay 4 out of range 0..3", b.pulse, 4, 10, 0)
+    raises(IE, "relay 4 out of range 0..3", b.min_interval, 4, 10)
+    raises(IE, "relay 4 out of range 0..3", b.switches, 4)
+    raises(IE, "input 0 out of range (no inputs)", b.input_value, 0)
+    raises(IE, "input 0 out of range (no inputs)", b.edges, 0)
+    raises(IE, "slot 0 out of range (no slots)", b.checkin, 0, 0)
+    b.input(10)
+    b.slot("a", 10)
+    raises(IE, "input 1 out of range 0..0", b.input_value, 1)
+    raises(IE, "input -1 out of range 0..0", b.edges, -1)
+    raises(IE, "slot 1 out of range 0..0", b.checkin, 1, 0)
+    eq(b.state(), 0, "nothing changed")
+
+
+def test_write_errors():
+    b = B(PINS)
+    raises(VE, "mask names relay 4 of 4", b.write, 0b10000, 0, 0)
+    raises(VE, "negative mask -2", b.write, -2, 0, 0)
+    eq(b.sim_writes(), 0, "no write")
+
+
+def test_interval_and_pulse_errors():
+    b = B(PINS)
+    raises(VE, "min interval 3600001 ms out of range 0..3600000", b.min_interval, 0, 3600001)
+    raises(VE, "min interval -1 ms out of range 0..3600000", b.min_interval, 0, -1)
+    b.min_interval(0, 10)
+    raises(VE, "pulse 5 ms shorter than relay 0 min interval 10 ms", b.pulse, 0, 5, 0)
+    raises(VE, "pulse 0 ms out of range 1..4294967295", b.pulse, 1, 0, 0)
+    raises(VE, "pulse 4294967296 ms out of range 1..4294967295", b.pulse, 1, 4294967296, 0)
+    eq((b.state(), b.sim_writes()), (0, 0), "nothing changed")
+
+
+def test_interlock_errors():
+    b = B(PINS, on_at_boot=0b1100)
+    raises(VE, "mask names relay 4 of 4", b.interlock, 0b10001, 10)
+    raises(VE, "negative mask -1", b.interlock, -1, 10)
+    raises(VE, "interlock mask 2 has fewer than 2 relays", b.interlock, 0b0010, 10)
+    raises(VE, "interlock mask 12 has 2 relays on", b.interlock, 0b1100, 10)
+    raises(VE, "dead time 60001 ms out of range 0..60000", b.interlock, 0b0011, 60001)
+    b.interlock(0b0011, 10)
+    raises(VE, "relay 1 already in interlock group 0", b.interlock, 0b0110, 10)
+    b8 = B(list(range(16)))
+    for g in range(8):
+        b8.interlock(3 << (2 * g), 0)
+    raises(VE, "too many interlock groups (max 8)", b8.interlock, 0, 0)
+
+
+def test_input_errors():
+    b = B(PINS)
+    raises(VE, "pin 64 out of range 0..63", b.input, 64)
+    raises(VE, "duplicate pin 2", b.input, 2)
+    raises(VE, "debounce 60001 ms out of range 0..60000", b.input, 10, 60001)
+    raises(VE, "pull 3 out of range 0..2", b.input, 10, 20, True, 3)
+    raises(IE, "relay 4 out of range 0..3", b.input, 10, 20, True, 1, 4)
+    raises(IE, "relay -2 out of range 0..3", b.input, 10, 20, True, 1, -2)
+    eq(b.input(10), 0, "a failed input() leaves its pin free")
+    raises(VE, "duplicate pin 10", b.input, 10)
+    for p in range(11, 26):
+        b.input(p)
+    raises(VE, "too many inputs (max 16)", b.input, 30)
+
+
+def test_slot_and_watchdog_errors():
+    b = B(PINS)
+    raises(VE, "slot name '' not 1..15 characters", b.slot, "", 10)
+    raises(VE, "slot name 'abcdefghijklmnop' not 1..15 characters", b.slot, "abcdefghijklmnop", 10)
+    raises(VE, "slot window 0 ms out of range 1..3600000", b.slot, "a", 0)
+    raises(VE, "slot window 3600001 ms out of range 1..3600000", b.slot, "a", 3600001)
+    b.slot("abcdefghijklmno", 10)
+    raises(VE, "duplicate slot name 'abcdefghijklmno'", b.slot, "abcdefghijklmno", 10)
+    for k in range(7):
+        b.slot("s%d" % k, 10)
+    raises(VE, "too many slots (max 8)", b.slot, "x", 10)
+    raises(VE, "watchdog timeout 0 ms out of range 1..8388", b.watchdog, 0)
+    raises(VE, "watchdog timeout 8389 ms out of range 1..8388", b.watchdog, 8389)
+    b.watchdog(8388)
+    raises(VE, "watchdog already started", b.watchdog, 100)
+
+
+def test_sim_errors():
+    b = B(PINS)
+    raises(VE, "pin 64 out of range 0..63", b.sim_level, 64)
+    raises(VE, "pin -1 out of range 0..63", b.sim_drive, -1, 0)
+    raises(VE, "level 2 not 0, 1 or None", b.sim_drive, 10, 2)
+
+
+def test_calls_after_deinit():
+    b = B(PINS)
+    b.slot("a", 10)
+    b.input(10)
+    b.deinit()
+    msg = "bank is deinitialised"
+    calls = [
+        (b.set, (0, 1, 0)), (b.toggle, (0, 0)), (b.write, (1, 1, 0)), (b.pulse, (0, 10, 0)),
+        (b.get, (0,)), (b.state, ()), (b.min_interval, (0, 1)), (b.interlock, (3, 0)),
+        (b.input, (11,)), (b.input_value, (0,)), (b.edges, (0,)), (b.tick, (0,)),
+        (b.autotick, (1000,)), (b.slot, ("b", 10)), (b.checkin, (0, 0)), (b.watchdog, (100,)),
+        (b.stalled, ()), (b.reset_cause, ()), (b.switches, (0,)), (b.metrics, ()),
+        (b.sim_level, (2,)), (b.sim_drive, (10, 1)), (b.sim_writes, ()), (b.sim_resets, ()),
+        (b.deinit, ()),
+    ]
+    for fn, args in calls:
+        raises(VE, msg, fn, *args)
