@@ -1,0 +1,145 @@
+# RelaysController: every build and test step is a target here; CI calls `make test`.
+#
+#   make run        set up, build the unix port, run the simulated relay demo
+#   make test       set up, build everything, run every test
+#   make unix | natmod | firmware | test-c | test-mpy | deps
+#
+# Everything fetched or built lands in .cache/ (git-ignored) and is reused.
+# MPY_DIR=/path/to/micropython builds against your own full checkout instead.
+
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+CACHE := $(ROOT)/.cache
+BOARD ?= RPI_PICO
+JOBS ?= $(shell nproc)
+
+ifdef MPY_DIR
+MPY_DIR := $(abspath $(MPY_DIR))
+OWN_MPY := 1
+else
+MPY_DIR := $(CACHE)/src/micropython-1.25.0
+endif
+
+STAMPS := $(CACHE)/stamps
+VENV := $(CACHE)/venv
+PY := $(VENV)/bin/python
+UNIX_BUILD := $(CACHE)/build/unix
+UNIX_BIN := $(UNIX_BUILD)/micropython
+MPY_CROSS := $(MPY_DIR)/mpy-cross/build/mpy-cross
+FW_BUILD := $(CACHE)/build/rp2-$(BOARD)
+UF2 := $(FW_BUILD)/firmware.uf2
+NATMOD_X64 := $(CACHE)/build/natmod-x64/relaygpio_natmod.mpy
+NATMOD_ARM := $(CACHE)/build/natmod-armv6m/relaygpio.mpy
+MPYLIB_STUB := $(CACHE)/mpylib-stub
+
+RELAYGPIO_SRC := $(wildcard $(ROOT)/cmodules/relaygpio/*.[ch])
+PY_SRC := $(shell find $(ROOT)/python -name '*.py' 2>/dev/null)
+
+# the unix port without micropython-lib or btree submodules, with TLS from mbedtls
+UNIX_ARGS := BUILD=$(UNIX_BUILD) USER_C_MODULES=$(ROOT)/cmodules \
+	FROZEN_MANIFEST=$(ROOT)/tools/manifest_unix.py MPY_LIB_DIR=$(MPYLIB_STUB) \
+	MICROPY_PY_BTREE=0
+
+.PHONY: all deps run test unix natmod firmware test-c test-mpy test-natmod clean-firmware help
+
+all: unix natmod firmware
+
+help:
+	@sed -n '2,9p' $(ROOT)/Makefile
+
+# ---- set-up ----
+
+deps: $(STAMPS)/host $(STAMPS)/sources $(STAMPS)/venv
+
+$(STAMPS)/host: $(ROOT)/tools/deps.sh
+	$(ROOT)/tools/deps.sh host
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/sources: $(STAMPS)/host
+ifndef OWN_MPY
+	$(ROOT)/tools/deps.sh mpy
+endif
+	@mkdir -p $(MPYLIB_STUB) && echo "placeholder: micropython-lib is not used" > $(MPYLIB_STUB)/README.md
+	@touch $@
+
+$(STAMPS)/venv: $(ROOT)/tools/requirements.txt $(STAMPS)/host
+	$(ROOT)/tools/deps.sh venv
+	@touch $@
+
+$(STAMPS)/rp2-sources: $(STAMPS)/sources
+ifndef OWN_MPY
+	$(ROOT)/tools/deps.sh picosdk picotool
+else
+	$(ROOT)/tools/deps.sh picotool
+endif
+	@touch $@
+
+# ---- builds ----
+
+$(MPY_CROSS): $(STAMPS)/sources
+	$(MAKE) -C $(MPY_DIR)/mpy-cross -j$(JOBS) >/dev/null
+	@touch $@
+
+unix: $(UNIX_BIN)
+$(UNIX_BIN): $(STAMPS)/sources $(MPY_CROSS) $(RELAYGPIO_SRC) $(ROOT)/cmodules/relaygpio/micropython.mk \
+		$(PY_SRC) $(ROOT)/tools/manifest_unix.py $(ROOT)/python/manifest.py
+	$(MAKE) -C $(MPY_DIR)/ports/unix -j$(JOBS) $(UNIX_ARGS)
+	@touch $@
+
+NATMOD_DEPS := $(STAMPS)/venv $(STAMPS)/sources $(RELAYGPIO_SRC) $(ROOT)/natmod/relaygpio_natmod.c $(ROOT)/natmod/Makefile
+# build_natmod ARCH MOD: the .mpy is taken from the build folder, not the source tree
+define build_natmod
+	PATH=$(VENV)/bin:$$PATH $(MAKE) -C $(ROOT)/natmod ARCH=$(1) MPY_DIR=$(MPY_DIR) \
+		BUILD=$(CACHE)/build/natmod-$(1) $(CACHE)/build/natmod-$(1)/$(2).native.mpy
+	cp $(CACHE)/build/natmod-$(1)/$(2).native.mpy $(CACHE)/build/natmod-$(1)/$(2).mpy
+	@echo "natmod $(1): $$(stat -c %s $(CACHE)/build/natmod-$(1)/$(2).mpy) bytes"
+endef
+
+natmod: $(NATMOD_X64) $(NATMOD_ARM)
+$(NATMOD_X64): $(NATMOD_DEPS)
+	$(call build_natmod,x64,relaygpio_natmod)
+$(NATMOD_ARM): $(NATMOD_DEPS)
+	$(call build_natmod,armv6m,relaygpio)
+
+# A BOARD that needs submodules we cannot fetch here (RPI_PICO_W: cyw43-driver,
+# btstack) must come from a full checkout: make firmware BOARD=RPI_PICO_W MPY_DIR=...
+FW_CMAKE_ARGS := -DMICROPY_LIB_DIR=$(MPYLIB_STUB) -Dpicotool_DIR=$(CACHE)/picotool/picotool
+
+firmware: $(UF2)
+$(UF2): $(STAMPS)/rp2-sources $(MPY_CROSS) $(RELAYGPIO_SRC) $(ROOT)/cmodules/relaygpio/micropython.cmake \
+		$(ROOT)/cmodules/micropython.cmake $(PY_SRC) $(ROOT)/manifest.py $(ROOT)/python/manifest.py
+	@$(ROOT)/tools/check_board.sh $(MPY_DIR) $(BOARD)
+	@# rp2 runs cmake only when its build folder has no Makefile: redo it when module lists change
+	@if [ -f $(FW_BUILD)/Makefile ] && [ -n "$$(find $(ROOT)/cmodules -name '*.cmake' -newer $(FW_BUILD)/Makefile)" ]; then \
+		rm -rf $(FW_BUILD); fi
+	CMAKE_ARGS="$(FW_CMAKE_ARGS)" $(MAKE) -C $(MPY_DIR)/ports/rp2 -j$(JOBS) BOARD=$(BOARD) BUILD=$(FW_BUILD) \
+		USER_C_MODULES=$(ROOT)/cmodules/micropython.cmake FROZEN_MANIFEST=$(ROOT)/manifest.py
+	@touch $@
+	@$(ROOT)/tools/firmware_report.sh $(FW_BUILD)
+
+clean-firmware:
+	rm -rf $(FW_BUILD)
+
+# ---- tests ----
+
+CTEST_BUILD := $(CACHE)/build/ctest
+
+test-c:
+	$(MAKE) -C $(ROOT)/tests/c all BUILD=$(CTEST_BUILD)
+
+MPY_TESTS := $(ROOT)/tests/mpy/test_relaygpio_api.py $(ROOT)/tests/mpy/test_relaygpio_errors.py $(ROOT)/tests/mpy/test_parity.py
+
+# the application's Python on the MicroPython unix build with the C module inside
+test-mpy: unix natmod
+	@set -e; for impl in c natmod python; do \
+		echo "== MicroPython tests, relaygpio implementation: $$impl"; \
+		MICROPYPATH=$(ROOT)/tests/mpy:$(ROOT)/python:$(CACHE)/build/natmod-x64:.frozen \
+			$(UNIX_BIN) $(ROOT)/tests/mpy/runner.py $$impl $(MPY_TESTS); \
+	done
+
+test: deps test-c test-mpy firmware
+	@echo "all tests passed"
+
+# ---- the simulated device ----
+
+run: unix
+	$(UNIX_BIN) $(ROOT)/tools/demo.py
