@@ -10,6 +10,5 @@ fi
 fc=$b/frozen_content.c
 if [ -f "$fc" ]; then
     echo "frozen modules:"
-    # the frozen names are listed in the mp_frozen_names string table
-    sed -n '/mp_frozen_names\[\]/,/;/p' "$fc" | grep -o '"[^"]*"' | tr -d '"' | tr '\\' '\n' | sed -n 's/^0*\([^ ]\{1,\}\.py\)$/  \1/p; s/^\(.*\.py\)$/  \1/p' | sort -u
+    sed -n '/mp_frozen_names\[\]/,/};/p' "$fc" | sed -n 's/^ *"\([^"\\]\{1,\}\)\\0"$/  \1/p'
 fi

@@ -8,6 +8,7 @@
 #else
 #include "py/runtime.h"
 #include "py/mphal.h"
+#include "py/mperrno.h"
 #endif
 
 #include "relay_core.h"
