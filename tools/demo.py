@@ -29,7 +29,7 @@ def show(event):
         states, levels, m["switches"], m["rejected_interval"], m["deferred"],
         m["pulses_expired"], m["input_edges"])
     if event or line != last:
-        print("%5d ms  %-34s %s" % (time.ticks_diff(time.ticks_ms(), t0), event or "", line))
+        print("%5d ms  %-42s %s" % (time.ticks_diff(time.ticks_ms(), t0), event or "", line))
     last = line
 
 
@@ -38,6 +38,8 @@ def run_for(ms):
     while time.ticks_diff(end, time.ticks_ms()) > 0:
         if bank.tick():
             show("tick")
+        else:
+            show(None)
         time.sleep_ms(1)
 
 
@@ -45,7 +47,7 @@ print("relaygpio %s on a simulated board: relays %s on pins %s, button on pin %d
     relaygpio.IMPL, NAMES, PINS, BUTTON))
 show("power-on (all off, lamp pin high: active-low)")
 show("pump pulse 200 ms -> %s" % relaygpio.REASONS[bank.pulse(0, 200)])
-show("pump set again at once -> %s" % relaygpio.REASONS[bank.set(0, 0)])
+show("pump off at once (50 ms interval) -> %s" % relaygpio.REASONS[bank.set(0, 0)])
 run_for(300)
 show("motor forward -> %s" % relaygpio.REASONS[bank.set(1, 1)])
 run_for(100)
