@@ -39,39 +39,30 @@ WDT_MAX_MS = const(8388)
 NUM_PINS = 64 if _Pin is None else 30
 
 _MASK = const(0x3FFFFFFF)
-_MAX_INTERVAL_MS = const(3600000)
-_MAX_DEAD_MS = const(60000)
+_U32 = 0xFFFFFFFF
+_MAX_MS = const(3600000)          # longest interval, dead time and slot window
 _MAX_DEBOUNCE_MS = const(60000)
-_MAX_WINDOW_MS = const(3600000)
-_MAX_PULSE_MS = 0xFFFFFFFF
-_MIN_TICK_US = const(100)
-_MAX_TICK_US = const(60000000)
-# Counters of time since an event stop here: past every configurable limit.
-_IVL_CAP = 3600000000
-_DEAD_CAP = const(60000000)
-_UNSET = const(-1)
 
 # group fields
 _G_MEMBERS = const(0)
 _G_DEAD = const(1)
-_G_OFF = const(2)        # µs since a member last turned off (capped)
-_G_OFF_AT = const(3)     # time _G_OFF was measured at
-_G_PENDING = const(4)    # relay waiting to turn on, or -1
-_G_PULSE = const(5)      # pulse length (µs) of the pending turn-on, 0 = plain on
+_G_LEFT = const(2)       # dead time still to run, as of the last tick
+_G_PENDING = const(3)    # relay waiting to turn on, or -1
+_G_PULSE = const(4)      # pulse µs of the pending turn-on, 0 = a plain on
 # input fields
 _I_PIN = const(0)
 _I_AL = const(1)
 _I_TOGGLES = const(2)
-_I_CAND = const(3)
-_I_STABLE = const(4)
+_I_CAND = const(3)       # last sampled logical level
+_I_STABLE = const(4)     # debounced logical level
 _I_DEB = const(5)
-_I_FOR = const(6)        # µs the candidate level has been seen unchanged
+_I_FOR = const(6)        # µs the candidate has been seen unchanged
 _I_EDGES = const(7)
 # slot fields
 _S_NAME = const(0)
 _S_WINDOW = const(1)
-_S_SINCE = const(2)      # µs since the last check-in
-_S_AT = const(3)         # time _S_SINCE was measured at, or _UNSET
+_S_SINCE = const(2)      # µs since the last check-in, as of the last tick
+_S_LAG = const(3)        # the check-in came this long after the last tick
 
 
 def _diff(end, start):
@@ -108,11 +99,15 @@ def _count(mask):
     return n
 
 
-def _in_range(what, v, lo, hi):
+def _ms(what, v, lo, hi):
     _int(v)
     if not lo <= v <= hi:
         raise ValueError("%s %d ms out of range %d..%d" % (what, v, lo, hi))
     return v
+
+
+def _sat(v):
+    return v if v < _U32 else _U32
 
 
 class _SimHw:
@@ -247,6 +242,10 @@ class _Rp2Hw:
 
 
 class Bank:
+    # Mirrors relay_core.c field for field: every countdown holds its value as
+    # of the last tick, and a timer started between ticks is credited with the
+    # time since that tick ("lag"). Before the first tick there is no time base.
+
     def __init__(self, pins, active_low=0, on_at_boot=0, tick_us=1000, sim=None):
         if sim is None:
             sim = _Pin is None
@@ -259,21 +258,23 @@ class Bank:
         self._n = n
         self._used = 0  # pins taken by relays and inputs
         for p in pins:
-            self._take_pin(p)
+            self._check_pin(p)
+            if (self._used >> p) & 1:
+                raise ValueError("duplicate pin %d" % p)
+            self._used |= 1 << p
+        if _int(tick_us) < 100:
+            raise ValueError("tick_us %d below 100" % tick_us)
         active_low = self._mask(active_low)
         on_at_boot = self._mask(on_at_boot)
-        _int(tick_us)
-        if not _MIN_TICK_US <= tick_us <= _MAX_TICK_US:
-            raise ValueError("tick_us %d out of range %d..%d" % (tick_us, _MIN_TICK_US, _MAX_TICK_US))
         self._pins = pins
         self._al = active_low
         self._state = on_at_boot
         self._tick_us = tick_us
-        self._ivl = [0] * n            # min interval, µs
-        self._since = [_IVL_CAP] * n   # µs since the last switch (capped)
-        self._since_at = [0] * n
-        self._pulse = [0] * n          # pulse µs left, 0 = none
-        self._pulse_at = [0] * n
+        self._ivl = [0] * n          # min interval, µs
+        self._clear = -1             # mask: min interval known to have run (booting is no switch)
+        self._last = [0] * n         # time of the last switch
+        self._left = [0] * n         # min interval still to run, as of the last tick
+        self._pulse = [0] * n        # pulse µs left as of the last tick, 0 = none
         self._group = [-1] * n
         self._switches = [0] * n
         self._groups = []
@@ -281,9 +282,9 @@ class Bank:
         self._slots = []
         self._last_tick = 0
         self._ticked = False
-        self._wdt = False
+        self._wdt_started = self._wdt = False
         self._stalled = -1
-        self._nsw = 0                  # total switches, for tick()'s change count
+        self._changes = 0            # relays flipped, for tick()'s return value
         self._ticks = self._late = self._deferred = 0
         self._rej_interval = self._rej_interlock = 0
         self._expired = self._input_edges = self._feeds = self._writes = 0
@@ -295,38 +296,33 @@ class Bank:
                 levels |= b
         hw.init_outputs(pinmask, levels)
 
+    def __len__(self):
+        self._live()
+        return self._n
+
     # --- argument checks ---
 
     def _live(self):
         if self._hw is None:
             raise ValueError("bank is deinitialised")
 
-    def _take_pin(self, p):
-        _int(p)
+    def _check_pin(self, p):
         top = self._hw.num_pins - 1
-        if not 0 <= p <= top:
+        if not 0 <= _int(p) <= top:
             raise ValueError("pin %d out of range 0..%d" % (p, top))
-        if (self._used >> p) & 1:
-            raise ValueError("duplicate pin %d" % p)
-        self._used |= 1 << p
 
     def _mask(self, mask):
-        _int(mask)
-        if mask < 0:
-            raise ValueError("negative mask %d" % mask)
-        top = -1
-        m = mask
-        while m:
-            m >>= 1
-            top += 1
-        if top >= self._n:
+        mask = _int(mask) & _U32  # taken as uint32: -1 names all 32 relays
+        if mask >> self._n:
+            top = 31
+            while not (mask >> top) & 1:
+                top -= 1
             raise ValueError("mask names relay %d of %d" % (top, self._n))
         return mask
 
     def _index(self, what, i, count):
         self._live()
-        _int(i)
-        if not 0 <= i < count:
+        if not 0 <= _int(i) < count:
             if count:
                 raise IndexError("%s %d out of range 0..%d" % (what, i, count - 1))
             raise IndexError("%s %d out of range (no %ss)" % (what, i, what))
@@ -338,44 +334,53 @@ class Bank:
     def _now(self, now):
         return _ticks_us() if now is None else _int(now) & _MASK
 
-    # --- timers: a counter plus the time it was measured at, advanced by tick() ---
+    # --- time ---
 
-    def _in_interval(self, i, now):
+    def _lag(self, now):
+        # time from the last tick to now (0 before the first tick: no time base)
+        if not self._ticked:
+            return 0
+        d = _diff(now, self._last_tick)
+        return d if d > 0 else 0
+
+    def _interval_ok(self, i, now):
         ivl = self._ivl[i]
-        return ivl and self._since[i] + _elapsed(now, self._since_at[i]) < ivl
-
-    def _dead(self, g, now):
-        return g[_G_OFF] + _elapsed(now, g[_G_OFF_AT]) < g[_G_DEAD]
+        if (self._clear >> i) & 1 or not ivl:
+            return True
+        d = _diff(now, self._last[i])
+        if d >= ivl:
+            return True
+        # intervals beyond the ring's half are only seen by the countdown
+        return self._ticked and self._left[i] <= self._lag(now)
 
     # --- switching ---
 
-    def _mark(self, i, on, now):
-        # bookkeeping of one relay change (the register write is done by the caller)
-        b = 1 << i
-        if on:
-            self._state |= b
-        else:
-            self._state &= ~b
-            self._pulse[i] = 0
-            gi = self._group[i]
-            if gi >= 0:
-                g = self._groups[gi]
-                g[_G_OFF] = 0
-                g[_G_OFF_AT] = now
-        self._since[i] = 0
-        self._since_at[i] = now
-        self._switches[i] += 1
-        self._nsw += 1
-
-    def _out(self, pinmask, levels):
+    def _apply(self, change, now):
+        # flip the relays in change with one register write and book the switches
+        if not change:
+            return
+        lag = self._lag(now)
+        self._state ^= change
+        self._clear &= ~change
+        pinmask = levels = 0
+        for i in _bits(change):
+            on = (self._state >> i) & 1
+            b = 1 << self._pins[i]
+            pinmask |= b
+            if on ^ ((self._al >> i) & 1):
+                levels |= b
+            self._switches[i] += 1
+            self._changes += 1
+            self._last[i] = now
+            self._left[i] = _sat(self._ivl[i] + lag)
+            if not on:
+                self._pulse[i] = 0
+                gi = self._group[i]
+                if gi >= 0:
+                    g = self._groups[gi]
+                    g[_G_LEFT] = _sat(g[_G_DEAD] + lag)
         self._hw.write(pinmask, levels)
         self._writes += 1
-
-    def _switch(self, i, on, now):
-        p = self._pins[i]
-        level = (1 if on else 0) ^ ((self._al >> i) & 1)
-        self._out(1 << p, level << p)
-        self._mark(i, on, now)
 
     def _reject(self, code):
         if code == REJECTED_INTERVAL:
@@ -384,117 +389,95 @@ class Bank:
             self._rej_interlock += 1
         return code
 
-    def _on(self, i, now, pulse_us):
-        # turn relay i (now off) on, or defer it behind its interlock group
-        if self._in_interval(i, now):
-            return self._reject(REJECTED_INTERVAL)
+    def _do_set(self, i, on, pulse_us, now):
+        # set(), pulse() (pulse_us > 0) and the on/off half of toggle()
+        me = 1 << i
         gi = self._group[i]
-        if gi >= 0:
-            g = self._groups[gi]
-            other = self._state & g[_G_MEMBERS]
-            if other:
-                a = 0
-                while not (other >> a) & 1:
-                    a += 1
-                if self._in_interval(a, now):
+        g = self._groups[gi] if gi >= 0 else None
+        lag = self._lag(now)
+        if not on:
+            if g and g[_G_PENDING] == i:
+                g[_G_PENDING] = -1
+                return OK
+            if not self._state & me:
+                return OK
+            if not self._interval_ok(i, now):
+                return self._reject(REJECTED_INTERVAL)
+            self._apply(me, now)
+            return OK
+        if self._state & me:
+            # no switch: set() ends a running pulse, pulse() restarts it
+            self._pulse[i] = pulse_us + lag if pulse_us else 0
+            return OK
+        if not self._interval_ok(i, now):
+            return self._reject(REJECTED_INTERVAL)
+        if g:
+            others = self._state & g[_G_MEMBERS]
+            for j in _bits(others):
+                if not self._interval_ok(j, now):
                     return self._reject(REJECTED_INTERVAL)
-                self._switch(a, 0, now)
-            if other or g[_G_PENDING] >= 0 or self._dead(g, now):
+            # change-over: the other member goes off now, this one after the dead time
+            self._apply(others, now)
+            if others or g[_G_LEFT] > lag:
                 g[_G_PENDING] = i
                 g[_G_PULSE] = pulse_us
                 self._deferred += 1
                 return DEFERRED
-        self._switch(i, 1, now)
-        if pulse_us:
-            self._pulse[i] = pulse_us
-            self._pulse_at[i] = now
+            g[_G_PENDING] = -1  # a newer request replaces the pending one
+        self._apply(me, now)
+        self._pulse[i] = pulse_us + lag if pulse_us else 0
         return OK
 
-    def _pending_group(self, i):
+    def _do_toggle(self, i, now):
         gi = self._group[i]
         if gi >= 0 and self._groups[gi][_G_PENDING] == i:
-            return self._groups[gi]
-        return None
-
-    def _set(self, i, on, now):
-        if (self._state >> i) & 1:
-            if on:
-                self._pulse[i] = 0
-                return OK
-            if self._in_interval(i, now):
-                return self._reject(REJECTED_INTERVAL)
-            self._switch(i, 0, now)
+            self._groups[gi][_G_PENDING] = -1
             return OK
-        if on:
-            return self._on(i, now, 0)
-        g = self._pending_group(i)
-        if g:
-            g[_G_PENDING] = -1
-        return OK
-
-    def _toggle(self, i, now):
-        g = self._pending_group(i)
-        if g:
-            g[_G_PENDING] = -1
-            return OK
-        return self._set(i, not (self._state >> i) & 1, now)
+        return self._do_set(i, not (self._state >> i) & 1, 0, now)
 
     def set(self, i, on, now=None):
         i = self._relay(i)
-        return self._set(i, on, self._now(now))
+        return self._do_set(i, on, 0, self._now(now))
 
     def toggle(self, i, now=None):
         i = self._relay(i)
-        return self._toggle(i, self._now(now))
+        return self._do_toggle(i, self._now(now))
 
     def pulse(self, i, ms, now=None):
         i = self._relay(i)
-        _int(ms)
-        if not 1 <= ms <= _MAX_PULSE_MS:
-            raise ValueError("pulse %d ms out of range 1..%d" % (ms, _MAX_PULSE_MS))
-        us = ms * 1000
-        if us < self._ivl[i]:
-            raise ValueError("pulse %d ms shorter than relay %d min interval %d ms"
-                             % (ms, i, self._ivl[i] // 1000))
-        now = self._now(now)
-        if (self._state >> i) & 1:
-            self._pulse[i] = us  # already on: restart the timer
-            self._pulse_at[i] = now
-            return OK
-        return self._on(i, now, us)
+        if not 1 <= _int(ms) <= _U32:
+            raise ValueError("pulse %d ms out of range 1..%d" % (ms, _U32))
+        min_ms = self._ivl[i] // 1000
+        if ms < min_ms:
+            raise ValueError("pulse %d ms shorter than relay %d min interval %d ms" % (ms, i, min_ms))
+        return self._do_set(i, True, ms * 1000, self._now(now))
 
     def write(self, mask, values, now=None):
         self._live()
         mask = self._mask(mask)
         values = _int(values) & mask
         now = self._now(now)
-        cur = self._state
-        changed = (cur ^ values) & mask
-        for i in _bits(changed):
-            if self._in_interval(i, now):
+        state = self._state
+        change = (state ^ values) & mask
+        turn_on = change & values
+        after = (state & ~mask) | values
+        lag = self._lag(now)
+        # validate everything first: all or nothing
+        for i in _bits(change):
+            if not self._interval_ok(i, now):
                 return self._reject(REJECTED_INTERVAL)
-        turned_on = changed & values
         for g in self._groups:
             m = g[_G_MEMBERS]
-            new_on = turned_on & m
-            if new_on and (_count(new_on) > 1 or cur & m or g[_G_PENDING] >= 0 or self._dead(g, now)):
+            if _count(after & m) > 1 or (turn_on & m and (state & m or g[_G_LEFT] > lag)):
+                # a write is never deferred: no change-over, no turn-on in the dead time
                 return self._reject(REJECTED_INTERLOCK)
         for i in _bits(mask):
-            self._pulse[i] = 0
+            self._pulse[i] = 0  # written like set(): pulses end
         for g in self._groups:
-            # a pending relay written off is cancelled, as set(b, off) would
-            if g[_G_PENDING] >= 0 and (mask >> g[_G_PENDING]) & 1:
+            p = g[_G_PENDING]
+            if p >= 0 and ((mask >> p) & 1 or turn_on & g[_G_MEMBERS]):
                 g[_G_PENDING] = -1
-        if changed:
-            pinmask = levels = 0
-            for i in _bits(changed):
-                b = 1 << self._pins[i]
-                pinmask |= b
-                if ((values ^ self._al) >> i) & 1:
-                    levels |= b
-            self._out(pinmask, levels)
-            for i in _bits(changed):
-                self._mark(i, (values >> i) & 1, now)
+        self._apply(change, now)
         return OK
 
     def get(self, i):
@@ -509,45 +492,43 @@ class Bank:
 
     def min_interval(self, i, ms):
         i = self._relay(i)
-        self._ivl[i] = _in_range("min interval", ms, 0, _MAX_INTERVAL_MS) * 1000
+        self._ivl[i] = _ms("min interval", ms, 0, _MAX_MS) * 1000
+        self._clear |= 1 << i  # the new interval counts from the next switch
+        self._left[i] = 0
 
     def interlock(self, mask, dead_ms):
         self._live()
-        if len(self._groups) >= MAX_GROUPS:
-            raise ValueError("too many interlock groups (max %d)" % MAX_GROUPS)
         mask = self._mask(mask)
+        dead = _ms("dead time", dead_ms, 0, _MAX_MS)
         if _count(mask) < 2:
             raise ValueError("interlock mask %d has fewer than 2 relays" % mask)
         for i in _bits(mask):
             if self._group[i] >= 0:
                 raise ValueError("relay %d already in interlock group %d" % (i, self._group[i]))
+        if len(self._groups) >= MAX_GROUPS:
+            raise ValueError("too many interlock groups (max %d)" % MAX_GROUPS)
         on = _count(self._state & mask)
         if on > 1:
             raise ValueError("interlock mask %d has %d relays on" % (mask, on))
-        dead = _in_range("dead time", dead_ms, 0, _MAX_DEAD_MS)
         gi = len(self._groups)
         for i in _bits(mask):
             self._group[i] = gi
-        self._groups.append([mask, dead * 1000, _DEAD_CAP, 0, -1, 0])
+        self._groups.append([mask, dead * 1000, 0, -1, 0])
         return gi
 
     def input(self, pin, debounce_ms=20, active_low=True, pull=PULL_UP, toggles=-1):
         self._live()
+        self._check_pin(pin)
+        deb = _ms("debounce", debounce_ms, 0, _MAX_DEBOUNCE_MS)
+        if not PULL_NONE <= _int(pull) <= PULL_DOWN:
+            raise ValueError("pull %d not PULL_NONE, PULL_UP or PULL_DOWN" % pull)
+        if not -1 <= _int(toggles) < self._n:
+            raise IndexError("relay %d out of range 0..%d" % (toggles, self._n - 1))
         if len(self._inputs) >= MAX_INPUTS:
             raise ValueError("too many inputs (max %d)" % MAX_INPUTS)
-        used = self._used
-        self._take_pin(pin)
-        try:
-            deb = _in_range("debounce", debounce_ms, 0, _MAX_DEBOUNCE_MS)
-            _int(pull)
-            if not PULL_NONE <= pull <= PULL_DOWN:
-                raise ValueError("pull %d out of range 0..2" % pull)
-            _int(toggles)
-            if not -1 <= toggles < self._n:
-                raise IndexError("relay %d out of range 0..%d" % (toggles, self._n - 1))
-        except Exception:
-            self._used = used
-            raise
+        if (self._used >> pin) & 1:
+            raise ValueError("duplicate pin %d" % pin)
+        self._used |= 1 << pin
         al = 1 if active_low else 0
         self._hw.init_input(pin, pull)
         level = self._hw.read(pin) ^ al
@@ -556,121 +537,119 @@ class Bank:
 
     def slot(self, name, window_ms):
         self._live()
+        if not isinstance(name, str):
+            raise TypeError("can't convert %s to str" % type(name).__name__)
+        if not 1 <= len(name.encode()) <= 15:
+            raise ValueError("slot name '%s' must be 1..15 characters" % name)
+        w = _ms("slot window", window_ms, 1, _MAX_MS)
         if len(self._slots) >= MAX_SLOTS:
             raise ValueError("too many slots (max %d)" % MAX_SLOTS)
-        if not isinstance(name, str):
-            raise TypeError("slot name must be str")
-        if not 1 <= len(name.encode()) <= 15:
-            raise ValueError("slot name '%s' not 1..15 characters" % name)
         for s in self._slots:
             if s[_S_NAME] == name:
                 raise ValueError("duplicate slot name '%s'" % name)
-        w = _in_range("slot window", window_ms, 1, _MAX_WINDOW_MS)
-        self._slots.append([name, w * 1000, 0, _UNSET])
+        self._slots.append([name, w * 1000, 0, 0])
         return len(self._slots) - 1
 
     def watchdog(self, timeout_ms):
         self._live()
-        _in_range("watchdog timeout", timeout_ms, 1, WDT_MAX_MS)
-        if self._wdt:
+        _ms("watchdog timeout", timeout_ms, 1, WDT_MAX_MS)
+        if self._wdt_started:
             raise ValueError("watchdog already started")
         for s in self._slots:
-            s[_S_SINCE] = 0
-            s[_S_AT] = _UNSET  # windows start at the next tick
-        self._stalled = -1
+            # supervision starts fresh: time before it does not count against a slot
+            s[_S_SINCE] = s[_S_LAG] = 0
+        self._wdt_started = self._wdt = True
         self._hw.wdt_start(timeout_ms)
-        self._wdt = True
 
     def checkin(self, slot, now=None):
         s = self._slots[self._index("slot", slot, len(self._slots))]
         s[_S_SINCE] = 0
-        s[_S_AT] = self._now(now)
+        s[_S_LAG] = self._lag(self._now(now))
 
     # --- periodic work ---
 
     def tick(self, now=None):
         self._live()
         now = self._now(now)
-        e = 0
-        if self._ticked:
-            e = _elapsed(now, self._last_tick)
-            if e > 2 * self._tick_us:
+        elapsed = 0
+        if self._ticked:  # the first tick only sets the time base
+            elapsed = self._lag(now)
+            if elapsed > 2 * self._tick_us:
                 self._late += 1
-        self._ticked = True
         self._last_tick = now
+        self._ticked = True
         self._ticks += 1
-        nsw = self._nsw
+        changes = self._changes
         # 1. watchdog elapse
-        if self._wdt and self._hw.wdt_elapse(e):
-            self._wdt = False
-        # keep every timer measured from now, so none spans a ring wrap
+        if self._hw.wdt_elapse(elapsed):
+            self._wdt = False  # the (simulated) device is rebooting
+        # 2. countdowns, then pulse expiry
+        expired = 0
         for i in range(self._n):
-            s = self._since[i]
-            if s < _IVL_CAP:
-                s += _elapsed(now, self._since_at[i])
-                self._since[i] = s if s < _IVL_CAP else _IVL_CAP
-                self._since_at[i] = now
+            b = 1 << i
+            if not self._clear & b:
+                left = self._left[i] - elapsed
+                self._left[i] = left if left > 0 else 0
+                if left <= 0:
+                    self._clear |= b
+            p = self._pulse[i]
+            if p:
+                p -= elapsed
+                self._pulse[i] = p if p > 0 else 0
+                if p <= 0:
+                    expired |= b
         for g in self._groups:
-            s = g[_G_OFF]
-            if s < _DEAD_CAP:
-                s += _elapsed(now, g[_G_OFF_AT])
-                g[_G_OFF] = s if s < _DEAD_CAP else _DEAD_CAP
-                g[_G_OFF_AT] = now
-        # 2. pulse expiry
-        for i in range(self._n):
-            left = self._pulse[i]
-            if left:
-                left -= _elapsed(now, self._pulse_at[i])
-                if left > 0:
-                    self._pulse[i] = left
-                    self._pulse_at[i] = now
-                else:
-                    self._switch(i, 0, now)
-                    self._expired += 1
-        # 3. deferred change-overs, not checked against the interval again
+            left = g[_G_LEFT] - elapsed
+            g[_G_LEFT] = left if left > 0 else 0
+        expired &= self._state
+        self._apply(expired, now)
+        self._expired += _count(expired)
+        # 3. deferred change-overs whose dead time has run (not re-checked for interval)
+        turn_on = 0
         for g in self._groups:
             p = g[_G_PENDING]
-            if p >= 0 and not self._dead(g, now):
+            if p >= 0 and not g[_G_LEFT] and not self._state & g[_G_MEMBERS]:
+                self._pulse[p] = g[_G_PULSE]
+                turn_on |= 1 << p
                 g[_G_PENDING] = -1
-                self._switch(p, 1, now)
-                if g[_G_PULSE]:
-                    self._pulse[p] = g[_G_PULSE]
-                    self._pulse_at[p] = now
-        # 4. inputs: sample and debounce
+        self._apply(turn_on, now)
+        # 4. inputs: a level counts once seen unchanged for the debounce time
         for j in self._inputs:
             level = self._hw.read(j[_I_PIN]) ^ j[_I_AL]
             if level != j[_I_CAND]:
                 j[_I_CAND] = level
                 j[_I_FOR] = 0
             elif level != j[_I_STABLE]:
-                j[_I_FOR] += e
+                j[_I_FOR] += elapsed  # only counted while it matters: stays a small int
             if level != j[_I_STABLE] and j[_I_FOR] >= j[_I_DEB]:
                 j[_I_STABLE] = level
                 j[_I_EDGES] += 1
                 self._input_edges += 1
                 if level and j[_I_TOGGLES] >= 0:
-                    self._toggle(j[_I_TOGGLES], now)
-        # 5. watchdog supervision
+                    self._do_toggle(j[_I_TOGGLES], now)
+        # 5. watchdog supervision: feed only while every slot is within its window
+        for s in self._slots:
+            e = elapsed - s[_S_LAG]
+            if e > 0 and s[_S_SINCE] <= s[_S_WINDOW]:  # past the window it only stays past
+                s[_S_SINCE] += e
+            s[_S_LAG] = 0
         if self._wdt:
             for k in range(len(self._slots)):
                 s = self._slots[k]
-                if s[_S_AT] == _UNSET:
-                    s[_S_AT] = now
-                else:
-                    s[_S_SINCE] += _elapsed(now, s[_S_AT])
-                    s[_S_AT] = now
                 if s[_S_SINCE] > s[_S_WINDOW]:
                     self._stalled = k
                     self._wdt = False
-                    self._hw.wdt_reset(s[_S_NAME])
+                    self._hw.wdt_reset(s[_S_NAME])  # no return on hardware
                     break
             if self._wdt:
                 self._hw.wdt_feed()
                 self._feeds += 1
-        return self._nsw - nsw
+        return self._changes - changes
 
-    def autotick(self, period_us=1000):
+    def autotick(self, period_us):
         self._live()
+        if not 100 <= _int(period_us) <= 1000000:
+            raise ValueError("autotick period %d us out of range 100..1000000" % period_us)
         return False  # no hardware timer from Python: the caller ticks
 
     # --- reading ---
@@ -712,27 +691,20 @@ class Bank:
 
     # --- simulated backend only ---
 
-    def _sim(self):
+    def _sim(self, pin=None):
         self._live()
-        if not isinstance(self._hw, _SimHw):
+        hw = self._hw
+        if not isinstance(hw, _SimHw):
             raise ValueError("bank is not simulated")
-        return self._hw
-
-    def _sim_pin(self, pin):
-        hw = self._sim()
-        _int(pin)
-        if not 0 <= pin < hw.num_pins:
-            raise ValueError("pin %d out of range 0..%d" % (pin, hw.num_pins - 1))
+        if pin is not None:
+            self._check_pin(pin)
         return hw
 
     def sim_level(self, pin):
-        return self._sim_pin(pin).read(pin)
+        return self._sim(pin).read(pin)
 
     def sim_drive(self, pin, level):
-        hw = self._sim_pin(pin)
-        if level is not None and _int(level) not in (0, 1):
-            raise ValueError("level %d not 0, 1 or None" % level)
-        hw.drive(pin, level)
+        self._sim(pin).drive(pin, level)
 
     def sim_writes(self):
         return self._sim().writes
@@ -743,7 +715,9 @@ class Bank:
     # --- end ---
 
     def deinit(self):
-        self._live()
+        if self._hw is None:
+            return  # a second deinit() is harmless, as for machine peripherals
+        self._groups = []  # nothing pending may turn on
         pinmask = levels = 0
         for i in range(self._n):
             b = 1 << self._pins[i]
