@@ -1,5 +1,7 @@
 # Behaviour of the relaygpio API on the simulated backend. Every call passes an
 # explicit `now` (µs in the 30-bit ticks_us ring) so the run is deterministic.
+# Timers count from the first tick (it sets the time base), so tests that time
+# something tick once first.
 import impl
 from check import eq, true
 
@@ -79,6 +81,7 @@ def test_write_all_or_nothing():
 
 def test_min_interval():
     b = rg.Bank(PINS)
+    b.tick(now=0)
     b.min_interval(0, 10)
     eq(b.set(0, 1, now=0), rg.OK, "first switch")
     eq(b.set(0, 0, now=9999), rg.REJECTED_INTERVAL, "off too soon")
@@ -89,6 +92,9 @@ def test_min_interval():
     eq(b.get(0), False, "rejected changed nothing")
     eq(b.metrics()["rejected_interval"], 3, "rejections counted")
     eq(b.set(1, 1, now=15 * MS), rg.OK, "other relays are free")
+    b.min_interval(1, 50)
+    eq(b.set(1, 0, now=16 * MS), rg.OK, "a new interval counts from the next switch")
+    eq(b.set(1, 1, now=17 * MS), rg.REJECTED_INTERVAL, "and then applies")
 
 
 def test_min_interval_longer_than_ring():
@@ -96,15 +102,19 @@ def test_min_interval_longer_than_ring():
     b = rg.Bank(PINS)
     b.min_interval(0, 3600000)
     t0 = RING - 10 * MS
-    b.set(0, 1, now=t0)
+    b.tick(now=t0)
+    b.set(0, 1, now=t0 + 5 * MS)
     for k in range(1, 61):
-        b.tick(now=(t0 + k * 60000 * MS) % RING)
-        want = rg.OK if k == 60 else rg.REJECTED_INTERVAL
-        eq(b.set(0, 0, now=(t0 + k * 60000 * MS - (0 if k == 60 else 1)) % RING), want, "minute %d" % k)
+        t = (t0 + k * 60000 * MS) % RING
+        b.tick(now=t)
+        eq(b.set(0, 0, now=t), rg.REJECTED_INTERVAL, "minute %d" % k)
+    eq(b.set(0, 0, now=(t + 5 * MS - 1) % RING), rg.REJECTED_INTERVAL, "1 us short of an hour")
+    eq(b.set(0, 0, now=(t + 5 * MS) % RING), rg.OK, "one hour after the switch")
 
 
 def test_interlock_change_over():
     b = rg.Bank(PINS)
+    b.tick(now=0)
     eq(b.interlock(0b0011, 50), 0, "group index")
     eq(b.set(0, 1, now=0), rg.OK, "0 on")
     eq(b.set(1, 1, now=MS), rg.DEFERRED, "change-over")
@@ -117,8 +127,22 @@ def test_interlock_change_over():
     eq(b.metrics()["deferred"], 1, "deferred counted")
 
 
+def test_time_starts_at_first_tick():
+    # without a tick there is no time base: timers start counting at the first tick
+    b = rg.Bank(PINS)
+    b.pulse(0, 50, now=0)
+    eq(b.tick(now=60 * MS), 0, "the first tick only sets the time base")
+    eq(b.tick(now=109 * MS), 0, "49 ms counted")
+    eq(b.tick(now=110 * MS), 1, "50 ms counted")
+    b.min_interval(1, 10)
+    b.set(1, 1, now=200 * MS)
+    eq(b.set(1, 0, now=205 * MS), rg.REJECTED_INTERVAL, "intervals are measured from the switch")
+    eq(b.set(1, 0, now=210 * MS), rg.OK, "exactly")
+
+
 def test_interlock_dead_time_after_off():
     b = rg.Bank(PINS)
+    b.tick(now=0)
     b.interlock(0b0011, 50)
     b.set(0, 1, now=0)
     b.set(0, 0, now=100 * MS)
@@ -152,6 +176,7 @@ def test_interlock_change_over_inside_interval():
 
 def test_pending_replaced_and_cancelled():
     b = rg.Bank(PINS)
+    b.tick(now=0)
     b.interlock(0b0111, 50)
     b.set(0, 1, now=0)
     eq(b.set(1, 1, now=MS), rg.DEFERRED, "1 pending")
@@ -164,11 +189,17 @@ def test_pending_replaced_and_cancelled():
     eq(b.toggle(1, now=103 * MS), rg.OK, "toggle cancels")
     eq(b.tick(now=300 * MS), 0, "nothing turns on")
     eq(b.state(), 0, "all off")
-    eq(b.metrics()["deferred"], 4, "deferred counted")
+    eq(b.set(0, 1, now=310 * MS), rg.OK, "0 on")
+    eq(b.set(1, 1, now=320 * MS), rg.DEFERRED, "1 pending")
+    eq(b.set(2, 1, now=371 * MS), rg.OK, "dead time over: 2 on at once, replacing 1")
+    eq(b.tick(now=372 * MS), 0, "1 dropped")
+    eq(b.state(), 0b0100, "2 on")
+    eq(b.metrics()["deferred"], 5, "deferred counted")
 
 
 def test_deferred_turn_on_skips_interval():
     b = rg.Bank(PINS)
+    b.tick(now=0)
     b.interlock(0b0011, 50)
     b.set(0, 1, now=0)
     eq(b.set(1, 1, now=MS), rg.DEFERRED, "checked now")
@@ -179,6 +210,7 @@ def test_deferred_turn_on_skips_interval():
 
 def test_write_interlock():
     b = rg.Bank(PINS)
+    b.tick(now=0)
     b.interlock(0b0011, 50)
     eq(b.write(0b0011, 0b0011, now=0), rg.REJECTED_INTERLOCK, "both on")
     b.set(0, 1, now=0)
@@ -188,16 +220,22 @@ def test_write_interlock():
     eq(b.write(0b0010, 0b0010, now=20 * MS), rg.REJECTED_INTERLOCK, "inside the dead time")
     eq(b.write(0b0110, 0b0110, now=51 * MS), rg.OK, "after the dead time")
     eq(b.state(), 0b0110, "state")
-    b.set(0, 1, now=52 * MS)  # change-over: 1 off, 0 pending
-    eq(b.write(0b0001, 0b0001, now=200 * MS), rg.REJECTED_INTERLOCK, "a member is pending")
-    eq(b.write(0b0001, 0, now=200 * MS), rg.OK, "writing the pending relay off cancels it")
-    eq(b.tick(now=201 * MS), 0, "nothing pending")
+    eq(b.set(0, 1, now=52 * MS), rg.DEFERRED, "change-over: 1 off, 0 pending")
+    eq(b.write(0b0001, 0b0001, now=60 * MS), rg.REJECTED_INTERLOCK, "pending, inside the dead time")
+    eq(b.write(0b0001, 0, now=60 * MS), rg.OK, "writing the pending relay off cancels it")
+    eq(b.tick(now=200 * MS), 0, "nothing pending")
+    eq(b.set(1, 1, now=200 * MS), rg.OK, "1 on")
+    eq(b.set(0, 1, now=200 * MS), rg.DEFERRED, "change-over: 1 off, 0 pending")
+    eq(b.write(0b0010, 0b0010, now=260 * MS), rg.OK, "dead time over: a write may turn on")
+    eq(b.tick(now=261 * MS), 0, "and it cancelled the pending relay")
+    eq(b.state(), 0b0110, "state")
     eq(b.metrics()["rejected_interlock"], 5, "rejections counted")
-    eq(b.metrics()["deferred"], 1, "writes are never deferred")
+    eq(b.metrics()["deferred"], 2, "writes are never deferred")
 
 
 def test_pulse_expiry():
     b = rg.Bank(PINS, active_low=0b0001)
+    b.tick(now=0)
     eq(b.pulse(0, 50, now=0), rg.OK, "pulse")
     eq(levels(b)[0], 0, "on (active-low)")
     eq(b.tick(now=49999), 0, "still on")
@@ -208,6 +246,7 @@ def test_pulse_expiry():
 
 def test_pulse_restart_and_cancel():
     b = rg.Bank(PINS)
+    b.tick(now=0)
     b.pulse(0, 50, now=0)
     eq(b.pulse(0, 50, now=30 * MS), rg.OK, "restart")
     b.tick(now=60 * MS)
@@ -227,6 +266,7 @@ def test_pulse_restart_and_cancel():
 
 def test_pulse_deferred_by_interlock():
     b = rg.Bank(PINS)
+    b.tick(now=0)
     b.interlock(0b0011, 50)
     b.set(0, 1, now=0)
     eq(b.pulse(1, 100, now=MS), rg.DEFERRED, "change-over")
@@ -240,6 +280,7 @@ def test_pulse_beyond_ring_wrap():
     # a 30-minute pulse across two ring wraps, ticked every minute
     b = rg.Bank(PINS)
     t0 = RING - 5 * MS
+    b.tick(now=t0)
     b.pulse(0, 30 * 60000, now=t0)
     for k in range(1, 31):
         b.tick(now=(t0 + k * 60000 * MS) % RING)
@@ -354,12 +395,15 @@ def test_metrics_dict():
 
 
 def test_autotick_on_host():
-    eq(rg.Bank(PINS).autotick(1000), False, "no hardware timer on the host")
+    b = rg.Bank(PINS)
+    eq(b.autotick(1000), False, "no hardware timer on the host")
+    eq(len(b), 4, "len() is the relay count")
 
 
 def test_deinit():
     b = rg.Bank(PINS, on_at_boot=0b0011)
     eq(b.deinit(), None, "deinit")
+    eq(b.deinit(), None, "a second deinit is harmless")
     try:
         b.get(0)
     except ValueError as e:

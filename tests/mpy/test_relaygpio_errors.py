@@ -18,10 +18,11 @@ def test_bank_errors():
     raises(VE, "duplicate pin 5", B, [5, 6, 5])
     raises(VE, "mask names relay 9 of 8", B, list(range(8)), 0x300)
     raises(VE, "mask names relay 4 of 4", B, PINS, 0, 0b10001)
-    raises(VE, "negative mask -1", B, PINS, -1)
-    raises(VE, "tick_us 99 out of range 100..60000000", B, PINS, 0, 0, 99)
-    raises(VE, "tick_us 60000001 out of range 100..60000000", B, PINS, 0, 0, 60000001)
-    B(list(range(32)), 0xFFFFFFFF, 0, 100)  # the limits themselves are fine
+    raises(VE, "mask names relay 31 of 4", B, PINS, -1)  # masks are taken as uint32
+    raises(VE, "tick_us 99 below 100", B, PINS, 0, 0, 99)
+    raises(VE, "tick_us 99 below 100", B, [1, 2], 0xFF, 0, 99)  # before the masks
+    raises(VE, "duplicate pin 1", B, [1, 1], 0xFF, 0, 99)
+    B(list(range(32)), 0xFFFFFFFF, -1, 100)  # the limits themselves are fine
 
 
 def test_index_errors():
@@ -46,7 +47,7 @@ def test_index_errors():
 def test_write_errors():
     b = B(PINS)
     raises(VE, "mask names relay 4 of 4", b.write, 0b10000, 0, 0)
-    raises(VE, "negative mask -2", b.write, -2, 0, 0)
+    raises(VE, "mask names relay 31 of 4", b.write, -2, 0, 0)
     eq(b.sim_writes(), 0, "no write")
 
 
@@ -62,57 +63,68 @@ def test_interval_and_pulse_errors():
 
 
 def test_interlock_errors():
+    # checked in this order: mask, dead time, size, membership, count, relays on
     b = B(PINS, on_at_boot=0b1100)
-    raises(VE, "mask names relay 4 of 4", b.interlock, 0b10001, 10)
-    raises(VE, "negative mask -1", b.interlock, -1, 10)
+    raises(VE, "mask names relay 4 of 4", b.interlock, 0b10001, -1)
+    raises(VE, "dead time 3600001 ms out of range 0..3600000", b.interlock, 0b0010, 3600001)
+    raises(VE, "dead time -1 ms out of range 0..3600000", b.interlock, 0b0011, -1)
     raises(VE, "interlock mask 2 has fewer than 2 relays", b.interlock, 0b0010, 10)
     raises(VE, "interlock mask 12 has 2 relays on", b.interlock, 0b1100, 10)
-    raises(VE, "dead time 60001 ms out of range 0..60000", b.interlock, 0b0011, 60001)
     b.interlock(0b0011, 10)
-    raises(VE, "relay 1 already in interlock group 0", b.interlock, 0b0110, 10)
-    b8 = B(list(range(16)))
+    raises(VE, "relay 1 already in interlock group 0", b.interlock, 0b1110, 10)
+    b8 = B(list(range(18)))
     for g in range(8):
         b8.interlock(3 << (2 * g), 0)
-    raises(VE, "too many interlock groups (max 8)", b8.interlock, 0, 0)
+    raises(VE, "relay 0 already in interlock group 0", b8.interlock, 0b11, 0)
+    raises(VE, "too many interlock groups (max 8)", b8.interlock, 3 << 16, 0)
 
 
 def test_input_errors():
+    # checked in this order: pin, debounce, pull, toggles, count, duplicate pin
     b = B(PINS)
-    raises(VE, "pin 64 out of range 0..63", b.input, 64)
-    raises(VE, "duplicate pin 2", b.input, 2)
-    raises(VE, "debounce 60001 ms out of range 0..60000", b.input, 10, 60001)
-    raises(VE, "pull 3 out of range 0..2", b.input, 10, 20, True, 3)
-    raises(IE, "relay 4 out of range 0..3", b.input, 10, 20, True, 1, 4)
+    raises(VE, "pin 64 out of range 0..63", b.input, 64, -1)
+    raises(VE, "debounce 60001 ms out of range 0..60000", b.input, 2, 60001)
+    raises(VE, "debounce -1 ms out of range 0..60000", b.input, 10, -1)
+    raises(VE, "pull 3 not PULL_NONE, PULL_UP or PULL_DOWN", b.input, 2, 20, True, 3)
+    raises(IE, "relay 4 out of range 0..3", b.input, 2, 20, True, 1, 4)
     raises(IE, "relay -2 out of range 0..3", b.input, 10, 20, True, 1, -2)
+    raises(VE, "duplicate pin 2", b.input, 2)
     eq(b.input(10), 0, "a failed input() leaves its pin free")
     raises(VE, "duplicate pin 10", b.input, 10)
     for p in range(11, 26):
         b.input(p)
-    raises(VE, "too many inputs (max 16)", b.input, 30)
+    raises(VE, "too many inputs (max 16)", b.input, 10)
 
 
 def test_slot_and_watchdog_errors():
+    # slot(): name length, window, count, duplicate name
     b = B(PINS)
-    raises(VE, "slot name '' not 1..15 characters", b.slot, "", 10)
-    raises(VE, "slot name 'abcdefghijklmnop' not 1..15 characters", b.slot, "abcdefghijklmnop", 10)
+    raises(VE, "slot name '' must be 1..15 characters", b.slot, "", 0)
+    raises(VE, "slot name 'abcdefghijklmnop' must be 1..15 characters", b.slot, "abcdefghijklmnop", 10)
     raises(VE, "slot window 0 ms out of range 1..3600000", b.slot, "a", 0)
     raises(VE, "slot window 3600001 ms out of range 1..3600000", b.slot, "a", 3600001)
     b.slot("abcdefghijklmno", 10)
     raises(VE, "duplicate slot name 'abcdefghijklmno'", b.slot, "abcdefghijklmno", 10)
     for k in range(7):
         b.slot("s%d" % k, 10)
-    raises(VE, "too many slots (max 8)", b.slot, "x", 10)
+    raises(VE, "too many slots (max 8)", b.slot, "s0", 10)
     raises(VE, "watchdog timeout 0 ms out of range 1..8388", b.watchdog, 0)
     raises(VE, "watchdog timeout 8389 ms out of range 1..8388", b.watchdog, 8389)
     b.watchdog(8388)
     raises(VE, "watchdog already started", b.watchdog, 100)
+    raises(VE, "watchdog timeout 0 ms out of range 1..8388", b.watchdog, 0)  # range first
+
+
+def test_autotick_errors():
+    b = B(PINS)
+    raises(VE, "autotick period 99 us out of range 100..1000000", b.autotick, 99)
+    raises(VE, "autotick period 1000001 us out of range 100..1000000", b.autotick, 1000001)
 
 
 def test_sim_errors():
     b = B(PINS)
     raises(VE, "pin 64 out of range 0..63", b.sim_level, 64)
     raises(VE, "pin -1 out of range 0..63", b.sim_drive, -1, 0)
-    raises(VE, "level 2 not 0, 1 or None", b.sim_drive, 10, 2)
 
 
 def test_calls_after_deinit():
@@ -128,7 +140,8 @@ def test_calls_after_deinit():
         (b.autotick, (1000,)), (b.slot, ("b", 10)), (b.checkin, (0, 0)), (b.watchdog, (100,)),
         (b.stalled, ()), (b.reset_cause, ()), (b.switches, (0,)), (b.metrics, ()),
         (b.sim_level, (2,)), (b.sim_drive, (10, 1)), (b.sim_writes, ()), (b.sim_resets, ()),
-        (b.deinit, ()),
+        (len, (b,)),
     ]
     for fn, args in calls:
         raises(VE, msg, fn, *args)
+    b.deinit()  # a second deinit() is harmless
