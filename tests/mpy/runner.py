@@ -23,11 +23,17 @@ def main(argv):
         print("usage: runner.py c|natmod|python module...")
         sys.exit(2)
     import impl
-    impl.load(argv[1])
     passed = failed = 0
-    for arg in argv[2:]:
-        mod_name = _module_name(arg)
-        mod = __import__(mod_name)
+    try:
+        impl.load(argv[1])
+        mods = [__import__(_module_name(arg)) for arg in argv[2:]]
+    except Exception as e:
+        # nothing can run: still one FAIL line and the summary
+        print("FAIL setup %s: %s: %s" % (argv[1], type(e).__name__, e))
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    for mod in mods:
+        mod_name = mod.__name__
         for name in sorted(dir(mod)):
             fn = getattr(mod, name)
             if not name.startswith("test_") or not callable(fn):

@@ -3,7 +3,7 @@
 # Timers count from the first tick (it sets the time base), so tests that time
 # something tick once first.
 import impl
-from check import eq, true
+from check import eq, raises, true
 
 rg = impl.rg
 PINS = [2, 3, 4, 5]
@@ -362,6 +362,7 @@ def test_watchdog_stall_resets_with_slot_name():
     b.tick(now=62 * MS)
     eq(b.metrics()["wdt_feeds"], feeds, "supervision stopped")
     eq(b.sim_resets(), 1, "reset once")
+    raises(ValueError, "watchdog already started", b.watchdog, 1000)  # it cannot be restarted
 
 
 def test_watchdog_tick_gap_resets():
