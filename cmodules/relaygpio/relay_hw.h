@@ -33,7 +33,7 @@ typedef struct {
     relay_pinmask_t ever_low;               // outputs ever driven low
     relay_pinmask_t pulled_up;              // inputs idle high when not driven
     uint32_t writes;                        // output register writes
-    uint32_t wdt_timeout_us;
+    uint32_t wdt_timeout_us;                // also hw_rp2_sio.c's reload value (no statics)
     uint32_t wdt_since_feed_us;
     uint8_t wdt_enabled;
     uint32_t resets;                        // simulated watchdog resets

@@ -1,0 +1,647 @@
+// Relay core (see relay_core.h). Plain C99 built into the firmware, the unix
+// port and a natmod: so no static data, no libc beyond memset, no division and
+// no 64-bit shifts by a variable (those need libgcc helpers on armv6m).
+//
+// Timers (pulses, dead times, min intervals, slot windows) count by the time
+// elapsed between ticks, never by an absolute deadline, so they outlast the
+// 2**30 us ring. Every countdown holds its value "as of the last tick"; a timer
+// started between ticks is credited with the time since the last tick, so it
+// runs out at the first tick at or after its duration.
+#include <string.h>
+
+#include "relay_core.h"
+
+#define CONFIG_MAX_MS (3600000u)    // longest interval / dead time / window / debounce
+
+static uint32_t bit(unsigned i) {
+    return 1u << i;
+}
+
+static uint32_t relays_mask(unsigned n) {
+    return n >= 32 ? 0xffffffffu : bit(n) - 1u;
+}
+
+static relay_pinmask_t pin_bit(unsigned pin) {
+    if (pin < 32) {
+        return (relay_pinmask_t)bit(pin);
+    }
+    return ((relay_pinmask_t)bit(pin - 32)) << 32;
+}
+
+static unsigned pin_level(relay_pinmask_t m, unsigned pin) {
+    if (pin < 32) {
+        return ((uint32_t)m >> pin) & 1u;
+    }
+    return ((uint32_t)(m >> 32) >> (pin - 32)) & 1u;
+}
+
+static unsigned popcount(uint32_t x) {
+    unsigned c = 0;
+    while (x) {
+        x &= x - 1;
+        c++;
+    }
+    return c;
+}
+
+static uint32_t sat_add(uint32_t a, uint32_t b) {
+    uint32_t s = a + b;
+    return s < a ? 0xffffffffu : s;
+}
+
+static uint32_t sat_sub(uint32_t a, uint32_t b) {
+    return a > b ? a - b : 0;
+}
+
+// ms * 1000 in 64 bits from two 32-bit products: a 64-bit multiply is a
+// libgcc call on armv6m.
+static uint64_t ms_to_us64(uint32_t ms) {
+    uint32_t lo = (ms & 0xffffu) * 1000u;
+    uint32_t hi = (ms >> 16) * 1000u;
+    return ((uint64_t)hi << 16) + lo;
+}
+
+// Time from the last tick to now (0 before the first tick: no time base yet).
+static uint32_t since_tick(const relay_bank_t *b, relay_time_t now) {
+    if (!b->ticked) {
+        return 0;
+    }
+    int32_t d = relay_time_diff(now, b->last_tick);
+    return d > 0 ? (uint32_t)d : 0;
+}
+
+static bool interval_ok(const relay_bank_t *b, unsigned i, relay_time_t now) {
+    const relay_t *r = &b->relays[i];
+    if (r->interval_clear || r->min_interval_us == 0) {
+        return true;
+    }
+    int32_t d = relay_time_diff(now, r->last_switch);
+    if (d >= 0 && (uint32_t)d >= r->min_interval_us) {
+        return true;
+    }
+    // intervals beyond the ring's half (~8.9 min) are only seen by the countdown
+    return b->ticked && r->interval_left_us <= since_tick(b, now);
+}
+
+static int count(relay_bank_t *b, int st) {
+    if (st == RELAY_DEFERRED) {
+        b->m.deferred++;
+    } else if (st > 0 && st < RELAY_REASON_COUNT) {
+        b->m.rejected[st]++;
+    }
+    return st;
+}
+
+// Flip the relays in change with one register write and book the switches.
+static void apply(relay_bank_t *b, uint32_t change, relay_time_t now) {
+    if (!change) {
+        return;
+    }
+    relay_pinmask_t pins = 0, levels = 0;
+    uint32_t lag = since_tick(b, now);
+    b->state ^= change;
+    for (unsigned i = 0; i < b->n_relays; i++) {
+        if (!(change & bit(i))) {
+            continue;
+        }
+        relay_t *r = &b->relays[i];
+        unsigned on = (b->state >> i) & 1u;
+        pins |= pin_bit(r->pin);
+        if (on ^ r->active_low) {
+            levels |= pin_bit(r->pin);
+        }
+        r->switches++;
+        r->last_switch = now;
+        r->interval_clear = 0;
+        r->interval_left_us = sat_add(r->min_interval_us, lag);
+        if (!on) {
+            r->pulse_left_us = 0;
+            if (r->group >= 0) {
+                relay_group_t *g = &b->groups[r->group];
+                g->dead_left_us = sat_add(g->dead_us, lag);
+            }
+        }
+    }
+    relay_hw_write(&b->hw, pins, levels);
+    b->m.writes++;
+}
+
+// set(), pulse() (pulse_us > 0) and the on/off half of toggle(), lock held.
+static int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t pulse_us, relay_time_t now,
+    int *changes) {
+    relay_t *r = &b->relays[i];
+    relay_group_t *g = r->group >= 0 ? &b->groups[r->group] : NULL;
+    uint32_t me = bit(i);
+    uint32_t lag = since_tick(b, now);
+    if (!on) {
+        if (g && g->pending == (int8_t)i) {
+            g->pending = -1;
+            return RELAY_OK;
+        }
+        if (!(b->state & me)) {
+            return RELAY_OK;
+        }
+        if (!interval_ok(b, i, now)) {
+            return count(b, RELAY_REJECTED_INTERVAL);
+        }
+        apply(b, me, now);
+        *changes += 1;
+        return RELAY_OK;
+    }
+    if (b->state & me) {
+        // no switch: set() ends a running pulse, pulse() restarts it
+        r->pulse_left_us = pulse_us ? pulse_us + lag : 0;
+        return RELAY_OK;
+    }
+    if (!interval_ok(b, i, now)) {
+        return count(b, RELAY_REJECTED_INTERVAL);
+    }
+    if (g) {
+        uint32_t others = b->state & g->members & ~me;
+        for (unsigned j = 0; j < b->n_relays; j++) {
+            if ((others & bit(j)) && !interval_ok(b, j, now)) {
+                return count(b, RELAY_REJECTED_INTERVAL);
+            }
+        }
+        // change-over: the other member goes off now, this one after the dead time
+        apply(b, others, now);
+        *changes += (int)popcount(others);
+        if (others || g->dead_left_us > lag) {
+            g->pending = (int8_t)i;
+            g->pending_pulse = pulse_us != 0;
+            g->pending_pulse_us = pulse_us;
+            return count(b, RELAY_DEFERRED);
+        }
+        g->pending = -1;    // a newer request replaces the pending one
+    }
+    apply(b, me, now);
+    *changes += 1;
+    r->pulse_left_us = pulse_us ? pulse_us + lag : 0;
+    return RELAY_OK;
+}
+
+static int do_toggle(relay_bank_t *b, unsigned i, relay_time_t now, int *changes) {
+    int grp = b->relays[i].group;
+    if (grp >= 0 && b->groups[grp].pending == (int8_t)i) {
+        b->groups[grp].pending = -1;
+        return RELAY_OK;
+    }
+    return do_set(b, i, !(b->state & bit(i)), 0, now, changes);
+}
+
+int relay_bank_init(relay_bank_t *b, const uint8_t *pins, size_t n,
+    uint32_t active_low, uint32_t on_at_boot, uint32_t tick_period_us, relay_time_t now) {
+    if (n < 1 || n > RELAY_MAX) {
+        return RELAY_ERR_COUNT;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (pins[i] >= RELAY_HW_NUM_PINS) {
+            return RELAY_ERR_PIN;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (pins[j] == pins[i]) {
+                return RELAY_ERR_DUP_PIN;
+            }
+        }
+    }
+    if ((active_low | on_at_boot) & ~relays_mask((unsigned)n)) {
+        return RELAY_ERR_MASK;
+    }
+    if (tick_period_us < 100) {
+        return RELAY_ERR_DURATION;
+    }
+    memset(b, 0, sizeof(*b));
+    // power-on levels first: the pins become outputs already at these levels
+    relay_pinmask_t pm = 0, levels = 0;
+    for (unsigned i = 0; i < n; i++) {
+        pm |= pin_bit(pins[i]);
+        if (((on_at_boot ^ active_low) >> i) & 1u) {
+            levels |= pin_bit(pins[i]);
+        }
+    }
+    relay_hw_init_outputs(&b->hw, pm, levels);
+    b->n_relays = (uint8_t)n;
+    b->state = on_at_boot;
+    b->tick_period_us = tick_period_us;
+    b->stalled = -1;
+    for (unsigned i = 0; i < n; i++) {
+        relay_t *r = &b->relays[i];
+        r->pin = pins[i];
+        r->active_low = (active_low >> i) & 1u;
+        r->group = -1;
+        r->interval_clear = 1;      // booting is not a switch
+        r->last_switch = now;
+    }
+    for (unsigned k = 0; k < RELAY_GROUP_MAX; k++) {
+        b->groups[k].pending = -1;
+    }
+    return RELAY_OK;
+}
+
+void relay_bank_deinit(relay_bank_t *b) {
+    uint32_t s = relay_hw_lock();
+    for (unsigned k = 0; k < b->n_groups; k++) {
+        b->groups[k].pending = -1;
+    }
+    apply(b, b->state, b->last_tick);
+    b->n_inputs = 0;    // a late tick must not toggle relays on released pins
+    relay_hw_release(&b->hw);
+    relay_hw_unlock(s);
+}
+
+int relay_set_min_interval(relay_bank_t *b, int relay, uint32_t ms) {
+    if (relay < 0 || relay >= b->n_relays) {
+        return RELAY_ERR_INDEX;
+    }
+    if (ms > CONFIG_MAX_MS) {
+        return RELAY_ERR_DURATION;
+    }
+    uint32_t s = relay_hw_lock();
+    relay_t *r = &b->relays[relay];
+    r->min_interval_us = ms * 1000u;
+    r->interval_clear = 1;          // the new interval counts from the next switch
+    r->interval_left_us = 0;
+    relay_hw_unlock(s);
+    return RELAY_OK;
+}
+
+int relay_add_interlock(relay_bank_t *b, uint32_t mask, uint32_t dead_ms) {
+    if (mask & ~relays_mask(b->n_relays)) {
+        return RELAY_ERR_MASK;
+    }
+    if (popcount(mask) < 2) {
+        return RELAY_ERR_GROUP;
+    }
+    for (unsigned i = 0; i < b->n_relays; i++) {
+        if ((mask & bit(i)) && b->relays[i].group >= 0) {
+            return RELAY_ERR_GROUP;
+        }
+    }
+    if (b->n_groups >= RELAY_GROUP_MAX) {
+        return RELAY_ERR_COUNT;
+    }
+    if (dead_ms > CONFIG_MAX_MS) {
+        return RELAY_ERR_DURATION;
+    }
+    if (popcount(b->state & mask) > 1) {
+        return RELAY_ERR_STATE;     // already breaks the interlock
+    }
+    uint32_t s = relay_hw_lock();
+    int k = b->n_groups;
+    relay_group_t *g = &b->groups[k];
+    g->members = mask;
+    g->dead_us = dead_ms * 1000u;
+    g->dead_left_us = 0;
+    g->pending = -1;
+    for (unsigned i = 0; i < b->n_relays; i++) {
+        if (mask & bit(i)) {
+            b->relays[i].group = (int8_t)k;
+        }
+    }
+    b->n_groups++;
+    relay_hw_unlock(s);
+    return k;
+}
+
+int relay_add_input(relay_bank_t *b, int pin, uint32_t debounce_ms, bool active_low,
+    int pull, int toggles) {
+    if (b->n_inputs >= RELAY_INPUT_MAX) {
+        return RELAY_ERR_COUNT;
+    }
+    if (pin < 0 || pin >= RELAY_HW_NUM_PINS) {
+        return RELAY_ERR_PIN;
+    }
+    for (unsigned i = 0; i < b->n_relays; i++) {
+        if (b->relays[i].pin == pin) {
+            return RELAY_ERR_DUP_PIN;
+        }
+    }
+    for (unsigned j = 0; j < b->n_inputs; j++) {
+        if (b->inputs[j].pin == pin) {
+            return RELAY_ERR_DUP_PIN;
+        }
+    }
+    if (pull != RELAY_PULL_NONE && pull != RELAY_PULL_UP && pull != RELAY_PULL_DOWN) {
+        return RELAY_ERR_PULL;
+    }
+    if (toggles < -1 || toggles >= b->n_relays) {
+        return RELAY_ERR_INDEX;
+    }
+    if (debounce_ms > CONFIG_MAX_MS) {
+        return RELAY_ERR_DURATION;
+    }
+    uint32_t s = relay_hw_lock();
+    int j = b->n_inputs;
+    relay_input_t *in = &b->inputs[j];
+    in->pin = (uint8_t)pin;
+    in->active_low = active_low ? 1 : 0;
+    in->pull = (uint8_t)pull;
+    in->toggles = (int8_t)toggles;
+    in->debounce_us = debounce_ms * 1000u;
+    in->candidate_for_us = 0;
+    in->edges = 0;
+    relay_hw_init_input(&b->hw, (unsigned)pin, pull);
+    in->candidate = (uint8_t)(pin_level(relay_hw_read(&b->hw), (unsigned)pin) ^ in->active_low);
+    in->stable = in->candidate;
+    b->n_inputs++;
+    relay_hw_unlock(s);
+    return j;
+}
+
+static size_t name_len(const char *s, size_t max) {
+    size_t n = 0;
+    while (n <= max && s[n]) {
+        n++;
+    }
+    return n;
+}
+
+static bool name_eq(const char *a, const char *b) {
+    while (*a && *a == *b) {
+        a++;
+        b++;
+    }
+    return *a == *b;
+}
+
+int relay_add_slot(relay_bank_t *b, const char *name, uint32_t window_ms) {
+    if (b->n_slots >= RELAY_SLOT_MAX) {
+        return RELAY_ERR_COUNT;
+    }
+    size_t len = name ? name_len(name, RELAY_SLOT_NAME_LEN) : 0;
+    if (len < 1 || len >= RELAY_SLOT_NAME_LEN) {
+        return RELAY_ERR_NAME;
+    }
+    for (unsigned k = 0; k < b->n_slots; k++) {
+        if (name_eq(b->slots[k].name, name)) {
+            return RELAY_ERR_NAME;
+        }
+    }
+    if (window_ms < 1 || window_ms > CONFIG_MAX_MS) {
+        return RELAY_ERR_DURATION;
+    }
+    uint32_t s = relay_hw_lock();
+    int k = b->n_slots;
+    relay_slot_t *sl = &b->slots[k];
+    memset(sl, 0, sizeof(*sl));
+    memcpy(sl->name, name, len);
+    sl->window_us = window_ms * 1000u;
+    b->n_slots++;
+    relay_hw_unlock(s);
+    return k;
+}
+
+int relay_wdt_start(relay_bank_t *b, uint32_t timeout_ms) {
+    if (timeout_ms < 1 || timeout_ms > RELAY_WDT_MAX_MS) {
+        return RELAY_ERR_DURATION;
+    }
+    if (b->wdt_started) {
+        return RELAY_ERR_STATE;
+    }
+    uint32_t s = relay_hw_lock();
+    // supervision starts fresh: time before it does not count against a slot
+    for (unsigned k = 0; k < b->n_slots; k++) {
+        b->slots[k].since_us = 0;
+        b->slots[k].lag_us = 0;
+    }
+    b->wdt_started = 1;
+    b->wdt_running = 1;
+    relay_hw_wdt_start(&b->hw, timeout_ms);
+    relay_hw_unlock(s);
+    return RELAY_OK;
+}
+
+int relay_set(relay_bank_t *b, int relay, bool on, relay_time_t now) {
+    if (relay < 0 || relay >= b->n_relays) {
+        return RELAY_ERR_INDEX;
+    }
+    int changes = 0;
+    uint32_t s = relay_hw_lock();
+    int st = do_set(b, (unsigned)relay, on, 0, now, &changes);
+    relay_hw_unlock(s);
+    return st;
+}
+
+int relay_toggle(relay_bank_t *b, int relay, relay_time_t now) {
+    if (relay < 0 || relay >= b->n_relays) {
+        return RELAY_ERR_INDEX;
+    }
+    int changes = 0;
+    uint32_t s = relay_hw_lock();
+    int st = do_toggle(b, (unsigned)relay, now, &changes);
+    relay_hw_unlock(s);
+    return st;
+}
+
+int relay_write(relay_bank_t *b, uint32_t mask, uint32_t values, relay_time_t now) {
+    if (mask & ~relays_mask(b->n_relays)) {
+        return RELAY_ERR_MASK;
+    }
+    uint32_t s = relay_hw_lock();
+    values &= mask;
+    uint32_t change = (b->state ^ values) & mask;
+    uint32_t turn_on = change & values;
+    uint32_t after = (b->state & ~mask) | values;
+    uint32_t lag = since_tick(b, now);
+    int st = RELAY_OK;
+    // validate everything first: all or nothing
+    for (unsigned i = 0; i < b->n_relays && st == RELAY_OK; i++) {
+        if ((change & bit(i)) && !interval_ok(b, i, now)) {
+            st = RELAY_REJECTED_INTERVAL;
+        }
+    }
+    for (unsigned k = 0; k < b->n_groups && st == RELAY_OK; k++) {
+        const relay_group_t *g = &b->groups[k];
+        if (popcount(after & g->members) > 1) {
+            st = RELAY_REJECTED_INTERLOCK;
+        } else if ((turn_on & g->members)
+                   && ((b->state & g->members) || g->dead_left_us > lag)) {
+            // a write is never deferred: no change-over, no turn-on in the dead time
+            st = RELAY_REJECTED_INTERLOCK;
+        }
+    }
+    if (st != RELAY_OK) {
+        relay_hw_unlock(s);
+        return count(b, st);
+    }
+    for (unsigned i = 0; i < b->n_relays; i++) {
+        if (mask & bit(i)) {
+            b->relays[i].pulse_left_us = 0;     // written like set(): pulses end
+        }
+    }
+    for (unsigned k = 0; k < b->n_groups; k++) {
+        relay_group_t *g = &b->groups[k];
+        if (g->pending >= 0 && ((mask & bit((unsigned)g->pending)) || (turn_on & g->members))) {
+            g->pending = -1;
+        }
+    }
+    apply(b, change, now);
+    relay_hw_unlock(s);
+    return RELAY_OK;
+}
+
+int relay_pulse(relay_bank_t *b, int relay, uint32_t ms, relay_time_t now) {
+    if (relay < 0 || relay >= b->n_relays) {
+        return RELAY_ERR_INDEX;
+    }
+    uint64_t us = ms_to_us64(ms);
+    if (ms < 1 || us < b->relays[relay].min_interval_us) {
+        return RELAY_ERR_DURATION;
+    }
+    int changes = 0;
+    uint32_t s = relay_hw_lock();
+    int st = do_set(b, (unsigned)relay, true, us, now, &changes);
+    relay_hw_unlock(s);
+    return st;
+}
+
+int relay_get(const relay_bank_t *b, int relay) {
+    if (relay < 0 || relay >= b->n_relays) {
+        return RELAY_ERR_INDEX;
+    }
+    return (int)((b->state >> relay) & 1u);
+}
+
+int relay_tick(relay_bank_t *b, relay_time_t now) {
+    int changes = 0;
+    uint32_t s = relay_hw_lock();
+    uint32_t elapsed = 0;
+    if (b->ticked) {
+        // the first tick only sets the time base
+        elapsed = since_tick(b, now);
+        if ((uint64_t)elapsed > 2ull * b->tick_period_us) {
+            b->m.late_ticks++;
+        }
+    }
+    b->last_tick = now;
+    b->ticked = 1;
+    b->m.ticks++;
+
+    if (relay_hw_wdt_elapse(&b->hw, elapsed)) {
+        b->wdt_running = 0;     // the (simulated) device is rebooting
+    }
+
+    // countdowns, then pulse expiry
+    uint32_t expired = 0;
+    for (unsigned i = 0; i < b->n_relays; i++) {
+        relay_t *r = &b->relays[i];
+        if (!r->interval_clear) {
+            r->interval_left_us = sat_sub(r->interval_left_us, elapsed);
+            if (!r->interval_left_us) {
+                r->interval_clear = 1;
+            }
+        }
+        if (r->pulse_left_us) {
+            r->pulse_left_us = r->pulse_left_us > elapsed ? r->pulse_left_us - elapsed : 0;
+            if (!r->pulse_left_us) {
+                expired |= bit(i);
+            }
+        }
+    }
+    for (unsigned k = 0; k < b->n_groups; k++) {
+        b->groups[k].dead_left_us = sat_sub(b->groups[k].dead_left_us, elapsed);
+    }
+    expired &= b->state;
+    apply(b, expired, now);
+    changes += (int)popcount(expired);
+    b->m.pulses_expired += popcount(expired);
+
+    // deferred change-overs whose dead time has run (not re-checked for interval)
+    uint32_t turn_on = 0;
+    for (unsigned k = 0; k < b->n_groups; k++) {
+        relay_group_t *g = &b->groups[k];
+        if (g->pending >= 0 && !g->dead_left_us && !(b->state & g->members)) {
+            relay_t *r = &b->relays[g->pending];
+            r->pulse_left_us = g->pending_pulse ? g->pending_pulse_us : 0;
+            turn_on |= bit((unsigned)g->pending);
+            g->pending = -1;
+        }
+    }
+    apply(b, turn_on, now);
+    changes += (int)popcount(turn_on);
+
+    // inputs: a level counts once seen unchanged for the debounce time
+    if (b->n_inputs) {
+        relay_pinmask_t phys = relay_hw_read(&b->hw);
+        for (unsigned j = 0; j < b->n_inputs; j++) {
+            relay_input_t *in = &b->inputs[j];
+            uint8_t level = (uint8_t)(pin_level(phys, in->pin) ^ in->active_low);
+            if (level != in->candidate) {
+                in->candidate = level;
+                in->candidate_for_us = 0;
+            } else {
+                in->candidate_for_us = sat_add(in->candidate_for_us, elapsed);
+            }
+            if (in->candidate != in->stable && in->candidate_for_us >= in->debounce_us) {
+                in->stable = in->candidate;
+                in->edges++;
+                b->m.input_edges++;
+                if (in->stable && in->toggles >= 0) {
+                    do_toggle(b, (unsigned)in->toggles, now, &changes);
+                }
+            }
+        }
+    }
+
+    // watchdog supervision: feed only while every slot is within its window
+    for (unsigned k = 0; k < b->n_slots; k++) {
+        relay_slot_t *sl = &b->slots[k];
+        sl->since_us = sat_add(sl->since_us, sat_sub(elapsed, sl->lag_us));
+        sl->lag_us = 0;
+    }
+    if (b->wdt_running) {
+        for (unsigned k = 0; k < b->n_slots; k++) {
+            if (b->slots[k].since_us > b->slots[k].window_us) {
+                b->stalled = (int8_t)k;
+                b->wdt_running = 0;
+                relay_hw_wdt_reset(&b->hw, b->slots[k].name);   // no return on hardware
+                break;
+            }
+        }
+        if (b->wdt_running) {
+            relay_hw_wdt_feed(&b->hw);
+            b->m.wdt_feeds++;
+        }
+    }
+    relay_hw_unlock(s);
+    return changes;
+}
+
+int relay_checkin(relay_bank_t *b, int slot, relay_time_t now) {
+    if (slot < 0 || slot >= b->n_slots) {
+        return RELAY_ERR_INDEX;
+    }
+    uint32_t s = relay_hw_lock();
+    b->slots[slot].since_us = 0;
+    b->slots[slot].lag_us = since_tick(b, now);
+    relay_hw_unlock(s);
+    return RELAY_OK;
+}
+
+int relay_input_value(const relay_bank_t *b, int input) {
+    if (input < 0 || input >= b->n_inputs) {
+        return RELAY_ERR_INDEX;
+    }
+    return b->inputs[input].stable;
+}
+
+const char *relay_stalled_name(const relay_bank_t *b) {
+    return b->stalled >= 0 ? b->slots[b->stalled].name : NULL;
+}
+
+// Indexed by status - RELAY_ERR_PULL: a char array, not a table of pointers,
+// so a natmod needs no relocations in its data.
+#define STATUS_FIRST (RELAY_ERR_PULL)
+#define STATUS_LAST (RELAY_REJECTED_INTERLOCK)
+static const char status_names[STATUS_LAST - STATUS_FIRST + 1][14] = {
+    "bad pull", "bad state", "bad mask", "bad name", "bad group", "bad duration",
+    "bad count", "duplicate pin", "bad pin", "bad index",
+    "ok", "deferred", "interval", "interlock",
+};
+
+const char *relay_status_name(int status) {
+    if (status < STATUS_FIRST || status > STATUS_LAST) {
+        return "error";
+    }
+    return status_names[status - STATUS_FIRST];
+}
