@@ -1,0 +1,140 @@
+// RP2040 backend with the pico-sdk, for the firmware. The natmod, which cannot
+// call the pico-sdk, uses hw_rp2_sio.c; the host uses hw_sim.c.
+#if !defined(RELAY_HW_SIM) && !defined(RELAY_HW_RP2_SIO)
+
+#include "hardware/gpio.h"
+#include "hardware/sync.h"
+#include "hardware/watchdog.h"
+#include "hardware/structs/psm.h"
+#include "hardware/structs/sio.h"
+#include "hardware/structs/watchdog.h"
+
+#include "relay_hw.h"
+
+// In watchdog scratch[4]: scratch[0..3] hold a stall cause. The bootrom only
+// acts on 0xb007c0d3 there and the pico-sdk writes 0 or 0x6ab73121.
+#define CAUSE_MAGIC (0x52454c59u)   // "RELY"
+
+void relay_hw_init_outputs(relay_hw_t *hw, relay_pinmask_t pins, relay_pinmask_t levels) {
+    uint32_t m = (uint32_t)pins;
+    for (unsigned pin = 0; pin < RELAY_HW_NUM_PINS; pin++) {
+        if (m & (1u << pin)) {
+            gpio_init(pin);     // input, SIO function, output latch 0
+        }
+    }
+    // levels before direction: each pin starts driving its power-on level
+    sio_hw->gpio_clr = m & ~(uint32_t)levels;
+    sio_hw->gpio_set = m & (uint32_t)levels;
+    gpio_set_dir_out_masked(m);
+    hw->out_mask |= pins;
+}
+
+void relay_hw_write(relay_hw_t *hw, relay_pinmask_t mask, relay_pinmask_t levels) {
+    (void)hw;
+    // one store: every pin in mask changes at the same instant
+    sio_hw->gpio_togl = (sio_hw->gpio_out ^ (uint32_t)levels) & (uint32_t)mask;
+}
+
+void relay_hw_init_input(relay_hw_t *hw, unsigned pin, int pull) {
+    gpio_init(pin);
+    gpio_set_pulls(pin, pull == RELAY_PULL_UP, pull == RELAY_PULL_DOWN);
+    hw->in_mask |= (relay_pinmask_t)(1u << pin);
+}
+
+relay_pinmask_t relay_hw_read(relay_hw_t *hw) {
+    (void)hw;
+    return sio_hw->gpio_in;
+}
+
+void relay_hw_release(relay_hw_t *hw) {
+    gpio_set_dir_in_masked((uint32_t)hw->out_mask);
+    hw->out_mask = 0;
+    hw->in_mask = 0;
+}
+
+void relay_hw_wdt_start(relay_hw_t *hw, uint32_t timeout_ms) {
+    (void)hw;
+    // watchdog_enable also overwrites scratch[4] (with 0x6ab73121), so a later
+    // timeout of its own does not find our magic and reads as "watchdog"
+    watchdog_hw->scratch[4] = 0;
+    watchdog_enable(timeout_ms, true);
+}
+
+void relay_hw_wdt_feed(relay_hw_t *hw) {
+    (void)hw;
+    watchdog_update();
+}
+
+int relay_hw_wdt_elapse(relay_hw_t *hw, uint32_t elapsed_us) {
+    (void)hw;
+    (void)elapsed_us;
+    return 0;   // the hardware counts on its own
+}
+
+void relay_hw_wdt_reset(relay_hw_t *hw, const char *cause) {
+    (void)hw;
+    (void)save_and_disable_interrupts();
+    // the name, NUL padded, packed little-endian into scratch[0..3]
+    unsigned n = 0;
+    while (n < 15 && cause[n]) {
+        n++;
+    }
+    for (unsigned w = 0; w < 4; w++) {
+        uint32_t word = 0;
+        for (unsigned k = 0; k < 4; k++) {
+            unsigned i = w * 4u + k;
+            if (i < n) {
+                word |= (uint32_t)(uint8_t)cause[i] << (k * 8u);
+            }
+        }
+        watchdog_hw->scratch[w] = word;
+    }
+    watchdog_hw->scratch[4] = CAUSE_MAGIC;
+    // Trigger by hand: watchdog_reboot(0, 0, 0) would zero scratch[4]. Same
+    // register writes as the pico-sdk's _watchdog_enable(0, false).
+    hw_clear_bits(&watchdog_hw->ctrl, WATCHDOG_CTRL_ENABLE_BITS);
+    hw_set_bits(&psm_hw->wdsel, PSM_WDSEL_BITS & ~(PSM_WDSEL_ROSC_BITS | PSM_WDSEL_XOSC_BITS));
+    hw_clear_bits(&watchdog_hw->ctrl, WATCHDOG_CTRL_PAUSE_DBG0_BITS
+        | WATCHDOG_CTRL_PAUSE_DBG1_BITS | WATCHDOG_CTRL_PAUSE_JTAG_BITS);
+    hw_set_bits(&watchdog_hw->ctrl, WATCHDOG_CTRL_TRIGGER_BITS);
+    for (;;) {
+        tight_loop_contents();
+    }
+}
+
+void relay_hw_reset_cause(relay_hw_t *hw, char *buf, size_t len) {
+    (void)hw;
+    if (!len) {
+        return;
+    }
+    size_t n = 0;
+    uint32_t reason = watchdog_hw->reason;
+    if (reason && watchdog_hw->scratch[4] == CAUSE_MAGIC) {
+        for (unsigned i = 0; i < 15 && n + 1 < len; i++) {
+            char c = (char)(watchdog_hw->scratch[i >> 2] >> ((i & 3u) * 8u));
+            if (!c) {
+                break;
+            }
+            buf[n++] = c;
+        }
+    } else if (reason & WATCHDOG_REASON_TIMER_BITS) {
+        // the watchdog ran out (ticks stopped); a forced reboot such as
+        // machine.reset() sets only REASON_FORCE and is not reported
+        const char *w = "watchdog";
+        while (w[n] && n + 1 < len) {
+            buf[n] = w[n];
+            n++;
+        }
+    }
+    buf[n] = 0;
+}
+
+uint32_t relay_hw_lock(void) {
+    return save_and_disable_interrupts();
+}
+
+void relay_hw_unlock(uint32_t state) {
+    restore_interrupts(state);
+}
+
+#endif // !RELAY_HW_SIM && !RELAY_HW_RP2_SIO
