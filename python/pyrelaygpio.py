@@ -71,11 +71,6 @@ def _diff(end, start):
     return d - 0x40000000 if d & 0x20000000 else d
 
 
-def _elapsed(now, at):
-    d = _diff(now, at)
-    return d if d > 0 else 0
-
-
 def _int(x):
     if not isinstance(x, int):
         raise TypeError("can't convert %s to int" % type(x).__name__)
