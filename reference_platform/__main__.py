@@ -1,0 +1,101 @@
+"""python -m reference_platform --db PATH --operator-token TOKEN [--seed seed.json] ..."""
+
+import argparse
+import ipaddress
+import logging
+import os
+import socket
+import sys
+
+import uvicorn
+
+from .app import Platform, build_app
+from .seed import SeedError, apply, load
+
+TOKEN_ENV = "REFERENCE_PLATFORM_OPERATOR_TOKEN"
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="python -m reference_platform",
+                                 description="Reference RelaysController platform (contract v1).")
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1)")
+    ap.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one")
+    ap.add_argument("--db", required=True, help="SQLite database file (created when missing)")
+    ap.add_argument("--operator-token", default=os.environ.get(TOKEN_ENV),
+                    help="admin bearer token for /v1/operator (or env %s)" % TOKEN_ENV)
+    ap.add_argument("--seed", help="JSON file of tenants/namespaces/devices/configs to create")
+    ap.add_argument("--token-ttl", type=int, default=900, help="device JWT lifetime, s")
+    ap.add_argument("--clock-skew", type=int, default=300,
+                    help="accepted registration timestamp distance from server time, s")
+    ap.add_argument("--issuer", default="relays-reference-platform", help="JWT iss claim")
+    ap.add_argument("--public-url", help="base URL put in service URLs (default: from the request)")
+    ap.add_argument("--ota-key", help="PEM Ed25519 private key for OTA signatures"
+                                      " (default: one generated and kept in the database)")
+    ap.add_argument("--max-image-bytes", type=int, default=16 * 1024 * 1024)
+    ap.add_argument("--log-level", default="info",
+                    choices=["critical", "error", "warning", "info", "debug"])
+    args = ap.parse_args(argv)
+    if not args.operator_token or len(args.operator_token) < 16:
+        ap.error("--operator-token (or %s) of at least 16 characters is required" % TOKEN_ENV)
+    if args.token_ttl < 1 or args.clock_skew < 1:
+        ap.error("--token-ttl and --clock-skew must be at least 1")
+    if not 0 <= args.port <= 65535:
+        ap.error("--port must be 0..65535")
+    return args
+
+
+def is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    ota_pem = None
+    if args.ota_key:
+        with open(args.ota_key, "rb") as f:
+            ota_pem = f.read()
+    try:
+        platform = Platform(args.db, args.operator_token, token_ttl_s=args.token_ttl,
+                            clock_skew_s=args.clock_skew, issuer=args.issuer,
+                            public_url=args.public_url, ota_key_pem=ota_pem,
+                            max_image_bytes=args.max_image_bytes)
+        if args.seed:
+            apply(platform, load(args.seed))
+    except (SeedError, ValueError) as e:
+        print("reference_platform: %s" % e, file=sys.stderr)
+        return 2
+    if not is_loopback(args.host):
+        print("reference_platform: WARNING: listening on %s, beyond this machine; the reference"
+              " platform has no TLS" % args.host, file=sys.stderr)
+    # Bind here so --port 0 can report the real port before serving (tests rely on this line).
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as e:
+        print("reference_platform: cannot listen on %s:%d: %s" % (args.host, args.port, e),
+              file=sys.stderr)
+        return 2
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    shown = "[%s]" % args.host if family == socket.AF_INET6 else args.host
+    print("reference platform listening on http://%s:%d" % (shown, port), flush=True)
+    config = uvicorn.Config(build_app(platform), log_level=args.log_level, lifespan="off",
+                            access_log=args.log_level == "debug")
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        platform.store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

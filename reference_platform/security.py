@@ -1,0 +1,135 @@
+"""Device-key proofs, HS256 JWTs and Ed25519 OTA signing."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+DEVICE_AUDIENCE = "relays-device"
+
+
+def proof_message(device_id, timestamp, nonce):
+    return ("%s|%d|%s" % (device_id, timestamp, nonce)).encode()
+
+
+def make_proof(device_key, device_id, timestamp, nonce):
+    return hmac.new(device_key.encode(), proof_message(device_id, timestamp, nonce),
+                    hashlib.sha256).hexdigest()
+
+
+def check_proof(device_key, device_id, timestamp, nonce, proof):
+    return hmac.compare_digest(make_proof(device_key, device_id, timestamp, nonce), proof)
+
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64url_decode(text):
+    pad = "=" * (-len(text) % 4)
+    return base64.urlsafe_b64decode(text + pad)
+
+
+class TokenError(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class JWTSigner:
+    """Minimal HS256 JWT: the platform is both issuer and sole verifier, so no key discovery."""
+
+    def __init__(self, secret, issuer, ttl_s):
+        self.secret = secret
+        self.issuer = issuer
+        self.ttl_s = ttl_s
+
+    def issue(self, claims, now=None):
+        now = int(time.time()) if now is None else now
+        payload = dict(claims, iss=self.issuer, aud=DEVICE_AUDIENCE, iat=now, exp=now + self.ttl_s)
+        header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+        body = _b64url(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+        signing_input = ("%s.%s" % (header, body)).encode()
+        sig = _b64url(hmac.new(self.secret, signing_input, hashlib.sha256).digest())
+        return "%s.%s.%s" % (header, body, sig), payload
+
+    def verify(self, token, now=None):
+        now = int(time.time()) if now is None else now
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise TokenError("invalid_token", "token is not a JWT (expected three dot-separated parts)")
+        try:
+            header = json.loads(_b64url_decode(parts[0]))
+            payload = json.loads(_b64url_decode(parts[1]))
+            sig = _b64url_decode(parts[2])
+        except (ValueError, TypeError):
+            raise TokenError("invalid_token", "token is not valid base64url JSON")
+        # Only HS256 is ever accepted: never let the token choose its own algorithm.
+        if not isinstance(header, dict) or header.get("alg") != "HS256":
+            raise TokenError("invalid_token", "token algorithm must be HS256")
+        expected = hmac.new(self.secret, ("%s.%s" % (parts[0], parts[1])).encode(),
+                            hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, sig):
+            raise TokenError("invalid_token", "token signature does not verify")
+        if not isinstance(payload, dict):
+            raise TokenError("invalid_token", "token payload is not an object")
+        for claim in ("exp", "iat", "iss", "aud", "sub", "tenant", "namespace", "role"):
+            if claim not in payload:
+                raise TokenError("invalid_token", "token lacks the '%s' claim" % claim)
+        if payload["iss"] != self.issuer or payload["aud"] != DEVICE_AUDIENCE:
+            raise TokenError("invalid_token", "token issuer or audience is not this platform's")
+        if not isinstance(payload["exp"], int) or payload["exp"] <= now:
+            raise TokenError("token_expired", "token expired; register again")
+        if payload["role"] != "device":
+            raise TokenError("invalid_token", "token role is not 'device'")
+        return payload
+
+
+class OTASigner:
+    def __init__(self, private_key):
+        self.private_key = private_key
+        self.public_key = private_key.public_key()
+
+    @classmethod
+    def generate(cls):
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_pem(cls, pem):
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("the OTA signing key must be an Ed25519 private key")
+        return cls(key)
+
+    def private_pem(self):
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+
+    def public_raw(self):
+        return self.public_key.public_bytes(serialization.Encoding.Raw,
+                                            serialization.PublicFormat.Raw)
+
+    def public_pem(self):
+        return self.public_key.public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+    def sign_digest(self, digest):
+        return self.private_key.sign(digest).hex()
+
+    def verify_digest(self, digest, signature_hex):
+        try:
+            Ed25519PublicKey.from_public_bytes(self.public_raw()).verify(
+                bytes.fromhex(signature_hex), digest)
+            return True
+        except (InvalidSignature, ValueError):
+            return False

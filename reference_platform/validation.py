@@ -1,0 +1,92 @@
+"""JSON Schema validation that names the offending field, plus the config's cross-field rules."""
+
+import json
+import os
+
+import jsonschema
+from jsonschema.exceptions import best_match
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIG_SCHEMA_PATH = os.path.join(HERE, "config.schema.json")
+
+
+def field_path(parts):
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += "[%d]" % p
+        else:
+            out += ("." if out else "") + str(p)
+    return out
+
+
+def describe(error, prefix=""):
+    """(field, message) for one jsonschema error, pointing at the member at fault."""
+    parts = list(error.absolute_path)
+    message = error.message
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set((error.schema.get("properties") or {}).keys())
+        extras = sorted(k for k in error.instance if k not in known)
+        if extras:
+            parts.append(extras[0])
+            message = "unknown field %r" % extras[0]
+    elif error.validator == "required" and isinstance(error.instance, dict):
+        missing = [r for r in error.validator_value if r not in error.instance]
+        if missing:
+            parts.append(missing[0])
+            message = "missing required field %r" % missing[0]
+    elif error.validator == "propertyNames":
+        parts.append(str(error.instance))
+        message = "invalid name %r: %s" % (error.instance, error.message)
+    path = field_path(parts)
+    if prefix:
+        path = prefix + ("." + path if path and not path.startswith("[") else path)
+    return path or "(body)", message
+
+
+def first_error(validator, instance, prefix=""):
+    err = best_match(validator.iter_errors(instance))
+    if err is None:
+        return None
+    return describe(err, prefix)
+
+
+with open(CONFIG_SCHEMA_PATH) as f:
+    CONFIG_SCHEMA = json.load(f)
+CONFIG_VALIDATOR = jsonschema.Draft7Validator(CONFIG_SCHEMA)
+
+
+def check_config(config):
+    """None when valid, else (field, message) of the first problem found."""
+    problem = first_error(CONFIG_VALIDATOR, config)
+    if problem:
+        return problem
+    relays = config["relays"]
+    pins = {}
+    for name, relay in relays.items():
+        pin = relay["pin"]
+        if pin in pins:
+            return ("relays.%s.pin" % name, "pin %d is already used by relay %r" % (pin, pins[pin]))
+        pins[pin] = name
+    for name, inp in config.get("inputs", {}).items():
+        pin = inp["pin"]
+        if pin in pins:
+            return ("inputs.%s.pin" % name, "pin %d is already used by %r" % (pin, pins[pin]))
+        pins[pin] = name
+    for i, lock in enumerate(config.get("interlocks", [])):
+        for j, member in enumerate(lock["relays"]):
+            if member not in relays:
+                return ("interlocks[%d].relays[%d]" % (i, j), "unknown relay %r" % member)
+    api = config.get("api", {})
+    roles = api.get("roles", {})
+    seen = set()
+    for i, key in enumerate(api.get("keys", [])):
+        if key["role"] not in roles:
+            return ("api.keys[%d].role" % i, "unknown role %r" % key["role"])
+        if key["id"] in seen:
+            return ("api.keys[%d].id" % i, "duplicate key id %r" % key["id"])
+        seen.add(key["id"])
+    for name in config.get("rate_limits", {}):
+        if name != "default" and name not in roles:
+            return ("rate_limits.%s" % name, "not 'default' nor a role in api.roles")
+    return None
