@@ -47,13 +47,13 @@ extern const mp_obj_type_t relaygpio_bank_type;
 
 // ---- error messages naming the value: a natmod has no printf, so a tiny formatter ----
 
-static char *fmt_uint(char *p, char *end, uint32_t v) {
-    char tmp[10];
+static char *fmt_uint(char *p, char *end, mp_uint_t v) {
+    char tmp[20];
     int n = 0;
     do {
         tmp[n++] = (char)('0' + v % 10u);
         v /= 10u;
-    } while (v && n < 10);
+    } while (v && n < 20);
     while (n && p < end) {
         *p++ = tmp[--n];
     }
@@ -73,7 +73,7 @@ static NORETURN void raise_fmt3(const mp_obj_type_t *type, const char *fmt, mp_i
                 *p++ = '-';
                 v = -v;
             }
-            p = fmt_uint(p, end, (uint32_t)v);
+            p = fmt_uint(p, end, (mp_uint_t)v);
             fmt++;
         } else if (fmt[0] == '%' && fmt[1] == 's') {
             for (const char *q = s; q && *q && p < end; q++) {
@@ -309,11 +309,26 @@ static mp_obj_t bank_interlock(mp_obj_t self_in, mp_obj_t mask_in, mp_obj_t dead
     relaygpio_bank_obj_t *self = get_bank(self_in);
     uint32_t mask = mask_arg(self, mask_in);
     uint32_t dead = ms_arg(dead_in, "dead time", 3600000);
+    int members = 0, on = 0;
+    for (int i = 0; i < self->core.n_relays; i++) {
+        if (mask & (1u << i)) {
+            members++;
+            on += (self->core.state >> i) & 1;
+        }
+    }
+    if (members < 2) {
+        raise_fmt(&mp_type_ValueError, "interlock mask %d has fewer than 2 relays", mask, 0, NULL);
+    }
+    for (int i = 0; i < self->core.n_relays; i++) {
+        if ((mask & (1u << i)) && self->core.relays[i].group >= 0) {
+            raise_fmt(&mp_type_ValueError, "relay %d already in interlock group %d", i, self->core.relays[i].group, NULL);
+        }
+    }
     int r = relay_add_interlock(&self->core, mask, dead);
-    if (r == RELAY_ERR_GROUP) {
-        raise_fmt(&mp_type_ValueError, "interlock needs 2 or more relays not already in a group", 0, 0, NULL);
-    } else if (r == RELAY_ERR_COUNT) {
+    if (r == RELAY_ERR_COUNT) {
         raise_fmt(&mp_type_ValueError, "too many interlock groups (max %d)", RELAY_GROUP_MAX, 0, NULL);
+    } else if (r == RELAY_ERR_STATE) {
+        raise_fmt(&mp_type_ValueError, "interlock mask %d has %d relays on", mask, on, NULL);
     }
     check(r);
     return MP_OBJ_NEW_SMALL_INT(r);
@@ -363,6 +378,9 @@ static MP_DEFINE_CONST_FUN_OBJ_KW(bank_input_obj, 2, bank_input);
 static int input_index(relaygpio_bank_obj_t *self, mp_obj_t arg) {
     mp_int_t j = mp_obj_get_int(arg);
     if (j < 0 || j >= self->core.n_inputs) {
+        if (self->core.n_inputs == 0) {
+            raise_fmt(&mp_type_IndexError, "input %d out of range (no inputs)", j, 0, NULL);
+        }
         raise_fmt(&mp_type_IndexError, "input %d out of range 0..%d", j, self->core.n_inputs - 1, NULL);
     }
     return (int)j;
@@ -472,6 +490,9 @@ static mp_obj_t bank_checkin(size_t n_args, const mp_obj_t *args, mp_map_t *kw) 
     }
     mp_int_t s = mp_obj_get_int(args[1]);
     if (s < 0 || s >= self->core.n_slots) {
+        if (self->core.n_slots == 0) {
+            raise_fmt(&mp_type_IndexError, "slot %d out of range (no slots)", s, 0, NULL);
+        }
         raise_fmt(&mp_type_IndexError, "slot %d out of range 0..%d", s, self->core.n_slots - 1, NULL);
     }
     check(relay_checkin(&self->core, (int)s, now_arg(self, n_args, args, 2, kw)));
@@ -570,13 +591,13 @@ static unsigned sim_pin(mp_obj_t arg) {
 }
 
 static mp_obj_t bank_sim_level(mp_obj_t self_in, mp_obj_t pin_in) {
-    relaygpio_bank_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    relaygpio_bank_obj_t *self = get_bank(self_in);
     return MP_OBJ_NEW_SMALL_INT(relay_hw_sim_level(&self->core.hw, sim_pin(pin_in)));
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(bank_sim_level_obj, bank_sim_level);
 
 static mp_obj_t bank_sim_drive(mp_obj_t self_in, mp_obj_t pin_in, mp_obj_t level_in) {
-    relaygpio_bank_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    relaygpio_bank_obj_t *self = get_bank(self_in);
     int level = level_in == mp_const_none ? -1 : (mp_obj_is_true(level_in) ? 1 : 0);
     relay_hw_sim_drive(&self->core.hw, sim_pin(pin_in), level);
     return mp_const_none;
@@ -584,13 +605,13 @@ static mp_obj_t bank_sim_drive(mp_obj_t self_in, mp_obj_t pin_in, mp_obj_t level
 static MP_DEFINE_CONST_FUN_OBJ_3(bank_sim_drive_obj, bank_sim_drive);
 
 static mp_obj_t bank_sim_writes(mp_obj_t self_in) {
-    relaygpio_bank_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    relaygpio_bank_obj_t *self = get_bank(self_in);
     return mp_obj_new_int_from_uint(self->core.hw.writes);
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(bank_sim_writes_obj, bank_sim_writes);
 
 static mp_obj_t bank_sim_resets(mp_obj_t self_in) {
-    relaygpio_bank_obj_t *self = MP_OBJ_TO_PTR(self_in);
+    relaygpio_bank_obj_t *self = get_bank(self_in);
     return mp_obj_new_int_from_uint(self->core.hw.resets);
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(bank_sim_resets_obj, bank_sim_resets);
