@@ -35,8 +35,9 @@ def describe(error, prefix=""):
         if missing:
             parts.append(missing[0])
             message = "missing required field %r" % missing[0]
-    elif error.validator == "propertyNames":
-        parts.append(str(error.instance))
+    elif "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
+        # name checks do not extend the instance path; point at the offending name itself
+        parts.append(error.instance)
         message = "invalid name %r: %s" % (error.instance, error.message)
     path = field_path(parts)
     if prefix:
