@@ -2,7 +2,8 @@
 #
 #   make run        set up, build the unix port, run the simulated relay demo
 #   make test       set up, build everything, run every test
-#   make unix | natmod | firmware | test-c | test-mpy | deps
+#   make unix | natmod | firmware | deps
+#   make test-c | test-mpy | test-platform | test-hil
 #
 # Everything fetched or built lands in .cache/ (git-ignored) and is reused.
 # MPY_DIR=/path/to/micropython builds against your own full checkout instead.
@@ -39,7 +40,7 @@ UNIX_ARGS := BUILD=$(UNIX_BUILD) USER_C_MODULES=$(ROOT)/cmodules \
 	FROZEN_MANIFEST=$(ROOT)/tools/manifest_unix.py MPY_LIB_DIR=$(MPYLIB_STUB) \
 	MICROPY_PY_BTREE=0
 
-.PHONY: all deps run test unix natmod firmware test-c test-mpy test-natmod clean-firmware help
+.PHONY: all deps run test unix natmod firmware test-c test-mpy test-platform test-hil clean-firmware help
 
 all: unix natmod firmware
 
@@ -48,7 +49,7 @@ help:
 
 # ---- set-up ----
 
-deps: $(STAMPS)/host $(STAMPS)/sources $(STAMPS)/venv
+deps: $(STAMPS)/host $(STAMPS)/sources $(STAMPS)/venv $(STAMPS)/microdot $(STAMPS)/npm
 
 $(STAMPS)/host: $(ROOT)/tools/deps.sh
 	$(ROOT)/tools/deps.sh host
@@ -61,8 +62,16 @@ endif
 	@mkdir -p $(MPYLIB_STUB) && echo "placeholder: micropython-lib is not used" > $(MPYLIB_STUB)/README.md
 	@touch $@
 
-$(STAMPS)/venv: $(ROOT)/tools/requirements.txt $(STAMPS)/host
+$(STAMPS)/venv: $(ROOT)/tools/requirements.txt $(ROOT)/reference_platform/requirements.txt $(STAMPS)/host
 	$(ROOT)/tools/deps.sh venv
+	@touch $@
+
+$(STAMPS)/microdot: $(STAMPS)/venv $(ROOT)/tools/deps.sh
+	$(ROOT)/tools/deps.sh microdot
+	@touch $@
+
+$(STAMPS)/npm: $(ROOT)/tools/package.json $(ROOT)/tools/package-lock.json $(STAMPS)/host
+	$(ROOT)/tools/deps.sh npm
 	@touch $@
 
 $(STAMPS)/rp2-sources: $(STAMPS)/sources
@@ -80,7 +89,7 @@ $(MPY_CROSS): $(STAMPS)/sources
 	@touch $@
 
 unix: $(UNIX_BIN)
-$(UNIX_BIN): $(STAMPS)/sources $(MPY_CROSS) $(RELAYGPIO_SRC) $(ROOT)/cmodules/relaygpio/micropython.mk \
+$(UNIX_BIN): $(STAMPS)/sources $(STAMPS)/microdot $(MPY_CROSS) $(RELAYGPIO_SRC) $(ROOT)/cmodules/relaygpio/micropython.mk \
 		$(PY_SRC) $(ROOT)/tools/manifest_unix.py $(ROOT)/python/manifest.py
 	$(MAKE) -C $(MPY_DIR)/ports/unix -j$(JOBS) $(UNIX_ARGS)
 	@touch $@
@@ -105,7 +114,7 @@ $(NATMOD_ARM): $(NATMOD_DEPS)
 FW_CMAKE_ARGS := -DMICROPY_LIB_DIR=$(MPYLIB_STUB) -Dpicotool_DIR=$(CACHE)/picotool/picotool
 
 firmware: $(UF2)
-$(UF2): $(STAMPS)/rp2-sources $(MPY_CROSS) $(RELAYGPIO_SRC) $(ROOT)/cmodules/relaygpio/micropython.cmake \
+$(UF2): $(STAMPS)/rp2-sources $(STAMPS)/microdot $(MPY_CROSS) $(RELAYGPIO_SRC) $(ROOT)/cmodules/relaygpio/micropython.cmake \
 		$(ROOT)/cmodules/micropython.cmake $(PY_SRC) $(ROOT)/manifest.py $(ROOT)/python/manifest.py
 	@$(ROOT)/tools/check_board.sh $(MPY_DIR) $(BOARD)
 	@# rp2 runs cmake only when its build folder has no Makefile: redo it when module lists change
@@ -136,7 +145,17 @@ test-mpy: unix natmod
 			$(UNIX_BIN) $(ROOT)/tests/mpy/runner.py $$impl $(MPY_TESTS); \
 	done
 
-test: deps test-c test-mpy firmware
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider
+
+# the reference platform (CPython, real server on 127.0.0.1)
+test-platform: $(STAMPS)/venv
+	cd $(ROOT) && $(PYTEST) tests/platform
+
+# the UF2 booted in an emulated RP2040
+test-hil: firmware $(STAMPS)/venv $(STAMPS)/npm
+	cd $(ROOT) && $(PYTEST) -s tests/hil
+
+test: deps test-c test-mpy test-platform test-hil
 	@echo "all tests passed"
 
 # ---- the simulated device ----

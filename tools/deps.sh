@@ -169,15 +169,35 @@ step_picotool() {
     mark picotool
 }
 
-# ---- Python virtualenv with the host-side tools ----
+# ---- Python virtualenv with the host-side tools, the platform and the test drivers ----
 VENV=$CACHE/venv
+REQS="$ROOT/tools/requirements.txt $ROOT/reference_platform/requirements.txt"
 step_venv() {
-    local req=$ROOT/tools/requirements.txt
-    if [ -f "$VENV/.req" ] && cmp -s "$req" "$VENV/.req"; then return 0; fi
+    local want
+    want=$(cat $REQS 2>/dev/null | sha256sum | cut -d' ' -f1)
+    if [ -f "$VENV/.req" ] && [ "$(cat "$VENV/.req")" = "$want" ]; then return 0; fi
     log "creating the project virtualenv"
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
-    cp "$req" "$VENV/.req"
+    local r
+    for r in $REQS; do
+        [ -f "$r" ] && "$VENV/bin/pip" install -q --disable-pip-version-check -r "$r"
+    done
+    echo "$want" > "$VENV/.req"
+}
+
+# ---- microdot (pure Python), unpacked from its PyPI wheel to be frozen ----
+MICRODOT_VER=2.7.0
+step_microdot() {
+    [ -f "$CACHE/microdot/$MICRODOT_VER/microdot/__init__.py" ] && return 0
+    step_venv
+    log "fetching microdot $MICRODOT_VER"
+    local tmp
+    tmp=$(mktemp -d)
+    "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        -d "$tmp" "microdot==$MICRODOT_VER"
+    mkdir -p "$CACHE/microdot/$MICRODOT_VER"
+    "$VENV/bin/python" -m zipfile -e "$tmp"/microdot-*.whl "$CACHE/microdot/$MICRODOT_VER"
+    rm -rf "$tmp"
 }
 
 # ---- npm packages (the RP2040 emulator) ----
@@ -196,8 +216,8 @@ step_npm() {
 [ $# -gt 0 ] || set -- all
 for s in "$@"; do
     case $s in
-        all) step_host; step_mpy; step_picosdk; step_picotool; step_venv; step_npm ;;
-        host|mpy|picosdk|picotool|venv|npm) "step_$s" ;;
+        all) step_host; step_mpy; step_picosdk; step_picotool; step_venv; step_microdot; step_npm ;;
+        host|mpy|picosdk|picotool|venv|microdot|npm) "step_$s" ;;
         *) log "unknown step $s"; exit 2 ;;
     esac
 done
