@@ -105,7 +105,8 @@ class Operation:
 class Contract:
     def __init__(self, path=OPENAPI_PATH):
         with open(path) as f:
-            self.doc = yaml.safe_load(f)
+            # the C loader when PyYAML has it: start-up and tests load this often
+            self.doc = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         self._validators = {}
         self.operations = {}
         for p, item in self.doc["paths"].items():
