@@ -119,7 +119,6 @@ class Board {
   // watchdog reset (the rest of the chip, USB included, starts over).
   powerOn(keep) {
     const { RP2040, USBCDC } = this.lib;
-    const previous = this.mcu ? this.mcu.gpio.map((g) => STATE_NAMES[g.value]) : null;
     if (this.mcu) {
       this.baseNs += this.mcu.clock.nanos;
     }
@@ -180,7 +179,11 @@ class Board {
       this.serveReads();
     };
 
+    const c = this.cycles;
     mcu.gpio.forEach((g, i) => {
+      // rp2040js takes lastValue before the pad defaults are set: start from the real state
+      g.lastValue = g.value;
+      this.record(i, STATE_NAMES[g.value], c); // every pin's state at (each) reset
       this.updateInput(i);
       g.addListener((value) => {
         this.record(i, STATE_NAMES[value]);
@@ -190,15 +193,6 @@ class Board {
         this.wake = true;
       });
     });
-    if (previous) {
-      // the reset itself releases every pin
-      const c = this.cycles;
-      mcu.gpio.forEach((g, i) => {
-        if (STATE_NAMES[g.value] !== previous[i]) {
-          this.record(i, STATE_NAMES[g.value], c);
-        }
-      });
-    }
     mcu.core.PC = FLASH_BASE; // boot stage 2 at the start of flash, as the bootrom would
   }
 
@@ -448,9 +442,12 @@ const COMMANDS = {
     return {
       cycles: b.cycles, reset_cycle: b.resetCycle, steps: b.steps,
       connected: b.connected, repl: b.repl, resets: b.resets,
-      log_len: b.log.length, log_dropped: b.logDropped,
-      warnings: Object.fromEntries(b.warnings),
+      log_len: b.log.length, log_dropped: b.logDropped, warnings: b.warnings.size,
     };
+  },
+  // warnings: what rp2040js logged (unmodelled registers and the like), with counts
+  warnings(b) {
+    return { warnings: Object.fromEntries(b.warnings) };
   },
   // run {cycles}: let the board run
   run(b, req) {
