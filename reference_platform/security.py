@@ -8,10 +8,7 @@ import time
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 DEVICE_AUDIENCE = "relays-device"
 
@@ -128,8 +125,7 @@ class OTASigner:
 
     def verify_digest(self, digest, signature_hex):
         try:
-            Ed25519PublicKey.from_public_bytes(self.public_raw()).verify(
-                bytes.fromhex(signature_hex), digest)
+            self.public_key.verify(bytes.fromhex(signature_hex), digest)
             return True
         except (InvalidSignature, ValueError):
             return False
