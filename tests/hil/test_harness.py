@@ -68,3 +68,14 @@ def test_machine_wdt_reset_is_seen(board):
     board.prompt()
     assert board.eval("__import__('machine').reset_cause() == __import__('machine').WDT_RESET")
     print(f"\n[hil] machine.WDT(timeout=50) reset after {waited / MS:.2f} ms")
+
+
+def test_idle_board_sleeps(board):
+    """USB OUT reads are held until the host sends something, as a real host NAKs: an idle
+    REPL then sleeps instead of spinning on empty packets."""
+    board.exec("x = 1")
+    s0 = board.call("status")["steps"]
+    board.run(100 * MS)
+    idle = board.call("status")["steps"] - s0
+    assert idle < 20_000, idle
+    print(f"\n[hil] idle raw REPL: {idle:,} instructions in 100 ms emulated")
