@@ -3,7 +3,7 @@
 import json
 import os
 
-from conftest import MIN_CONFIG, ROOT
+from platform_harness import MIN_CONFIG, ROOT
 
 FULL_CONFIG = {
     "relays": {

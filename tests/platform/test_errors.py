@@ -3,7 +3,7 @@
 import json
 import socket
 
-from conftest import MIN_CONFIG
+from platform_harness import MIN_CONFIG
 
 
 def raw(server, method, path, body, content_type="application/json", token=None):
@@ -38,7 +38,7 @@ def test_malformed_bodies(server, fleet):
 def test_oversized_body(server, fleet):
     dev = fleet.device()
     big = json.dumps(dict(MIN_CONFIG, padding="x" * 70000)).encode()
-    r = raw(server, "PUT", dev.op_path("config"), big, token=__import__("conftest").OPERATOR_TOKEN)
+    r = raw(server, "PUT", dev.op_path("config"), big, token=__import__("platform_harness").OPERATOR_TOKEN)
     assert r.status == 413 and r.json()["error"] == "payload_too_large"
 
 

@@ -8,7 +8,7 @@ import pytest
 from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
 
-from conftest import ROOT, check_response, Resp
+from platform_harness import ROOT, check_response, Resp
 
 DOC = os.path.join(ROOT, "reference_platform", "openapi.yaml")
 

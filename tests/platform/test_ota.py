@@ -146,7 +146,7 @@ def test_images_are_scoped_to_the_namespace(server, fleet):
 
 
 def test_server_signs_with_a_given_key(fresh_server, tmp_path):
-    from conftest import Fleet
+    from platform_harness import Fleet
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     priv = Ed25519PrivateKey.generate()

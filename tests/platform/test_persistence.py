@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import OPERATOR_TOKEN, ROOT, Device, Fleet, register_body
+from platform_harness import OPERATOR_TOKEN, ROOT, Device, Fleet, register_body
 
 
 def test_state_survives_restart(fresh_server):

@@ -4,7 +4,7 @@ import base64
 import json
 import time
 
-from conftest import register_body
+from platform_harness import register_body
 
 
 def _claims(token):
@@ -116,12 +116,12 @@ def test_token_checks(server, fleet):
         r = server.call("GET", "/v1/config", token=bad)
         assert r.status == 401 and r.json()["error"] == "invalid_token", (bad, r)
     # the operator token is not a device token
-    from conftest import OPERATOR_TOKEN
+    from platform_harness import OPERATOR_TOKEN
     assert server.call("GET", "/v1/config", token=OPERATOR_TOKEN).status == 401
 
 
 def test_token_expiry_and_refresh_by_registering_again(fresh_server):
-    from conftest import Fleet
+    from platform_harness import Fleet
     srv = fresh_server(["--token-ttl", "2"])
     dev = Fleet(srv).device()
     first = dev.register()

@@ -3,7 +3,7 @@
 import base64
 import json
 
-from conftest import OPERATOR_TOKEN, dev_path
+from platform_harness import OPERATOR_TOKEN, dev_path
 
 
 def test_device_only_ever_sees_its_own_data(server, fleet):
