@@ -104,9 +104,9 @@ def test_pulse_ends_within_one_tick(bank, ms):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "relaygpio: a pulse started before the first autotick tick runs up to two ticks long: "
-    "the first tick only sets the time base, so the time from pulse() to that tick is not "
-    "counted (relay_tick/since_tick in relay_core.c)"))
+    "relaygpio: a pulse started before autotick's first tick can end two ticks late "
+    "(51.98 ms for 50): the first tick only sets the time base, so the time from pulse() "
+    "to that tick is not counted (relay_tick/since_tick in relay_core.c)"))
 def test_pulse_right_after_autotick_starts(bank):
     widths = []
     for delay_us in (0, 200, 500, 900):
