@@ -1,0 +1,236 @@
+# HS256 JWT validation for the device REST API; runs on MicroPython and CPython.
+# The key comes from config and the algorithm is fixed: the token's header never
+# chooses how it is checked. Failures raise TokenError(reason) with a short
+# machine reason the API puts in its error JSON (docs/rest_api_security.md).
+import binascii
+import hashlib
+import json
+
+try:
+    import hmac as _hmac
+except ImportError:  # MicroPython has no hmac module: HMAC is built below
+    _hmac = None
+
+MAX_TOKEN_BYTES = 4096
+MIN_KEY_BYTES = 32       # 256 bits, as long as the SHA-256 output
+DEFAULT_LEEWAY_S = 30
+_BLOCK = 64              # SHA-256 block size, for the HMAC pads
+_INF = float("inf")
+
+# reason -> HTTP status; every other reason is 401
+_STATUS = {"time_not_synced": 503, "wrong_tenant": 403, "wrong_namespace": 403}
+
+MESSAGES = {
+    "missing_token": "Authorization: Bearer <token> is required",
+    "malformed": "the token is not a well-formed JWT",
+    "too_large": "the token is longer than %d bytes" % MAX_TOKEN_BYTES,
+    "alg_not_allowed": "only HS256 tokens are accepted",
+    "bad_signature": "the token's signature does not verify",
+    "missing_exp": "the token has no exp claim",
+    "missing_sub": "the token has no sub claim",
+    "bad_issuer": "the token was not issued by the configured issuer",
+    "bad_audience": "the token is not meant for this device",
+    "time_not_synced": "the device clock is not synced yet; tokens cannot be checked",
+    "expired": "the token has expired",
+    "not_yet_valid": "the token is not valid yet",
+    "wrong_tenant": "the token belongs to another tenant",
+    "wrong_namespace": "the token belongs to another namespace",
+}
+
+
+class TokenError(Exception):
+    # args[0] is the reason; detail names the claim or header field when that helps
+    def __init__(self, reason, detail=None):
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def http_status(reason):
+    return _STATUS.get(reason, 401)
+
+
+def hmac_sha256(key, msg):
+    if _hmac is not None:
+        return _hmac.new(key, msg, hashlib.sha256).digest()
+    return _Hmac(key).digest(msg)
+
+
+def compare_digest(a, b):
+    # time depends only on the length, which is public (a SHA-256 signature)
+    if _hmac is not None:
+        return _hmac.compare_digest(a, b)
+    if len(a) != len(b):
+        return False
+    diff = 0
+    for x, y in zip(a, b):
+        diff |= x ^ y
+    return diff == 0
+
+
+class _Hmac:
+    # RFC 2104 with the pads computed once: hashlib objects cannot be copied here
+    def __init__(self, key):
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key + bytes(_BLOCK - len(key))
+        self._ipad = bytes(b ^ 0x36 for b in key)
+        self._opad = bytes(b ^ 0x5C for b in key)
+
+    def digest(self, msg):
+        inner = hashlib.sha256(self._ipad)
+        inner.update(msg)
+        outer = hashlib.sha256(self._opad)
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+def b64url_encode(data):
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").replace(b"+", b"-").replace(b"/", b"_")
+
+
+def b64url_decode(seg):
+    # strict: no padding, only the url-safe alphabet, canonical trailing bits
+    if not seg or b"=" in seg or b"+" in seg or b"/" in seg or len(seg) % 4 == 1:
+        raise TokenError("malformed")
+    std = seg.replace(b"-", b"+").replace(b"_", b"/") + b"=" * (-len(seg) % 4)
+    try:
+        data = binascii.a2b_base64(std)
+    except ValueError:
+        raise TokenError("malformed")
+    # a2b_base64 skips characters outside the alphabet; re-encoding exposes them
+    if b64url_encode(data) != seg:
+        raise TokenError("malformed")
+    return data
+
+
+def _json_object(seg, what):
+    try:
+        obj = json.loads(b64url_decode(seg))
+    except TokenError:
+        raise TokenError("malformed", what)
+    except Exception:  # bad JSON or bad UTF-8; the exception types differ by port
+        raise TokenError("malformed", what)
+    if not isinstance(obj, dict):
+        raise TokenError("malformed", what)
+    return obj
+
+
+def _is_time(v):
+    # NumericDate: an int or a finite float; True/False are not times
+    t = type(v)
+    return (t is int or t is float) and v == v and v != _INF and v != -_INF
+
+
+def _time_claim(claims, name):
+    v = claims.get(name)
+    if v is not None and not _is_time(v):
+        raise TokenError("malformed", name)
+    return v
+
+
+class JWTValidator:
+    def __init__(self, key, issuer, audience, now, leeway_s=DEFAULT_LEEWAY_S):
+        if isinstance(key, str):
+            key = key.encode()
+        if not isinstance(key, (bytes, bytearray)):
+            raise TypeError("JWT key must be bytes or str")
+        if len(key) < MIN_KEY_BYTES:
+            raise ValueError("JWT key must be at least %d bytes (256 bits), got %d"
+                             % (MIN_KEY_BYTES, len(key)))
+        if not isinstance(issuer, str) or not issuer:
+            raise ValueError("JWT issuer must be a non-empty string")
+        if not isinstance(audience, str) or not audience:
+            raise ValueError("JWT audience must be a non-empty string")
+        if not callable(now):
+            raise TypeError("now must be callable")
+        if type(leeway_s) is not int or not 0 <= leeway_s <= 300:
+            raise ValueError("leeway_s must be an int in 0..300")
+        self._key = bytes(key) if _hmac is not None else None
+        self._hmac = None if _hmac is not None else _Hmac(bytes(key))
+        self.issuer = issuer
+        self.audience = audience
+        self._now = now
+        self.leeway_s = leeway_s
+
+    def _sign(self, msg):
+        if self._hmac is None:
+            return hmac_sha256(self._key, msg)
+        return self._hmac.digest(msg)
+
+    def validate(self, token):
+        # -> the claims dict; raises TokenError(reason)
+        if isinstance(token, str):
+            if len(token) > MAX_TOKEN_BYTES:
+                raise TokenError("too_large")
+            token = token.encode()
+        if not isinstance(token, (bytes, bytearray)) or not token:
+            raise TokenError("malformed")
+        if len(token) > MAX_TOKEN_BYTES:
+            raise TokenError("too_large")
+        parts = bytes(token).split(b".")
+        if len(parts) != 3:
+            raise TokenError("malformed")
+        header = _json_object(parts[0], "header")
+        if header.get("alg") != "HS256":
+            raise TokenError("alg_not_allowed", "alg")
+        if "crit" in header:  # no header extensions are understood
+            raise TokenError("malformed", "crit")
+        # compare encoded signatures: one canonical form, no decoding of attacker bytes
+        want = b64url_encode(self._sign(parts[0] + b"." + parts[1]))
+        if not compare_digest(want, parts[2]):
+            raise TokenError("bad_signature")
+        claims = _json_object(parts[1], "payload")
+        return self._check_claims(claims)
+
+    def _check_claims(self, claims):
+        if "exp" not in claims:
+            raise TokenError("missing_exp", "exp")
+        exp = _time_claim(claims, "exp")
+        if exp is None:
+            raise TokenError("malformed", "exp")
+        nbf = _time_claim(claims, "nbf")
+        iat = _time_claim(claims, "iat")
+        if claims.get("iss") != self.issuer:
+            raise TokenError("bad_issuer", "iss")
+        aud = claims.get("aud")
+        if isinstance(aud, list):
+            if self.audience not in aud:
+                raise TokenError("bad_audience", "aud")
+        elif aud != self.audience:
+            raise TokenError("bad_audience", "aud")
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise TokenError("missing_sub", "sub")
+        now = self._now()
+        if now is None:
+            raise TokenError("time_not_synced")
+        leeway = self.leeway_s
+        if now >= exp + leeway:
+            raise TokenError("expired", "exp")
+        if nbf is not None and now + leeway < nbf:
+            raise TokenError("not_yet_valid", "nbf")
+        if iat is not None and now + leeway < iat:
+            raise TokenError("not_yet_valid", "iat")
+        return claims
+
+
+def bearer_token(value):
+    # the token from an Authorization header value; raises TokenError
+    if not value:
+        raise TokenError("missing_token")
+    parts = value.split(None, 1)
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        raise TokenError("missing_token")
+    token = parts[1].strip()
+    if not token or " " in token:
+        raise TokenError("malformed")
+    return token
+
+
+def check_tenancy(claims, tenant, namespace):
+    # the device's own tenant and namespace; an unset one matches no token
+    if not tenant or claims.get("tenant") != tenant:
+        raise TokenError("wrong_tenant", "tenant")
+    if not namespace or claims.get("namespace") != namespace:
+        raise TokenError("wrong_namespace", "namespace")
