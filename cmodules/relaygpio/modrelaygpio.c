@@ -441,6 +441,9 @@ static mp_obj_t bank_autotick(mp_obj_t self_in, mp_obj_t period_in) {
     #if RELAYGPIO_HAVE_AUTOTICK
     autotick_stop();
     self->core.tick_period_us = (uint32_t)period;
+    // a tick now sets the time base, so a request made before the timer's
+    // first tick is timed from when it was made
+    relay_tick(&self->core, time_us_32() & RELAY_TIME_MASK);
     MP_STATE_PORT(relaygpio_autotick_bank) = self;
     // negative delay: period measured start to start, so ticks do not drift
     relaygpio_timer_on = add_repeating_timer_us(-period, autotick_cb, NULL, &relaygpio_timer);

@@ -103,10 +103,6 @@ def test_pulse_ends_within_one_tick(bank, ms):
     assert bank.eval("bank.metrics()['pulses_expired']") == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "relaygpio: a pulse started before autotick's first tick can end two ticks late "
-    "(51.98 ms for 50): the first tick only sets the time base, so the time from pulse() "
-    "to that tick is not counted (relay_tick/since_tick in relay_core.c)"))
 def test_pulse_right_after_autotick_starts(bank):
     widths = []
     for delay_us in (0, 200, 500, 900):
