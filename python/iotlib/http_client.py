@@ -1,0 +1,292 @@
+# A small HTTP/1.1 client on asyncio streams: one connection per request
+# (Connection: close), Content-Length, chunked and read-to-close bodies, every size bounded.
+#   resp = await request("GET", url, headers={...}, timeout_ms=5000)
+#   resp.status, resp.headers (lower-case names), resp.body (bytes), resp.json()
+# Transport, timeout and parse failures raise HTTPError (an OSError); an HTTP error status is
+# a normal response for the caller to judge.
+try:
+    import asyncio
+except ImportError:
+    import uasyncio as asyncio
+try:
+    import json
+except ImportError:
+    import ujson as json
+try:
+    from errno import errorcode
+except ImportError:
+    errorcode = {}
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+MAX_LINE = const(2048)      # status and header lines
+MAX_HEADERS = const(40)
+MAX_BODY = 16384            # default body limit; request(..., max_body=n) to change
+_CHUNK = const(1024)
+
+_link_check = None          # callable -> False while the network is known to be down
+_tls_context = None         # tls.SSLContext for https, set by the application
+
+
+class HTTPError(OSError):
+    pass
+
+
+class Response:
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except (ValueError, TypeError):
+            raise HTTPError("response %d body is not JSON (%d bytes)" % (self.status, len(self.body)))
+
+    def __repr__(self):
+        return "<Response %d, %d bytes>" % (self.status, len(self.body))
+
+
+def set_link_check(fn):
+    # NetworkManager installs its link state here so requests fail fast with no WiFi.
+    global _link_check
+    _link_check = fn
+
+
+def set_tls_context(ctx):
+    # e.g. ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT); ctx.verify_mode = tls.CERT_REQUIRED;
+    # ctx.load_verify_locations(cadata=der_bytes)
+    global _tls_context
+    _tls_context = ctx
+
+
+def _default_tls():
+    import tls
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = tls.CERT_REQUIRED  # no silent downgrade: load a CA or set a context
+    return ctx
+
+
+def split_url(url):
+    # -> (scheme, host, port, path); http and https only
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        raise HTTPError("unsupported URL %r (http:// or https:// only)" % url)
+    i = rest.find("/")
+    hostport, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
+    port = 443 if scheme == "https" else 80
+    if hostport.startswith("["):  # IPv6 literal
+        j = hostport.find("]")
+        host, tail = hostport[1:j], hostport[j + 1:]
+        if tail.startswith(":"):
+            port = int(tail[1:])
+    elif ":" in hostport:
+        host, _, p = hostport.rpartition(":")
+        try:
+            port = int(p)
+        except ValueError:
+            raise HTTPError("bad port in URL %r" % url)
+    else:
+        host = hostport
+    if not host:
+        raise HTTPError("no host in URL %r" % url)
+    return scheme, host, port, path
+
+
+class _Reader:
+    # Buffered reads over a stream with hard limits (stream.readline() has none).
+    def __init__(self, s):
+        self.s = s
+        self.buf = b""
+
+    async def _fill(self):
+        d = await self.s.read(_CHUNK)
+        if not d:
+            raise EOFError
+        self.buf += d
+
+    async def line(self):
+        while True:
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                line = self.buf[:i + 1]
+                self.buf = self.buf[i + 1:]
+                return line
+            if len(self.buf) > MAX_LINE:
+                raise HTTPError("response line longer than %d bytes" % MAX_LINE)
+            await self._fill()
+
+    async def exact(self, n):
+        parts = []
+        have = len(self.buf)
+        if have >= n:
+            out = self.buf[:n]
+            self.buf = self.buf[n:]
+            return out
+        parts.append(self.buf)
+        self.buf = b""
+        while have < n:
+            d = await self.s.read(min(_CHUNK * 4, n - have))
+            if not d:
+                raise EOFError
+            parts.append(d)
+            have += len(d)
+        return b"".join(parts)
+
+    async def rest(self, limit):
+        parts = [self.buf]
+        have = len(self.buf)
+        self.buf = b""
+        while True:
+            d = await self.s.read(_CHUNK)
+            if not d:
+                return b"".join(parts)
+            have += len(d)
+            if have > limit:
+                raise HTTPError("response body exceeds %d bytes" % limit)
+            parts.append(d)
+
+
+def _errname(e):
+    n = e.errno if hasattr(e, "errno") else (e.args[0] if e.args else None)
+    if isinstance(n, int):
+        return errorcode.get(n, "errno %d" % n)
+    return str(e) or type(e).__name__
+
+
+async def _exchange(method, scheme, host, port, path, body, headers, max_body, what):
+    ssl = None
+    if scheme == "https":
+        ssl = _tls_context or _default_tls()
+    try:
+        reader, writer = await asyncio.open_connection(host, port, ssl=ssl) if ssl else \
+            await asyncio.open_connection(host, port)
+    except OSError as e:
+        raise HTTPError("%s: cannot connect to %s:%d: %s" % (what, host, port, _errname(e)))
+    try:
+        head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (
+            method, path, host if port in (80, 443) else "%s:%d" % (host, port))
+        for k in headers:
+            head += "%s: %s\r\n" % (k, headers[k])
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            head += "Content-Length: %d\r\n" % (len(body) if body else 0)
+        try:
+            writer.write(head.encode() + b"\r\n")
+            if body:
+                writer.write(body)
+            await writer.drain()
+            r = _Reader(reader)
+            while True:
+                status, reason = _status(await r.line(), what)
+                hdrs = await _headers(r, what)
+                if status >= 200:
+                    break  # skip 1xx interim answers
+            if method == "HEAD" or status in (204, 304):
+                data = b""
+            elif hdrs.get("transfer-encoding", "").lower() == "chunked":
+                data = await _chunked(r, max_body)
+            elif "content-length" in hdrs:
+                try:
+                    n = int(hdrs["content-length"])
+                except ValueError:
+                    raise HTTPError("%s: bad Content-Length %r" % (what, hdrs["content-length"]))
+                if n < 0 or n > max_body:
+                    raise HTTPError("%s: response body of %d bytes exceeds %d" % (what, n, max_body))
+                data = await r.exact(n)
+            else:
+                data = await r.rest(max_body)
+        except EOFError:
+            raise HTTPError("%s: connection closed before the response was complete" % what)
+        except HTTPError as e:
+            msg = e.args[0] if e.args else ""
+            raise HTTPError(msg if msg.startswith(what) else "%s: %s" % (what, msg))
+        except OSError as e:
+            raise HTTPError("%s: %s" % (what, _errname(e)))
+        return Response(status, reason, hdrs, data)
+    finally:
+        try:
+            writer.close()
+            await writer.wait_closed()
+        except Exception:
+            pass
+
+
+def _status(line, what):
+    parts = line.decode().strip().split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+        raise HTTPError("%s: malformed status line %r" % (what, line[:60]))
+    try:
+        status = int(parts[1])
+    except ValueError:
+        raise HTTPError("%s: malformed status %r" % (what, parts[1][:10]))
+    return status, parts[2] if len(parts) > 2 else ""
+
+
+async def _headers(r, what):
+    hdrs = {}
+    while True:
+        line = await r.line()
+        if line in (b"\r\n", b"\n"):
+            return hdrs
+        if len(hdrs) >= MAX_HEADERS:
+            raise HTTPError("%s: more than %d response headers" % (what, MAX_HEADERS))
+        k, sep, v = line.decode().partition(":")
+        if not sep:
+            raise HTTPError("%s: malformed header line %r" % (what, line[:60]))
+        hdrs[k.strip().lower()] = v.strip()
+
+
+async def _chunked(r, max_body):
+    parts = []
+    total = 0
+    while True:
+        size_line = (await r.line()).split(b";")[0].strip()
+        try:
+            n = int(size_line, 16)
+        except ValueError:
+            raise HTTPError("bad chunk size %r" % size_line[:20])
+        if n == 0:
+            while (await r.line()) not in (b"\r\n", b"\n"):
+                pass  # trailers are ignored
+            return b"".join(parts)
+        total += n
+        if total > max_body:
+            raise HTTPError("response body exceeds %d bytes" % max_body)
+        parts.append(await r.exact(n))
+        await r.exact(2)  # CRLF after each chunk
+
+
+async def request(method, url, body=None, headers=None, timeout_ms=5000, max_body=None):
+    # body: bytes, str, or a dict/list sent as JSON (Content-Type set when not given).
+    what = "%s %s" % (method, url)
+    scheme, host, port, path = split_url(url)
+    hdrs = {}
+    if headers:
+        for k in headers:
+            hdrs[k] = headers[k]
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+        if not _has(hdrs, "content-type"):
+            hdrs["Content-Type"] = "application/json"
+    if isinstance(body, str):
+        body = body.encode()
+    if _link_check is not None and not _link_check():
+        raise HTTPError("%s: no network link" % what)
+    try:
+        return await asyncio.wait_for_ms(
+            _exchange(method, scheme, host, port, path, body, hdrs,
+                      MAX_BODY if max_body is None else max_body, what), timeout_ms)
+    except asyncio.TimeoutError:
+        raise HTTPError("%s: no complete response within %d ms" % (what, timeout_ms))
+
+
+def _has(hdrs, name):
+    for k in hdrs:
+        if k.lower() == name:
+            return True
+    return False
