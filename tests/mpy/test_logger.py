@@ -1,0 +1,103 @@
+# iotlib.logger: JSON lines, levels, rotation and retention, masking, audit.
+import json
+import os
+
+from check import eq, true
+from iotlib import logger
+from standins import rm_tree, scratch_dir
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwaWNvIn0.c2lnbmF0dXJlLWJ5dGVzLWhlcmU"
+
+
+def _lines(path):
+    out = []
+    for name in sorted(os.listdir(path)):
+        with open(path + "/" + name) as f:
+            for line in f:
+                out.append((name, line))
+    return out
+
+
+def test_levels_fields_and_audit():
+    d = scratch_dir("log")
+    log = logger.Logger(d + "/d.log", level="info", echo=False, audit_path=d + "/a.log")
+    log.debug("hidden")
+    log.info("shown", n=1, ok=True, err=ValueError("bad"))
+    log.audit("relay", relay="pump", old=False, new=True, subject="op", source="api")
+    rec = json.loads(open(d + "/d.log").read())
+    eq((rec["lvl"], rec["msg"], rec["n"], rec["ok"], rec["err"]),
+       ("info", "shown", 1, True, "ValueError: bad"), "record")
+    true("ts" in rec and "up" in rec, "times")
+    a = json.loads(open(d + "/a.log").read())
+    eq((a["audit"], a["relay"], a["old"], a["new"], a["subject"], a["source"]),
+       ("relay", "pump", False, True, "op", "api"), "audit")
+    rm_tree(d)
+
+
+def test_rotation_keeps_count():
+    d = scratch_dir("log")
+    log = logger.Logger(d + "/d.log", max_bytes=1024, keep=2, echo=False)
+    for i in range(100):
+        log.info("line %d" % i, pad="x" * 50)
+    names = sorted(os.listdir(d))
+    eq(names, ["d.log", "d.log.1", "d.log.2"], "files")
+    for n in names:
+        true(os.stat(d + "/" + n)[6] <= 1024, "size of " + n)
+    last = open(d + "/d.log").read().strip().split("\n")[-1]
+    eq(json.loads(last)["msg"], "line 99", "newest line kept")
+    rm_tree(d)
+
+
+def test_masking_everywhere():
+    d = scratch_dir("log")
+    log = logger.Logger(d + "/d.log", echo=False)
+    log.add_secret("wifi-pass-123")
+    log.add_secret('key"with\\quotes')
+    log.add_secret(JWT, True)
+    log.add_secret("abc")  # too short to mask: would hide ordinary words
+    log.info("pw wifi-pass-123", nested={"x": ["wifi-pass-123"]}, body='{"t":"%s"}' % JWT,
+             q='key"with\\quotes', password="short", a="abc")
+    log.info("sig only " + JWT.split(".")[2])
+    log.info("cut", long="y" * 390 + JWT)  # cut by the logger
+    log.info("peer cut", body='{"token": "%s' % JWT[:-9])  # cut before it reached us
+    log.info("wifi-pass-123", **{"wifi-pass-123": 1})
+    text = open(d + "/d.log").read()
+    for s in ("wifi-pass-123", 'with\\\\quotes', JWT.split(".")[2], JWT[:-9], "short"):
+        true(s not in text, "leaked %r" % s)
+    true('"a": "abc"' in text, "short strings untouched")
+    for line in text.strip().split("\n"):
+        json.loads(line)
+    rm_tree(d)
+
+
+def test_rotating_secrets_are_bounded():
+    log = logger.Logger(None, echo=False)
+    for i in range(20):
+        log.add_secret("%s%04d" % (JWT, i), True)
+    true(len(log._secrets) <= logger.MAX_TEMP, "bounded")
+    true(log.mask("%s0019" % JWT) == "***", "newest kept")
+
+
+def test_buffered_writes_flush_on_warning():
+    d = scratch_dir("log")
+    log = logger.Logger(d + "/d.log", echo=False, buffer_bytes=4096)
+    log.info("a")
+    log.info("b")
+    true(not os.listdir(d), "buffered")
+    log.warning("c")
+    eq([json.loads(l)["msg"] for l in open(d + "/d.log").read().split("\n") if l],
+       ["a", "b", "c"], "order kept")
+    rm_tree(d)
+
+
+def test_module_level_functions():
+    d = scratch_dir("log")
+    logger.setup(path=d + "/d.log", echo=False)
+    logger.add_secret("module-secret")
+    logger.get("net").warning("x module-secret")
+    logger.info("y")
+    recs = [json.loads(l) for l in open(d + "/d.log").read().split("\n") if l]
+    eq(recs[0]["mod"], "net", "named")
+    eq(recs[0]["msg"], "x ***", "masked")
+    logger.setup(echo=False)
+    rm_tree(d)
