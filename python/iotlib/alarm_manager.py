@@ -279,6 +279,8 @@ class AlarmManager:
             self.log.error("alarm batch rejected", batch=bid, status=status,
                            body=bytes(resp.body[:200]))
             return True
+        if status == 401 and hasattr(self.auth, "invalidate"):
+            self.auth.invalidate("alarms: 401")  # register again before the retry
         return self._failed("HTTP %d" % status)
 
     def _remove(self, bid):

@@ -286,6 +286,10 @@ class OTAUpdateManager:
             h.update(headers)
         return await self._client().request("GET", url, headers=h, timeout_ms=self.timeout_ms)
 
+    def _unauthorized(self, r):
+        if r.status == 401 and hasattr(self.auth, "invalidate"):
+            self.auth.invalidate("ota: 401")  # the next request registers again
+
     def _check_offer(self, o):
         for name, kind in (("version", str), ("url", str), ("size", int)):
             if not isinstance(o.get(name), kind):
@@ -368,6 +372,7 @@ class OTAUpdateManager:
                 return r.body  # a server without ranges sent it whole, and it fits one chunk
             if r.status in (401, 408, 429) or r.status >= 500:
                 err = "HTTP %d" % r.status
+                self._unauthorized(r)
                 continue
             raise OTAError("ota.bad_download", "image %s: range %d-%d answered HTTP %d"
                            % (o["version"], first, last, r.status))
@@ -392,6 +397,7 @@ class OTAUpdateManager:
             return "failed"
         if r.status != 200:
             self.log.warning("ota offer check failed", status=r.status)
+            self._unauthorized(r)
             return "failed"
         try:
             o = r.json()
