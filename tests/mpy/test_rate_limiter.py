@@ -145,7 +145,6 @@ def test_limit_change_keeps_ratio():
 
 def test_api_reads_survive_write_flood():
     api = ApiRateLimiter()
-    t = 0
     a_writes = b_writes = a_reads = b_reads = 0
     for i in range(600):  # 6 s: A writes every 10 ms, B writes every 500 ms, both read every 100 ms
         t = i * 10
