@@ -7,9 +7,9 @@ import hashlib
 import json
 
 try:
-    import hmac as _hmac
-except ImportError:  # MicroPython has no hmac module: HMAC is built below
-    _hmac = None
+    from hmac import compare_digest as _compare, new as _hmac_new
+except ImportError:  # MicroPython has no hmac (or one without compare_digest): built below
+    _compare = _hmac_new = None
 
 MAX_TOKEN_BYTES = 4096
 MIN_KEY_BYTES = 32       # 256 bits, as long as the SHA-256 output
@@ -51,15 +51,15 @@ def http_status(reason):
 
 
 def hmac_sha256(key, msg):
-    if _hmac is not None:
-        return _hmac.new(key, msg, hashlib.sha256).digest()
+    if _hmac_new is not None:
+        return _hmac_new(key, msg, hashlib.sha256).digest()
     return _Hmac(key).digest(msg)
 
 
 def compare_digest(a, b):
     # time depends only on the length, which is public (a SHA-256 signature)
-    if _hmac is not None:
-        return _hmac.compare_digest(a, b)
+    if _compare is not None:
+        return _compare(a, b)
     if len(a) != len(b):
         return False
     diff = 0
@@ -146,8 +146,8 @@ class JWTValidator:
             raise TypeError("now must be callable")
         if type(leeway_s) is not int or not 0 <= leeway_s <= 300:
             raise ValueError("leeway_s must be an int in 0..300")
-        self._key = bytes(key) if _hmac is not None else None
-        self._hmac = None if _hmac is not None else _Hmac(bytes(key))
+        self._key = bytes(key) if _hmac_new is not None else None
+        self._hmac = None if _hmac_new is not None else _Hmac(bytes(key))
         self.issuer = issuer
         self.audience = audience
         self._now = now
