@@ -3,7 +3,7 @@
 #   make run        set up, build the unix port, run the simulated relay demo
 #   make test       set up, build everything, run every test
 #   make unix | natmod | firmware | deps
-#   make test-c | test-mpy | test-platform | test-hil
+#   make test-c | test-mpy | test-platform | test-rest | test-hil
 #
 # Everything fetched or built lands in .cache/ (git-ignored) and is reused.
 # MPY_DIR=/path/to/micropython builds against your own full checkout instead.
@@ -40,7 +40,7 @@ UNIX_ARGS := BUILD=$(UNIX_BUILD) USER_C_MODULES=$(ROOT)/cmodules \
 	FROZEN_MANIFEST=$(ROOT)/tools/manifest_unix.py MPY_LIB_DIR=$(MPYLIB_STUB) \
 	MICROPY_PY_BTREE=0
 
-.PHONY: all deps run test unix natmod firmware test-c test-mpy test-platform test-hil clean-firmware help
+.PHONY: all deps run test unix natmod firmware test-c test-mpy test-platform test-rest test-hil clean-firmware help
 
 all: unix natmod firmware
 
@@ -135,15 +135,19 @@ CTEST_BUILD := $(CACHE)/build/ctest
 test-c:
 	$(MAKE) -C $(ROOT)/tests/c all BUILD=$(CTEST_BUILD)
 
-MPY_TESTS := $(ROOT)/tests/mpy/test_relaygpio_api.py $(ROOT)/tests/mpy/test_relaygpio_errors.py $(ROOT)/tests/mpy/test_parity.py
+RELAYGPIO_TESTS := $(addprefix $(ROOT)/tests/mpy/,test_relaygpio_api.py test_relaygpio_errors.py test_parity.py)
+# the application's own modules: independent of the relaygpio implementation, run once
+APP_TESTS = $(filter-out $(RELAYGPIO_TESTS),$(wildcard $(ROOT)/tests/mpy/test_*.py))
+MPY_RUN = MICROPYPATH=$(ROOT)/tests/mpy:$(ROOT)/python:$(CACHE)/build/natmod-x64:.frozen $(UNIX_BIN) $(ROOT)/tests/mpy/runner.py
 
 # the application's Python on the MicroPython unix build with the C module inside
 test-mpy: unix natmod
 	@set -e; for impl in c natmod python; do \
 		echo "== MicroPython tests, relaygpio implementation: $$impl"; \
-		MICROPYPATH=$(ROOT)/tests/mpy:$(ROOT)/python:$(CACHE)/build/natmod-x64:.frozen \
-			$(UNIX_BIN) $(ROOT)/tests/mpy/runner.py $$impl $(MPY_TESTS); \
+		$(MPY_RUN) $$impl $(RELAYGPIO_TESTS); \
 	done
+	@echo "== MicroPython tests of the application modules"
+	@$(MPY_RUN) c $(APP_TESTS)
 
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 
@@ -151,11 +155,15 @@ PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 test-platform: $(STAMPS)/venv
 	cd $(ROOT) && $(PYTEST) tests/platform
 
+# REST building blocks checked from CPython (Prometheus text parsed by prometheus_client)
+test-rest: unix $(STAMPS)/venv
+	cd $(ROOT) && $(PYTEST) tests/rest
+
 # the UF2 booted in an emulated RP2040
 test-hil: firmware $(STAMPS)/venv $(STAMPS)/npm
 	cd $(ROOT) && $(PYTEST) -s tests/hil
 
-test: deps test-c test-mpy test-platform test-hil
+test: deps test-c test-mpy test-platform test-rest test-hil
 	@echo "all tests passed"
 
 # ---- the simulated device ----
