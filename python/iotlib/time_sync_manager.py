@@ -184,9 +184,10 @@ class TimeSyncManager:
             s.close()
         # t4 from the monotonic clock, so a host clock step mid-exchange cannot skew it
         offset, delay = offset_delay(t1, t2, t3, t1 + rtt)
-        if delay < 0 or delay > _MAX_DELAY_MS:
+        # millisecond rounding on both sides can make a loopback delay -1 or -2
+        if delay < -2 or delay > _MAX_DELAY_MS:
             raise NTPError("implausible round-trip delay %d ms" % delay)
-        return offset, delay
+        return offset, max(0, delay)
 
     async def sync(self):
         """Ask each configured server once; apply the reply with the lowest delay."""

@@ -26,19 +26,20 @@ def _host_ms():
     return time.time_ns() // 1000000
 
 
-def _reply(req, offset_ms, mode=4, stratum=2, li=0, origin=None, transmit=None):
+def _reply(req, offset_ms, mode=4, stratum=2, li=0, origin=None, transmit=None, hold_ms=0):
     now = _host_ms() + offset_ms
     head = struct.pack("!BBbb", (li << 6) | (4 << 3) | mode, stratum, 6, -20)
     return (head + bytes(8) + b"LOCL" + _stamp(now - 1000) + (origin or req[40:48]) + _stamp(now)
-            + (transmit if transmit is not None else _stamp(now)))
+            + (transmit if transmit is not None else _stamp(now + hold_ms)))
 
 
 class Responder:
     """A UDP NTP server on 127.0.0.1, polled from a task: answers with offset_ms."""
 
-    def __init__(self, offset_ms=0, mode="ok"):
+    def __init__(self, offset_ms=0, mode="ok", hold_ms=0):
         self.offset_ms = offset_ms
         self.mode = mode  # ok | silent | stray_first | kod
+        self.hold_ms = hold_ms  # what the server claims it spent between receive and transmit
         self.requests = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for _ in range(20):
@@ -71,7 +72,7 @@ class Responder:
             if self.mode == "kod":
                 self.sock.sendto(_reply(req, 0, stratum=0, li=3), addr)
                 continue
-            self.sock.sendto(_reply(req, self.offset_ms), addr)
+            self.sock.sendto(_reply(req, self.offset_ms, hold_ms=self.hold_ms), addr)
 
     def close(self):
         self.task.cancel()
@@ -216,6 +217,33 @@ def test_silent_server_times_out_and_alarms():
         assert not t.synced and t.failures == 2
         assert alarms.pending() == [("ntp.unreachable", 1)], alarms.pending()
         assert any("no reply within 150 ms" in str(f) for _, _, f in log.lines)
+    run(main())
+
+
+def test_delay_rounding_below_zero_is_accepted():
+    async def main():
+        # the server's 2 ms between receive and transmit exceed a 0-1 ms loopback round trip
+        r = Responder(offset_ms=500, hold_ms=2)
+        t = tsm.TimeSyncManager([r.server], set_rtc=False)
+        try:
+            assert await t.sync()
+        finally:
+            r.close()
+        assert t.last_delay_ms == 0 and abs(t.last_offset_ms - 501) < 50
+    run(main())
+
+
+def test_impossible_delay_is_refused():
+    async def main():
+        r = Responder(offset_ms=500, hold_ms=5000)  # claims 5 s of work in a 1 ms round trip
+        log = ListLog()
+        t = tsm.TimeSyncManager([r.server], logger=log, set_rtc=False)
+        try:
+            assert not await t.sync()
+        finally:
+            r.close()
+        assert not t.synced
+        assert any("implausible round-trip delay" in str(f) for _, _, f in log.lines)
     run(main())
 
 
