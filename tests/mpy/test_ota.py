@@ -91,6 +91,16 @@ def test_rfc8032_vectors_verify():
         assert ed25519.verify(h(pk), h(sig), h(msg)) is True, pk
 
 
+def test_curve_constants():
+    P = ed25519.P
+    assert ed25519._D == -121665 * pow(121666, P - 2, P) % P
+    assert ed25519._D2 == 2 * ed25519._D % P
+    assert ed25519._SQRT_M1 == pow(2, (P - 1) // 4, P)
+    assert ed25519._BY == 4 * pow(5, P - 2, P) % P
+    x, y = ed25519._BX, ed25519._BY  # the base point is on the curve: -x^2 + y^2 = 1 + d x^2 y^2
+    assert (-x * x + y * y) % P == (1 + ed25519._D * x * x * y * y) % P
+
+
 def test_mutated_signatures_are_rejected():
     pk, msg, sig = [h(x) for x in RFC8032[2]]
     for bit in (0, 7, 100, 254, 255, 256, 300, 500):
@@ -388,7 +398,8 @@ def test_rollback_when_never_confirmed():
         dev = Device(d, p)
         assert dev.ota.version == "1.0.0" and dev.ota.boot() == "none"
         assert dev.alarm_keys() == ["ota.rolled_back"]
-        assert "1.1.0 did not confirm within 2 boots; rolled back to 1.0.0" in dev.alarms._buf[0][2]
+        msg = dev.alarms._buf[0][2]
+        assert "1.1.0 did not confirm within 2 boots; rolled back to 1.0.0" in msg, msg
         assert "report" not in dev.state()
         # and the version that failed is not installed again
         assert run(dev.ota.check()) == "skipped" and len(p.ranges) == 3
