@@ -218,7 +218,8 @@ class AlarmManager:
         if d is not None:
             self._dropped_since = None
             e = ["alarms.dropped", "warning",
-                 "%d alarm(s) dropped: buffer of %d full while undelivered" % (d[0], self.max_buffer),
+                 "%d alarm(s) dropped: buffer of %d full while undelivered"
+                 % (d[0], self.max_buffer),
                  d[0], d[1], max(d[1], d[2]), ticks, ticks, True, bid]
             self._buf.append(e)
             fresh.append(e)

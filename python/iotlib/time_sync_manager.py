@@ -78,7 +78,8 @@ def parse_reply(pkt, request):
     if stratum == 0:
         raise NTPError("kiss-o'-death %r" % bytes(pkt[12:16]))
     if li_vn_mode >> 6 == 3 or stratum > 15:
-        raise NTPError("server is not synchronised (LI %d, stratum %d)" % (li_vn_mode >> 6, stratum))
+        raise NTPError("server is not synchronised (LI %d, stratum %d)"
+                       % (li_vn_mode >> 6, stratum))
     if bytes(pkt[24:32]) != bytes(request[40:48]):
         raise StrayReply("origin timestamp does not match our request")
     if bytes(pkt[40:48]) == bytes(8):
@@ -209,8 +210,8 @@ class TimeSyncManager:
             self.log.warning("time sync failed", error=reason)
             if self.alarms is not None and self._failed_rounds == self.alarm_after:
                 self.alarms.raise_alarm_nowait(
-                    "ntp.unreachable", "no NTP reply in %d rounds: %s" % (self._failed_rounds, reason),
-                    "warning")
+                    "ntp.unreachable",
+                    "no NTP reply in %d rounds: %s" % (self._failed_rounds, reason), "warning")
             return False
         self._failed_rounds = 0
         self._apply(*best)

@@ -32,7 +32,8 @@ class Scenario:
     def __init__(self, tmp_path, name, settings):
         self.ctrl_dir = str(tmp_path)
         settings = dict(settings, ctrl_dir=self.ctrl_dir)
-        self.settings_path = os.path.join(self.ctrl_dir, "%s-%d.json" % (name, time.monotonic_ns()))
+        self.settings_path = os.path.join(self.ctrl_dir,
+                                          "%s-%d.json" % (name, time.monotonic_ns()))
         with open(self.settings_path, "w") as f:
             json.dump(settings, f)
         self.args = [MPY, os.path.join(SCENARIOS, name + "_scenario.py"), self.settings_path]
