@@ -103,6 +103,9 @@ class Board {
     this.resets = []; // watchdog resets seen
     this.driven = new Map(); // pin -> level driven by the host
     this.warnings = new Map();
+    this.profile = null; // pc -> cycles while profiling
+    this.profilePin = -1; // profile only while this pin is driven high (-1: always)
+    this.profileGate = true;
     this.mcu = null;
     this.powerOn(null);
   }
@@ -187,6 +190,9 @@ class Board {
       this.updateInput(i);
       g.addListener((value) => {
         this.record(i, STATE_NAMES[value]);
+        if (i === this.profilePin) {
+          this.profileGate = value === 1;
+        }
         if (!this.driven.has(i)) {
           this.updateInput(i);
         }
@@ -294,6 +300,12 @@ class Board {
           // sleeping (WFI/WFE): jump to the next timer event, within the budget
           const dn = clock.nextAlarm ? Math.max(0, clock.nanosToNextAlarm) : Infinity;
           clock.tick(Math.min(dn, localEnd - now));
+        } else if (this.profile && this.profileGate) {
+          const pc = core.PC;
+          const c = core.executeInstruction();
+          this.profile.set(pc, (this.profile.get(pc) || 0) + c);
+          this.steps++;
+          clock.tick(c * NS_PER_CYCLE);
         } else {
           const c = core.executeInstruction();
           this.steps++;
@@ -552,6 +564,20 @@ const COMMANDS = {
       throw new HarnessError(`no reset within ${limit} cycles`);
     }
     return { reset: b.resets[n], cycles: b.cycles };
+  },
+  // profile {on, pin?}: on=true starts counting cycles by instruction address (sleep
+  // not included), with `pin` only while that pin is driven high; on=false stops and
+  // answers `pcs`: [[address, cycles], ...]
+  profile(b, req) {
+    if (req.on) {
+      b.profilePin = req.pin === undefined || req.pin === null ? -1 : pinArg(req);
+      b.profileGate = b.profilePin < 0 || b.mcu.gpio[b.profilePin].value === 1;
+      b.profile = new Map();
+      return {};
+    }
+    const pcs = b.profile ? Array.from(b.profile.entries()) : [];
+    b.profile = null;
+    return { pcs };
   },
   // log {pins?, since?}: pin transitions [cycle, step, pin, state] since power-on
   log(b, req) {

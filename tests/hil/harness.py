@@ -170,6 +170,13 @@ class Emulator:
     def wait_pin(self, pin, state, max_cycles=50_000_000):
         return self.call("wait_pin", pin=pin, state=state, max_cycles=int(max_cycles))
 
+    def profile(self, on, pin=None):
+        """on=True starts counting cycles by instruction address (with `pin`: only while
+        that pin is driven high); on=False stops and returns {address: cycles}."""
+        kw = {"pin": pin} if pin is not None else {}
+        r = self.call("profile", on=bool(on), **kw)
+        return {pc: c for pc, c in r.get("pcs", [])}
+
     def close(self):
         if self.proc and self.proc.poll() is None:
             try:
