@@ -92,7 +92,8 @@ class AlarmManager:
         self.retry_ms = retry_s * 1000
         self.max_retry_ms = max_retry_s * 1000
         self.timeout_ms = timeout_ms
-        self.boot_id = boot_id or "".join("%02x" % b for b in os.urandom(4))
+        # 64 random bits: a batch id reused by a later boot would be acknowledged unmerged
+        self.boot_id = boot_id or "".join("%02x" % b for b in os.urandom(8))
         self._seq = 0
         self._buf = []
         self._wire = None          # batch id of the request in progress

@@ -238,7 +238,7 @@ def test_timestamps_before_clock_sync_are_placed_by_age():
 def test_batch_ids_differ_across_boots():
     a = AlarmManager()
     b = AlarmManager()
-    assert a.boot_id != b.boot_id and len(a.boot_id) == 8
+    assert a.boot_id != b.boot_id and len(a.boot_id) == 16
 
 
 def test_run_waits_for_network_then_flushes_on_reconnect():
