@@ -1,0 +1,223 @@
+# NetworkManager: joins WiFi, watches the link, rejoins with exponential backoff and jitter.
+# The WLAN is network.WLAN(STA_IF) on the board; on the unix port SimWLAN stands in: its
+# access point is "up" unless its control file says "down", so a test can drop and restore
+# WiFi by writing that file. While the link is down, iotlib.http_client fails fast.
+try:
+    import asyncio
+except ImportError:
+    import uasyncio as asyncio
+import random
+import time
+
+from iotlib import http_client, logger
+
+_log = logger.get("net")
+STAT_IDLE = 0
+STAT_CONNECTING = 1
+STAT_WRONG_PASSWORD = -3
+STAT_NO_AP_FOUND = -2
+STAT_CONNECT_FAIL = -1
+STAT_GOT_IP = 3
+
+
+class SimWLAN:
+    # The network.WLAN calls NetworkManager uses, against a simulated access point on
+    # 127.0.0.1. Control file content: "up" (or no file), "down" (AP gone), "badauth".
+    join_ms = 150  # association takes a little time, as on a real chip
+
+    def __init__(self, control_path):
+        self.control = control_path
+        self._active = False
+        self._joined = False
+        self._ssid = None
+        self._since = None
+        self._failed = 0
+        self.joins = 0
+
+    def _ap(self):
+        try:
+            with open(self.control) as f:
+                return f.read().strip() or "up"
+        except OSError:
+            return "up"
+
+    def active(self, on=None):
+        if on is not None:
+            self._active = bool(on)
+            if not on:
+                self._joined = False
+        return self._active
+
+    def connect(self, ssid, key=None):
+        if not self._active:
+            raise OSError("WLAN not active")
+        self._ssid = ssid
+        self._joined = False
+        self._failed = 0
+        self._since = time.ticks_ms()
+
+    def disconnect(self):
+        self._joined = False
+        self._since = None
+        self._failed = 0
+
+    def status(self, param=None):
+        if param == "rssi":
+            return -50 if self.isconnected() else -100
+        if self._since is None:
+            return self._failed or STAT_IDLE
+        ap = self._ap()
+        if ap == "down":
+            if self._joined:  # association lost: only a new connect() starts another
+                self._joined = False
+                self._since = None
+                return STAT_IDLE
+            self._since = None  # the attempt failed; only a new connect() tries again
+            self._failed = STAT_NO_AP_FOUND
+            return STAT_NO_AP_FOUND
+        if ap == "badauth":
+            self._since = None
+            self._failed = STAT_WRONG_PASSWORD
+            return STAT_WRONG_PASSWORD
+        if not self._joined and time.ticks_diff(time.ticks_ms(), self._since) >= self.join_ms:
+            self._joined = True
+            self.joins += 1
+        return STAT_GOT_IP if self._joined else STAT_CONNECTING
+
+    def isconnected(self):
+        # the association is lost with the AP and comes back only through connect()
+        return self.status() == STAT_GOT_IP
+
+    def ifconfig(self):
+        return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
+
+    def config(self, *args, **kw):
+        if args and args[0] == "ssid":
+            return self._ssid
+        return None
+
+
+def board_wlan():
+    import network
+    return network.WLAN(network.STA_IF)
+
+
+class NetworkManager:
+    def __init__(self, ssid, password, wlan, connect_timeout_ms=15000, backoff_min_ms=500,
+                 backoff_max_ms=60000, check_ms=1000):
+        self.ssid = ssid
+        self.password = password
+        self.wlan = wlan
+        self.connect_timeout_ms = connect_timeout_ms
+        self.backoff_min_ms = backoff_min_ms
+        self.backoff_max_ms = backoff_max_ms
+        self.check_ms = check_ms
+        self.up = False
+        self.attempts = 0       # join attempts
+        self.connects = 0       # successful joins
+        self.reconnects = 0     # joins after the first
+        self.drops = 0
+        self.last_error = None
+        self.up_since = None
+        self._event = asyncio.Event()
+        self._listeners = []
+        logger.add_secret(password)
+        http_client.set_link_check(self.wlan.isconnected)
+
+    def on_change(self, fn):
+        # fn(up) after every link change; an AlarmManager flushes its buffer on True
+        self._listeners.append(fn)
+
+    async def wait_up(self):
+        while not self.up:
+            self._event.clear()
+            await self._event.wait()
+
+    def health(self):
+        ip = None
+        if self.up:
+            try:
+                ip = self.wlan.ifconfig()[0]
+            except Exception:
+                pass
+        return {"connected": self.up, "ip": ip, "attempts": self.attempts,
+                "connects": self.connects, "reconnects": self.reconnects, "drops": self.drops,
+                "last_error": self.last_error}
+
+    def _set(self, up):
+        if up == self.up:
+            return
+        self.up = up
+        if up:
+            self.up_since = time.ticks_ms()
+            self._event.set()
+        for fn in self._listeners:
+            try:
+                fn(up)
+            except Exception as e:
+                _log.error("link listener failed", error=e)
+
+    def _backoff(self, n):
+        # exponential, capped, with jitter in [delay/2, delay] so a fleet does not rejoin in step
+        d = self.backoff_min_ms << min(n, 16)
+        if d > self.backoff_max_ms:
+            d = self.backoff_max_ms
+        return d // 2 + random.getrandbits(20) % (d // 2 + 1)
+
+    async def _join(self):
+        self.attempts += 1
+        w = self.wlan
+        w.active(True)
+        try:
+            w.disconnect()
+        except Exception:
+            pass
+        try:
+            w.connect(self.ssid, self.password)
+        except OSError as e:
+            self.last_error = str(e)
+            return False
+        t0 = time.ticks_ms()
+        while time.ticks_diff(time.ticks_ms(), t0) < self.connect_timeout_ms:
+            st = w.status()
+            if w.isconnected():
+                return True
+            if st in (STAT_WRONG_PASSWORD, STAT_NO_AP_FOUND, STAT_CONNECT_FAIL):
+                self.last_error = {STAT_WRONG_PASSWORD: "wrong password",
+                                   STAT_NO_AP_FOUND: "no access point",
+                                   STAT_CONNECT_FAIL: "connect failed"}[st]
+                return False
+            await asyncio.sleep_ms(100)
+        self.last_error = "join timed out"
+        return False
+
+    def _connected(self):
+        self.connects += 1
+        if self.connects > 1:
+            self.reconnects += 1
+        self.last_error = None
+        _log.info("WiFi connected", ssid=self.ssid, ip=self.wlan.ifconfig()[0],
+                  attempts=self.attempts, reconnects=self.reconnects)
+        self._set(True)
+
+    async def run(self):
+        failures = 0
+        while True:
+            if self.wlan.isconnected():
+                if not self.up:  # joined by the driver itself
+                    self._connected()
+                await asyncio.sleep_ms(self.check_ms)
+                continue
+            if self.up:
+                self.drops += 1
+                _log.warning("WiFi link lost", ssid=self.ssid)
+                self._set(False)
+            if await self._join():
+                failures = 0
+                self._connected()
+            else:
+                delay = self._backoff(failures)
+                failures += 1
+                _log.warning("WiFi join failed", ssid=self.ssid, error=self.last_error,
+                             retry_ms=delay)
+                await asyncio.sleep_ms(delay)
