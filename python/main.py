@@ -1,0 +1,90 @@
+# Device entry point.
+# Board: runs at boot (frozen); reads /device.json and starts the controller. Without that file
+# (or without a network module) it returns to the REPL, so a fresh board stays reachable.
+# Unix port (simulation): micropython main.py --config device.json [--data-dir DIR], or the
+# same keys as flags: --device-id --device-key --platform URL --data-dir DIR [--ssid --password].
+# The JSON file holds RelaysController's arguments: wifi_ssid, wifi_password, device_id,
+# device_key, service_discovery_url, relay_pins and any keyword option (data_dir, tenant,
+# namespace, log_level, ota_public_key, ...).
+# The process exits with RESET_EXIT_CODE (75) when the watchdog supervisor reset the simulated
+# board; whoever started it starts it again.
+import sys
+
+try:
+    import json
+except ImportError:
+    import ujson as json
+
+BOARD_CONFIG = "/device.json"
+_FLAGS = {"--device-id": "device_id", "--device-key": "device_key",
+          "--platform": "service_discovery_url", "--data-dir": "data_dir",
+          "--ssid": "wifi_ssid", "--password": "wifi_password", "--log-level": "log_level",
+          "--tenant": "tenant", "--namespace": "namespace"}
+
+
+def options(argv):
+    opts = {}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if i + 1 >= len(argv):
+            raise ValueError("%s needs a value" % a)
+        v = argv[i + 1]
+        if a == "--config":
+            with open(v) as f:
+                opts.update(json.load(f))
+        elif a in _FLAGS:
+            opts[_FLAGS[a]] = v
+        else:
+            raise ValueError("unknown option %s" % a)
+        i += 2
+    opts.setdefault("wifi_ssid", "sim-ap")
+    opts.setdefault("wifi_password", "sim-wifi-password")
+    opts.setdefault("relay_pins", {"relay1": 2, "relay2": 3})
+    for k in ("device_id", "device_key", "service_discovery_url"):
+        if not opts.get(k):
+            raise ValueError("missing %s" % k)
+    return opts
+
+
+def run(opts):
+    try:
+        import asyncio
+    except ImportError:
+        import uasyncio as asyncio
+    from relays_controller import RelaysController
+
+    c = RelaysController(**opts)
+    try:
+        return asyncio.run(c.main())
+    except KeyboardInterrupt:
+        c.shutdown()
+        return 0
+
+
+def board():
+    try:
+        import network  # noqa: F401
+    except ImportError:
+        print("main: no network module on this board; RelaysController not started")
+        return
+    try:
+        with open(BOARD_CONFIG) as f:
+            opts = json.load(f)
+    except (OSError, ValueError) as e:
+        print("main: no usable %s (%s); RelaysController not started" % (BOARD_CONFIG, e))
+        return
+    run(opts)
+
+
+if __name__ == "__main__":
+    if sys.platform == "linux" or sys.platform == "darwin":
+        try:
+            o = options(sys.argv[1:])
+        except (OSError, ValueError) as e:
+            print("main: %s" % e)
+            print("usage: micropython main.py --config device.json | --device-id ID"
+                  " --device-key KEY --platform URL [--data-dir DIR]")
+            sys.exit(2)
+        sys.exit(run(o))
+    board()

@@ -1,0 +1,384 @@
+# RelaysController: composes the iotlib managers into the device application.
+#
+#   controller = RelaysController(wifi_ssid, wifi_password, device_id, device_key,
+#                                 service_discovery_url, relay_pins)   # + keyword options
+#   code = await controller.main()
+#
+# Boot order puts the relays first: they come up at their power-on levels from the persisted
+# (or default) config before any network activity. Every task runs under a supervisor that
+# turns its exceptions into alarms and restarts it; a global asyncio exception handler catches
+# the rest. main() returns 0 after stop(), or RESET_EXIT_CODE when the watchdog supervisor reset
+# the simulated board: the process must then exit with that code and be started again (the
+# unix port cannot reboot itself; tools/run_simulation.py and the tests restart it).
+try:
+    import asyncio
+except ImportError:
+    import uasyncio as asyncio
+import time
+
+from iotlib import atomic_file, logger
+from iotlib.auth_manager import AuthManager
+from iotlib.config_manager import ConfigManager
+from iotlib.network_manager import NetworkManager, SimWLAN, board_wlan
+from iotlib.relay_gpio_manager import RelayGPIOManager
+from iotlib.state_manager import StateManager
+from iotlib.watchdog_manager import WatchdogManager
+
+try:
+    from iotlib.alarm_manager import AlarmManager
+except ImportError:
+    AlarmManager = None
+try:
+    from iotlib.time_sync_manager import TimeSyncManager
+except ImportError:
+    TimeSyncManager = None
+try:
+    from iotlib import ota_update_manager
+except ImportError:
+    ota_update_manager = None
+
+FIRMWARE_VERSION = "0.1.0"
+RESET_EXIT_CODE = 75
+_log = logger.get("app")
+
+
+def _simulated():
+    try:
+        import network  # noqa: F401
+        return False
+    except ImportError:
+        return True
+
+
+class _LocalAlarms:
+    # used only when iotlib.alarm_manager is absent: keeps the last alarms in RAM
+    def __init__(self, size=16):
+        self.size = size
+        self.items = []
+        self.raised = 0
+
+    def raise_alarm_nowait(self, key, message, severity="error"):
+        self.raised += 1
+        self.items.append((key, severity, message))
+        del self.items[:-self.size]
+
+    async def raise_alarm(self, key, message, severity="error"):
+        self.raise_alarm_nowait(key, message, severity)
+
+    def counters(self):
+        return {"alarms_raised": self.raised, "alarms_buffered": len(self.items)}
+
+
+class RelaysController:
+    def __init__(self, wifi_ssid, wifi_password, device_id, device_key, service_discovery_url,
+                 relay_pins, data_dir=None, tenant=None, namespace=None, simulate=None,
+                 firmware_version=FIRMWARE_VERSION, log_level="info", log_echo=True,
+                 persist_min_ms=None, tick_ms=10, wdt_timeout_ms=8000, loop_window_ms=5000,
+                 timeout_ms=5000, ota_public_key=None, ota_apply_hook=None,
+                 ota_rollback_hook=None, wlan=None, ntp_servers=None):
+        self.simulate = _simulated() if simulate is None else simulate
+        self.data_dir = data_dir or ("data" if self.simulate else "/data")
+        self.device_id = device_id
+        self.log_level = log_level
+        self.log_echo = log_echo
+        self.firmware_version = firmware_version
+        self.ota_public_key = ota_public_key
+        self.ota_apply_hook = ota_apply_hook
+        self.ota_rollback_hook = ota_rollback_hook
+        self.timeout_ms = timeout_ms
+        self.exit_code = None
+        self.boot = {}
+        self._stop = asyncio.Event()
+        self._tasks = []
+        self.task_failures = 0
+        for d in (self.data_dir, self.data_dir + "/log"):
+            atomic_file.makedirs(d)
+        logger.add_secret(wifi_password)
+        logger.add_secret(device_key)
+
+        self.alarms = _LocalAlarms()
+        default = {"relays": {}}
+        for name in relay_pins:
+            default["relays"][name] = {"pin": relay_pins[name]}
+        if ntp_servers is not None:
+            default["ntp_servers"] = list(ntp_servers)
+        if wlan is None:
+            wlan = SimWLAN(self.data_dir + "/sim/wifi") if self.simulate else board_wlan()
+        self.net = NetworkManager(wifi_ssid, wifi_password, wlan)
+        self.auth = AuthManager(device_id, device_key, service_discovery_url,
+                                key_file=self.data_dir + "/device_key", tenant=tenant,
+                                namespace=namespace, alarm=self.alarm, timeout_ms=timeout_ms)
+        self.auth.net = self.net
+        self.config = ConfigManager(self.auth, self.data_dir, default, alarm=self.alarm,
+                                    timeout_ms=timeout_ms)
+        self.config.net = self.net
+        if persist_min_ms is None:
+            persist_min_ms = 1000 if self.simulate else 5000
+        self.relays = RelayGPIOManager(self.data_dir, alarm=self.alarm,
+                                       persist_min_ms=persist_min_ms, tick_ms=tick_ms)
+        self.relays.on_reset = self._on_reset
+        self.state = StateManager(self.auth, self.relays, self.config, firmware_version,
+                                  counters=self.counters, alarm=self.alarm, timeout_ms=timeout_ms)
+        self.state.net = self.net
+        self.relays.on_change = self.state.changed
+        self.watchdog = WatchdogManager(self.auth, self.relays, self.config, self.state,
+                                        alarm=self.alarm, loop_window_ms=loop_window_ms,
+                                        wdt_timeout_ms=wdt_timeout_ms)
+        self.watchdog.net = self.net
+        self.timesync = None
+        self.ota = None
+
+    # ---- alarms ----
+
+    def alarm(self, key, message, severity="error"):
+        # every manager reports through here; never raises
+        try:
+            self.alarms.raise_alarm_nowait(key, message, severity)
+        except Exception as e:
+            _log.error("alarm lost", key=key, error=e)
+
+    def _exception(self, loop, context):
+        exc = context.get("exception")
+        msg = "%s: %s" % (type(exc).__name__, exc) if exc else context.get("message", "?")
+        _log.error("task failed", error=msg)
+        self.alarm("task.exception", msg, "critical")
+
+    # ---- optional managers (TimeSyncManager, AlarmManager, OTAUpdateManager) ----
+
+    def _extras(self, cfg):
+        if AlarmManager is not None:
+            self.alarms = AlarmManager(
+                auth=self.auth, url=lambda: self.auth.services.get("alarms"),
+                logger=logger.get("alarms"), online=lambda: self.net.up,
+                clock=self.now, synced=self.time_synced, timeout_ms=self.timeout_ms)
+            self.net.on_change(lambda up: up and self.alarms.notify_online())
+            self.watchdog.on_recover = self.alarms.notify_online
+        if TimeSyncManager is not None:
+            from iotlib import config_schema
+            self.timesync = TimeSyncManager(
+                servers=config_schema.get(cfg, "ntp_servers"),
+                period_s=config_schema.get(cfg, "ntp_period_s"), logger=logger.get("time"),
+                alarms=self.alarms, set_rtc=not self.simulate)
+            self.watchdog.on_resync = self.timesync.resync
+        if ota_update_manager is not None:
+            self._ota_setup()
+
+    def _ota_setup(self):
+        o = ota_update_manager
+        key = self.ota_public_key
+        if key is None:
+            try:
+                key = o.load_public_key(self.data_dir + "/ota_public_key")
+            except (OSError, ValueError):
+                key = None
+        if key is None:
+            _log.warning("OTA disabled: no public key provisioned",
+                         file=self.data_dir + "/ota_public_key")
+            return
+        apply_hook, rollback_hook = self.ota_apply_hook, self.ota_rollback_hook
+        if self.simulate and apply_hook is None:
+            # the simulated board "installs" an app version by recording it
+            vf = o.AppVersionFile(self.data_dir + "/ota/app_version", self.firmware_version)
+            self.firmware_version = vf.read()
+            self.state.firmware_version = self.firmware_version
+            apply_hook, rollback_hook = vf.apply, vf.rollback
+        self.ota = o.OTAUpdateManager(
+            self.firmware_version, key, auth=self.auth,
+            offer_url=lambda: self.auth.services.get("ota"), logger=logger.get("ota"),
+            alarms=self.alarms, state_dir=self.data_dir + "/ota", apply_hook=apply_hook,
+            rollback_hook=rollback_hook, reset=lambda: self.watchdog.reset("ota"),
+            healthy=self.healthy, timeout_ms=self.timeout_ms)
+
+    # ---- status ----
+
+    def now(self):
+        if self.timesync is not None and self.timesync.synced:
+            return self.timesync.now()
+        return self.auth.now()
+
+    def time_synced(self):
+        return self.timesync is not None and self.timesync.synced
+
+    def healthy(self):
+        return self.auth.registered and self.watchdog.answered > 0 and self.watchdog.missed == 0
+
+    def ready(self):
+        # what /ready needs: (True, []) or (False, [missing parts])
+        missing = []
+        if not self.auth.registered:
+            missing.append("registered")
+        if self.config.source != "platform":
+            missing.append("config")
+        if not self.time_synced():
+            missing.append("time")
+        return not missing, missing
+
+    def counters(self):
+        m = self.relays.metrics()
+        c = {"reconnects": self.net.reconnects, "wifi_drops": self.net.drops,
+             "registrations": self.auth.registrations, "config_rejected": self.config.rejects,
+             "config_applied": self.config.applied, "heartbeats_sent": self.watchdog.sent,
+             "heartbeats_missed": self.watchdog.missed_total, "resets": self.boot.get("resets", 0),
+             "boots": self.boot.get("boots", 0), "flash_writes": atomic_file.writes,
+             "task_failures": self.task_failures, "wdt_feeds": m["wdt_feeds"],
+             "rejected_interval": m["rejected_interval"],
+             "rejected_interlock": m["rejected_interlock"], "deferred": m["deferred"],
+             "pulses_expired": m["pulses_expired"], "late_ticks": m["late_ticks"],
+             "state_writes": m["persist_writes"]}
+        for i, n in enumerate(self.relays.names):
+            c["switches_" + n] = m["switches"][i]
+        for mgr in (self.alarms, self.timesync, self.ota):
+            if mgr is not None and hasattr(mgr, "counters"):
+                c.update(mgr.counters())
+        return c
+
+    def status(self):
+        # the simulation's debug view (data_dir/sim/status.json)
+        ok, missing = self.ready()
+        return {"relays": self.relays.states(), "pins": self.relays.pin_levels(),
+                "wifi": self.net.up, "registered": self.auth.registered,
+                "tenant": self.auth.tenant, "namespace": self.auth.namespace,
+                "config_version": self.config.version, "config_source": self.config.source,
+                "desired_version": self.relays.desired_version, "ready": ok, "missing": missing,
+                "heartbeats_answered": self.watchdog.answered, "missed": self.watchdog.missed,
+                "boot": self.boot, "firmware_version": self.firmware_version,
+                "counters": self.counters()}
+
+    # ---- life cycle ----
+
+    def _boot_record(self):
+        path = self.data_dir + "/boot.json"
+        b = atomic_file.read_json(path) or {}
+        b["boots"] = b.get("boots", 0) + 1
+        cause = b.pop("pending_cause", None)
+        if cause is None and not self.simulate:
+            cause = self.relays.bank.reset_cause()
+        if cause:
+            b["resets"] = b.get("resets", 0) + 1
+        b["last_reset_cause"] = cause
+        atomic_file.write_json(path, b)
+        self.boot = b
+        _log.info("boot", device_id=self.device_id, version=self.firmware_version,
+                  boots=b["boots"], reset_cause=cause, simulate=self.simulate)
+
+    def _on_reset(self, cause):
+        # the supervisor reset the simulated board: keep what a real board keeps, then stop
+        self.relays.flush()
+        b = dict(self.boot)
+        b["pending_cause"] = cause
+        atomic_file.write_json(self.data_dir + "/boot.json", b)
+        _log.error("device reset by the watchdog supervisor", cause=cause,
+                   exit_code=RESET_EXIT_CODE)
+        self.exit_code = RESET_EXIT_CODE
+        self._stop.set()
+
+    def _apply_config(self, new, old):
+        if old is None or new["relays"] != old["relays"] or \
+                new.get("interlocks") != old.get("interlocks") or \
+                new.get("inputs") != old.get("inputs"):
+            self.relays.reconfigure(new)
+        log = logger.root()
+        log.set_level(new.get("log_level", self.log_level))
+        lf = new.get("log_file") or {}
+        log.set_rotation(lf.get("max_bytes", 16384), lf.get("keep", 3))
+        if self.timesync is not None:
+            self.timesync.configure(new)
+        self.state.kick()  # periods may have changed: the state loop re-reads them
+
+    def _spawn(self, name, fn):
+        async def supervised():
+            backoff = 1000
+            while True:
+                try:
+                    await fn()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:
+                    self.task_failures += 1
+                    msg = "task %s failed: %s: %s" % (name, type(e).__name__, e)
+                    _log.error(msg, retry_ms=backoff)
+                    self.alarm("task." + name, msg, "critical")
+                    await asyncio.sleep_ms(backoff)
+                    backoff = min(backoff * 2, 30000)
+        self._tasks.append(asyncio.create_task(supervised()))
+
+    async def _sim_status(self):
+        path = self.data_dir + "/sim/status.json"
+        last = None
+        while True:
+            try:
+                import json
+                text = json.dumps(self.status())
+            except Exception as e:
+                text = '{"error": "%s"}' % type(e).__name__
+            if text != last:
+                atomic_file.write(path, text)
+                last = text
+            await asyncio.sleep_ms(200)
+
+    async def _flush_logs(self):
+        while True:
+            await asyncio.sleep_ms(5000)
+            logger.root().flush()
+
+    def stop(self, code=0):
+        self.exit_code = code
+        self._stop.set()
+
+    def shutdown(self):
+        # a clean stop: persist what is pending
+        try:
+            self.relays.flush()
+        except Exception:
+            pass
+        _log.info("stopped", exit_code=self.exit_code or 0)
+        logger.root().flush()
+
+    async def main(self):
+        d = self.data_dir
+        logger.setup(path=d + "/log/device.log", audit_path=d + "/log/audit.log",
+                     level=self.log_level, echo=self.log_echo,
+                     buffer_bytes=0 if self.simulate else 1024)
+        if self.simulate:
+            atomic_file.makedirs(d + "/sim")
+        cfg = self.config.load_local()
+        self.relays.start(cfg)                      # relays safe before anything else
+        self._boot_record()
+        asyncio.get_event_loop().set_exception_handler(self._exception)
+        self._extras(cfg)
+        cause = self.boot.get("last_reset_cause")
+        if cause:  # said after the reboot: the alarm buffer did not survive the reset
+            self.alarm("reset." + cause, "the device was reset (cause: %s); boot %d" % (
+                cause, self.boot["boots"]), "info" if cause in ("cmd-reset", "ota") else "critical")
+        if hasattr(self.alarms, "install_exception_handler"):
+            self.alarms.install_exception_handler()
+        self.config.on_change(self._apply_config)
+        self._apply_config(cfg, cfg)
+        if self.ota is not None:
+            self.ota.boot()
+        self.watchdog.start()
+        s = self._spawn
+        s("relays", self.relays.run)
+        s("loop", self.watchdog.feed_loop)
+        s("net", self.net.run)
+        s("auth", self.auth.run)
+        s("config", self.config.run)
+        s("state", self.state.run)
+        s("heartbeat", self.watchdog.run)
+        if hasattr(self.alarms, "run"):
+            s("alarms", self.alarms.run)
+        if self.timesync is not None:
+            s("time", self.timesync.run)
+        if self.ota is not None:
+            s("ota", self.ota.run)
+        if self.simulate:
+            s("sim", self._sim_status)
+        else:
+            s("logflush", self._flush_logs)
+        await self._stop.wait()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.sleep_ms(0)
+        self.shutdown()
+        return self.exit_code or 0
