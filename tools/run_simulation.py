@@ -1,0 +1,522 @@
+"""Simulation mode: the reference platform, a local NTP responder and the device (the MicroPython
+unix build running python/main.py), all on 127.0.0.1.
+
+    .cache/venv/bin/python tools/run_simulation.py [--port 8080] [--fresh] [--dev] [--quiet]
+
+State lives in .cache/sim/ (platform database, operator token, device data folder) and is kept
+between runs; --fresh starts over. The device is restarted when it exits with the reset code
+(75: the watchdog supervisor reset the simulated board). Ctrl-C stops everything cleanly: the
+device gets SIGINT (it persists its relay states and exits), then the servers are stopped.
+
+The classes here are also what tests/e2e drives."""
+
+import argparse
+import json
+import os
+import re
+import secrets
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_PY = os.path.join(ROOT, ".cache", "venv", "bin", "python")
+MICROPYTHON = os.path.join(ROOT, ".cache", "build", "unix", "micropython")
+MAIN = os.path.join(ROOT, "python", "main.py")
+RESET_EXIT_CODE = 75      # python/relays_controller.py: the simulated board was reset
+START_TIMEOUT_S = 20
+
+
+def server_python():
+    return VENV_PY if os.path.exists(VENV_PY) else sys.executable
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Reply:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<Reply %d %r>" % (self.status, self.body[:300])
+
+
+def http(method, url, json_body=None, token=None, timeout=10):
+    headers = {}
+    data = None
+    if json_body is not None:
+        data = json.dumps(json_body).encode()
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return Reply(r.status, dict(r.headers), r.read())
+    except urllib.error.HTTPError as e:
+        return Reply(e.code, dict(e.headers), e.read())
+
+
+def _first_line(proc, timeout):
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    ready = sel.select(timeout=timeout)
+    sel.close()
+    return proc.stdout.readline() if ready else b""
+
+
+def _stop(proc, sig=signal.SIGTERM, timeout=10):
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+class Platform:
+    """python -m reference_platform on a fixed loopback port; stop() then start() keeps the
+    database and the port, so a device's service URLs and tokens outlive an outage."""
+
+    def __init__(self, workdir, operator_token, port=None, seed=None, extra_args=()):
+        self.workdir = str(workdir)
+        self.db = os.path.join(self.workdir, "platform.sqlite")
+        self.log_path = os.path.join(self.workdir, "platform.log")
+        self.token = operator_token
+        self.port = port or free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.seed = seed
+        self.extra_args = list(extra_args)
+        self.proc = None
+
+    def start(self, extra_args=None):
+        if extra_args is not None:
+            self.extra_args = list(extra_args)
+        args = [server_python(), "-m", "reference_platform", "--host", "127.0.0.1",
+                "--port", str(self.port), "--db", self.db, "--operator-token", self.token,
+                "--log-level", "warning"] + self.extra_args
+        if self.seed:
+            args += ["--seed", self.seed]
+        log = open(self.log_path, "ab")
+        try:
+            for _ in range(50):  # the port may linger a moment after a stop
+                self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=log,
+                                             start_new_session=True)
+                line = _first_line(self.proc, START_TIMEOUT_S)
+                if line.startswith(b"reference platform listening on"):
+                    return self
+                _stop(self.proc)
+                self.proc.stdout.close()
+                if b"cannot listen" not in self.read_log()[-300:].encode():
+                    break
+                time.sleep(0.2)
+        finally:
+            log.close()
+        raise RuntimeError("platform did not start: %s" % self.read_log()[-2000:])
+
+    def stop(self):
+        if self.proc is not None:
+            _stop(self.proc)
+            self.proc.stdout.close()
+            self.proc = None
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def op(self, method, path, json_body=None):
+        return http(method, self.url + path, json_body, self.token)
+
+    def provision(self, config, device_id=None, key=None, tenant=None, namespace="lab",
+                  desired=None):
+        """Create a tenant, namespace and device (idempotent for the names given)."""
+        tenant = tenant or "t-" + secrets.token_hex(3)
+        device_id = device_id or "pico-" + secrets.token_hex(4)
+        key = key or secrets.token_hex(16)
+        for path, name in (("/v1/operator/tenants", tenant),
+                           ("/v1/operator/tenants/%s/namespaces" % tenant, namespace)):
+            r = self.op("POST", path, {"name": name})
+            assert r.status in (201, 409), r
+        d = PlatformDevice(self, tenant, namespace, device_id, key)
+        r = self.op("POST", d.op_path()[:-len(device_id) - 1],
+                    {"device_id": device_id, "device_key": key})
+        assert r.status in (201, 409), r
+        if config is not None:
+            r = d.push_config(config)
+            assert r.status == 200, r
+        if desired is not None:
+            r = d.set_desired(desired)
+            assert r.status == 200, r
+        return d
+
+    def public_key_hex(self):
+        r = http("GET", self.url + "/v1/ota/public-key")
+        assert r.status == 200, r
+        return r.json()["public_key_hex"]
+
+
+class PlatformDevice:
+    """A device as the operator sees it on the platform."""
+
+    def __init__(self, platform, tenant, namespace, device_id, key):
+        self.platform = platform
+        self.tenant = tenant
+        self.namespace = namespace
+        self.device_id = device_id
+        self.key = key
+
+    def op_path(self, tail=None):
+        p = "/v1/operator/tenants/%s/namespaces/%s/devices/%s" % (
+            self.tenant, self.namespace, self.device_id)
+        return p + "/" + tail if tail else p
+
+    def get(self):
+        r = self.platform.op("GET", self.op_path())
+        assert r.status == 200, r
+        return r.json()
+
+    def push_config(self, config, force=False):
+        return self.platform.op("PUT", self.op_path("config") + ("?force=1" if force else ""),
+                                config)
+
+    def set_desired(self, relays, force=False):
+        return self.platform.op("PUT", self.op_path("desired-state") +
+                                ("?force=1" if force else ""), {"relays": relays})
+
+    def command(self, command):
+        return self.platform.op("POST", self.op_path("commands"), {"command": command})
+
+    def heartbeats(self, limit=200):
+        r = self.platform.op("GET", self.op_path("heartbeats") + "?limit=%d" % limit)
+        assert r.status == 200, r
+        return r.json()["heartbeats"]
+
+    def alarms(self):
+        r = self.platform.op("GET", self.op_path("alarms") + "?limit=500")
+        assert r.status == 200, r
+        return {a["dedup_key"]: a for a in r.json()["alarms"]}
+
+
+class NtpResponder:
+    def __init__(self, workdir):
+        self.workdir = str(workdir)
+        self.proc = None
+        self.port = None
+
+    def start(self):
+        script = os.path.join(ROOT, "tools", "ntp_responder.py")
+        if not os.path.exists(script):
+            return None
+        log = open(os.path.join(self.workdir, "ntp.log"), "ab")
+        self.proc = subprocess.Popen([sys.executable, script, "--port", "0"], cwd=ROOT,
+                                     stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+        log.close()
+        m = re.search(rb"127\.0\.0\.1:(\d+)", _first_line(self.proc, START_TIMEOUT_S))
+        if not m:
+            self.stop()
+            return None
+        self.port = int(m.group(1))
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            _stop(self.proc)
+            self.proc.stdout.close()
+            self.proc = None
+
+
+class Device:
+    """The firmware on the unix port: python/main.py with its settings file and data folder.
+
+    The supervisor thread restarts the process when it exits with RESET_EXIT_CODE, as a board
+    reboots; every exit is recorded in `exits`. stdout (JSON log lines) is appended to
+    `stdout_path` across restarts; on_line(line) sees each line as it arrives."""
+
+    def __init__(self, workdir, settings, dev_path=True, restart_on_reset=True, on_line=None):
+        self.workdir = str(workdir)
+        self.data_dir = settings.setdefault("data_dir", os.path.join(self.workdir, "data"))
+        os.makedirs(os.path.join(self.data_dir, "sim"), exist_ok=True)
+        self.settings_path = os.path.join(self.workdir, "device.json")
+        self.settings = settings
+        self.save_settings()
+        self.stdout_path = os.path.join(self.workdir, "device.out")
+        path = [".frozen"]
+        if dev_path:
+            path.insert(0, os.path.join(ROOT, "python"))  # sources before the frozen copies
+        self.env = dict(os.environ, MICROPYPATH=":".join(path))
+        self.restart_on_reset = restart_on_reset
+        self.on_line = on_line
+        self.proc = None
+        self.exits = []
+        self.starts = 0
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._thread = None
+
+    def save_settings(self):
+        with open(self.settings_path, "w") as f:
+            json.dump(self.settings, f, indent=1)
+
+    def _spawn(self):
+        self.proc = subprocess.Popen([MICROPYTHON, MAIN, "--config", self.settings_path],
+                                     cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.starts += 1
+
+    def start(self):
+        with self._lock:
+            self._stopping = False
+            self._spawn()
+        self._thread = threading.Thread(target=self._supervise, daemon=True)
+        self._thread.start()
+        return self
+
+    def _supervise(self):
+        while True:
+            proc = self.proc
+            with open(self.stdout_path, "ab") as out:
+                for line in proc.stdout:
+                    out.write(line)
+                    out.flush()
+                    if self.on_line:
+                        self.on_line(line.decode(errors="replace").rstrip("\n"))
+            code = proc.wait()
+            proc.stdout.close()
+            with self._lock:
+                self.exits.append(code)
+                if self._stopping or code != RESET_EXIT_CODE or not self.restart_on_reset:
+                    return
+                self._spawn()  # the simulated board reboots
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def stop(self, timeout=10):
+        """SIGINT: the device persists its state and exits 0."""
+        with self._lock:
+            self._stopping = True
+            proc = self.proc
+        _stop(proc, signal.SIGINT, timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return proc.returncode if proc else None
+
+    def kill(self):
+        with self._lock:
+            self._stopping = True
+            proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    # ---- the simulated board's controls and debug view ----
+
+    def wifi(self, up):
+        with open(os.path.join(self.data_dir, "sim", "wifi"), "w") as f:
+            f.write("up" if up else "down")
+
+    def status(self):
+        try:
+            with open(os.path.join(self.data_dir, "sim", "status.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+
+def wait_for(predicate, timeout, what, interval=0.1):
+    """predicate() until it returns a truthy value; AssertionError naming `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+# ---- simulation mode ----
+
+SIM_CONFIG = {
+    "relays": {
+        "pump": {"pin": 2, "min_interval_ms": 500},
+        "fan": {"pin": 3, "active_low": True},
+        "valve_open": {"pin": 4, "min_interval_ms": 200},
+        "valve_close": {"pin": 5, "min_interval_ms": 200},
+        "bell": {"pin": 6, "pulse_ms": 1000},
+    },
+    "interlocks": [{"relays": ["valve_open", "valve_close"], "dead_ms": 300}],
+    "restore_policy": "last",
+    "heartbeat_period_s": 10,
+    "heartbeat_max_missed": 6,
+    "state_period_s": 10,
+    "config_poll_period_s": 60,
+    "log_level": "info",
+}
+
+
+def _pretty(line):
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return "device | " + line
+    head = "%s %-7s %-8s %s" % (time.strftime("%H:%M:%S", time.localtime(rec.pop("ts", 0))),
+                                rec.pop("lvl", "?"), rec.pop("mod", rec.get("audit", "")),
+                                rec.pop("msg", ""))
+    rec.pop("up", None)
+    rest = " ".join("%s=%s" % (k, json.dumps(v)) for k, v in sorted(rec.items()))
+    return "device | %s %s" % (head, rest)
+
+
+def simulation(args):
+    work = os.path.abspath(args.workdir)
+    if args.fresh and os.path.isdir(work):
+        shutil.rmtree(work)
+    os.makedirs(work, exist_ok=True)
+    state_path = os.path.join(work, "sim.json")
+    if os.path.exists(state_path):
+        with open(state_path) as f:
+            st = json.load(f)
+    else:
+        st = {"operator_token": "op-" + secrets.token_urlsafe(24), "tenant": "demo",
+              "namespace": "lab", "device_id": "pico-sim-1",
+              "device_key": "dk-" + secrets.token_urlsafe(24),
+              "wifi_password": "wifi-" + secrets.token_urlsafe(12)}
+        with open(state_path, "w") as f:
+            json.dump(st, f, indent=1)
+        os.chmod(state_path, 0o600)
+
+    procs = []
+    ntp = NtpResponder(work).start()
+    if ntp:
+        procs.append(ntp)
+    config = dict(SIM_CONFIG, ntp_servers=["127.0.0.1:%d" % ntp.port] if ntp else [])
+    platform = Platform(work, st["operator_token"], port=args.port)
+    try:
+        platform.start()
+    except RuntimeError as e:
+        print("run_simulation: %s" % e, file=sys.stderr)
+        for p in procs:
+            p.stop()
+        return 1
+    procs.append(platform)
+    dev = platform.provision(config, st["device_id"], st["device_key"], st["tenant"],
+                             st["namespace"])
+    cur = platform.op("GET", dev.op_path("config")).json()
+    if cur["config"] != config:
+        dev.push_config(config)
+    data_dir = os.path.join(work, "device")
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, "ota_public_key"), "w") as f:
+        f.write(platform.public_key_hex())  # provisioning: the key is never fetched at update time
+    settings = {"wifi_ssid": "sim-ap", "wifi_password": st["wifi_password"],
+                "device_id": st["device_id"], "device_key": st["device_key"],
+                "service_discovery_url": platform.url + "/v1/devices/register",
+                "relay_pins": {"pump": 2, "fan": 3}, "data_dir": data_dir,
+                "tenant": st["tenant"], "namespace": st["namespace"],
+                "ntp_servers": config["ntp_servers"]}
+    device = Device(work, settings, dev_path=args.dev,
+                    on_line=None if args.quiet else (lambda l: print(_pretty(l), flush=True)))
+    tok = st["operator_token"]
+    base = platform.url + "/v1/operator/tenants/%s/namespaces/%s/devices/%s" % (
+        st["tenant"], st["namespace"], st["device_id"])
+    print("""
+RelaysController simulation
+  platform      %(url)s   (contract: reference_platform/openapi.yaml; log: %(work)s/platform.log)
+  NTP responder %(ntp)s
+  device        %(dev)s on the MicroPython unix build
+                data: %(data)s   log: %(data)s/log/device.log
+                board view (relays, pin levels, counters): %(data)s/sim/status.json
+                WiFi: echo down > %(data)s/sim/wifi   (echo up to restore)
+  operator token: %(tok)s
+
+  export TOKEN=%(tok)s
+  curl -s -H "Authorization: Bearer $TOKEN" %(base)s | python3 -m json.tool
+  curl -s -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+       -d '{"relays": {"pump": true, "fan": true}}' %(base)s/desired-state
+  curl -s -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+       -d '{"command": "resync"}' %(base)s/commands
+  a device token (as the device gets it): POST %(url)s/v1/devices/register with the proof in
+  openapi.yaml; device id %(id)s, key in %(work)s/sim.json
+
+Ctrl-C stops everything.
+""" % {"url": platform.url, "work": work, "ntp": "127.0.0.1:%d" % ntp.port if ntp else "(none)",
+       "dev": st["device_id"], "data": data_dir, "tok": tok, "base": base, "id": st["device_id"]},
+          flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    device.start()
+    code = 0
+    while not stop.wait(0.5):
+        if not device.running and device.exits and device.exits[-1] != RESET_EXIT_CODE:
+            print("run_simulation: the device exited with %d; see %s" % (
+                device.exits[-1], device.stdout_path), file=sys.stderr)
+            code = 1
+            break
+        if not platform.running:
+            print("run_simulation: the platform stopped; see %s" % platform.log_path,
+                  file=sys.stderr)
+            code = 1
+            break
+    print("\nstopping: device...", flush=True)
+    device.stop()
+    for p in reversed(procs):
+        p.stop()
+    print("stopped (device restarts after resets: %d)" % (device.starts - 1))
+    return code
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workdir", default=os.path.join(ROOT, ".cache", "sim"))
+    ap.add_argument("--port", type=int, default=8080, help="platform port (0: any free one)")
+    ap.add_argument("--fresh", action="store_true", help="forget the previous simulation's data")
+    ap.add_argument("--dev", action="store_true",
+                    help="run python/ sources instead of the modules frozen into the build")
+    ap.add_argument("--quiet", action="store_true", help="do not echo the device log")
+    args = ap.parse_args(argv)
+    if not os.path.exists(MICROPYTHON):
+        print("run_simulation: no unix build at %s (make unix)" % MICROPYTHON, file=sys.stderr)
+        return 2
+    if args.port == 0:
+        args.port = free_port()
+    return simulation(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
