@@ -1,0 +1,190 @@
+"""Fixtures for end-to-end tests: real processes on 127.0.0.1 only.
+
+- `platform`: the reference platform shared by the session; `own_platform(extra_args)`: one of
+  the test's own (to stop, restart or start with other options), on a fixed port.
+- `ntp`: a local NTP responder (tools/ntp_responder.py) for the session.
+- `sim_device(platform, config=..., ...)`: a device provisioned on the platform and started as
+  the unix build running python/main.py (sources from python/ ahead of the frozen copies), with a
+  fresh data folder. It is restarted when it exits with the reset code, like a board rebooting.
+  The handle reads the device's log lines, its board view (status.json: relays, pin levels,
+  counters), drops and restores its WiFi, and lists the secrets it must never log.
+
+Every wait is bounded; helpers raise AssertionError naming what did not happen."""
+
+import glob
+import json
+import os
+import secrets
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+import run_simulation as sim  # noqa: E402
+from run_simulation import RESET_EXIT_CODE, wait_for  # noqa: E402,F401
+
+OPERATOR_TOKEN = "e2e-operator-" + secrets.token_hex(12)
+
+if not os.path.exists(sim.MICROPYTHON):
+    pytest.skip("no unix build at %s (make unix)" % sim.MICROPYTHON, allow_module_level=True)
+
+
+def base_config(ntp_port=None, **over):
+    cfg = {
+        "relays": {"r1": {"pin": 2, "min_interval_ms": 100},
+                   "r2": {"pin": 3, "active_low": True}},
+        "heartbeat_period_s": 1,
+        "heartbeat_max_missed": 30,
+        "state_period_s": 1,
+        "config_poll_period_s": 2,
+        "log_level": "debug",
+        "ntp_servers": ["127.0.0.1:%d" % ntp_port] if ntp_port else [],
+    }
+    cfg.update(over)
+    return cfg
+
+
+class SimDevice:
+    """A provisioned, running simulated device and its view from the platform (`.cloud`)."""
+
+    def __init__(self, workdir, platform, cloud, settings):
+        self.platform = platform
+        self.cloud = cloud
+        self.proc = sim.Device(workdir, settings)
+        self.data_dir = self.proc.data_dir
+        self.settings = settings
+
+    # ---- process ----
+
+    def start(self):
+        self.proc.start()
+        return self
+
+    def stop(self):
+        return self.proc.stop()
+
+    def kill(self):
+        self.proc.kill()
+
+    @property
+    def exits(self):
+        return self.proc.exits
+
+    # ---- board view and controls ----
+
+    def status(self):
+        return self.proc.status()
+
+    def wait_status(self, predicate, what, timeout=15):
+        def check():
+            st = self.status()
+            return st if st is not None and predicate(st) else None
+        return wait_for(check, timeout, what)
+
+    def wifi(self, up):
+        self.proc.wifi(up)
+
+    def pins(self):
+        return {int(k): v for k, v in (self.status() or {}).get("pins", {}).items()}
+
+    # ---- logs ----
+
+    def log_files(self):
+        d = os.path.join(self.data_dir, "log")
+        return sorted(glob.glob(os.path.join(d, "*.log*"))) + [self.proc.stdout_path]
+
+    def raw_lines(self):
+        out = []
+        for path in self.log_files():
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    out += [(path, line.rstrip("\n")) for line in f]
+            except OSError:
+                pass
+        return out
+
+    def records(self, path_filter=None):
+        """Parsed records of the device log files (stdout excluded: it repeats them)."""
+        recs = []
+        for path, line in self.raw_lines():
+            if path == self.proc.stdout_path or (path_filter and path_filter not in path):
+                continue
+            try:
+                recs.append(json.loads(line))
+            except ValueError:
+                pass
+        return recs
+
+    def find(self, msg, **fields):
+        return [r for r in self.records()
+                if r.get("msg") == msg and all(r.get(k) == v for k, v in fields.items())]
+
+    def wait_log(self, msg, timeout=15, **fields):
+        return wait_for(lambda: self.find(msg, **fields), timeout,
+                        "log line %r %r" % (msg, fields))
+
+    def secrets(self):
+        s = [self.settings["device_key"], self.settings["wifi_password"], OPERATOR_TOKEN]
+        key_file = os.path.join(self.data_dir, "device_key")
+        if os.path.exists(key_file):
+            with open(key_file) as f:
+                s.append(f.read().strip())
+        return s
+
+
+@pytest.fixture(scope="session")
+def ntp(tmp_path_factory):
+    responder = sim.NtpResponder(tmp_path_factory.mktemp("ntp")).start()
+    yield responder.port if responder else None
+    if responder:
+        responder.stop()
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory):
+    p = sim.Platform(tmp_path_factory.mktemp("platform"), OPERATOR_TOKEN).start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def own_platform(tmp_path):
+    made = []
+
+    def make(extra_args=()):
+        d = tmp_path / ("platform%d" % len(made))
+        d.mkdir()
+        p = sim.Platform(d, OPERATOR_TOKEN, extra_args=extra_args).start()
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.stop()
+
+
+@pytest.fixture
+def sim_device(tmp_path, ntp):
+    made = []
+
+    def make(platform, config=None, desired=None, start=True, **settings):
+        cloud = platform.provision(base_config(ntp) if config is None else config,
+                                   desired=desired)
+        work = tmp_path / ("device%d" % len(made))
+        work.mkdir()
+        s = {"wifi_ssid": "e2e-ap", "wifi_password": "wifi-" + secrets.token_hex(8),
+             "device_id": cloud.device_id, "device_key": cloud.key,
+             "service_discovery_url": platform.url + "/v1/devices/register",
+             "relay_pins": {"r1": 2, "r2": 3}, "log_level": "debug",
+             "ntp_servers": ["127.0.0.1:%d" % ntp] if ntp else []}
+        s.update(settings)
+        dev = SimDevice(str(work), platform, cloud, s)
+        made.append(dev)
+        if start:
+            dev.start()
+        return dev
+    yield make
+    for dev in made:
+        dev.kill()
