@@ -15,8 +15,9 @@ UF2 = Path(os.environ.get("HIL_UF2", FW_BUILD / "firmware.uf2"))
 FW_ELF = UF2.with_name("firmware.elf")
 FW_MAP = UF2.with_name("firmware.elf.map")
 FROZEN_C = UF2.with_name("frozen_content.c")
-UNIX_BIN = BUILD / "unix" / "micropython"
-NATMOD_X64_DIR = BUILD / "natmod-x64"
+# BENCH_UNIX / BENCH_NATMOD_X64_DIR (like HIL_UF2) compare another build
+UNIX_BIN = Path(os.environ.get("BENCH_UNIX", BUILD / "unix" / "micropython"))
+NATMOD_X64_DIR = Path(os.environ.get("BENCH_NATMOD_X64_DIR", BUILD / "natmod-x64"))
 NATMOD_X64 = NATMOD_X64_DIR / "relaygpio_natmod.mpy"
 NATMOD_ARM = BUILD / "natmod-armv6m" / "relaygpio.mpy"
 MPY_DIR = Path(os.environ.get("MPY_DIR", CACHE / "src" / "micropython-1.25.0"))
