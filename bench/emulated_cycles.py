@@ -221,20 +221,29 @@ def main(argv=None):
     set_ratio_u = res["set_unbound"]["c_vs_pin"]
     twin = {k: r["python_vs_c"] for k, r in res.items() if r.get("python_vs_c") is not None}
     slowest = min(twin, key=twin.get)
+    short = [k for k in twin if twin[k] < GOAL_TWIN_VS_C]
+    rest = [k for k in twin if k not in short]
     goals = {
         "set_vs_pin": {"goal": f"<= {GOAL_SET_VS_PIN}x", "bound": set_ratio, "unbound": set_ratio_u,
                        "met": set_ratio <= GOAL_SET_VS_PIN},
         "twin_vs_c": {"goal": f">= {GOAL_TWIN_VS_C}x on every operation", "min": twin[slowest],
-                      "min_op": slowest, "met": twin[slowest] >= GOAL_TWIN_VS_C},
+                      "min_op": slowest, "below": short, "met": not short},
     }
-    tables.append(table("Goals", ["goal", "figure", "result"], [
+    grows = [
         [f"relaygpio set <= {GOAL_SET_VS_PIN}x Pin.value (bound methods)",
          f"{set_ratio:.2f}x (unbound forms: {set_ratio_u:.2f}x)",
          "met" if goals["set_vs_pin"]["met"] else "MISSED"],
-        [f"Python twin >= {GOAL_TWIN_VS_C:.0f}x slower per operation",
+        [f"Python twin >= {GOAL_TWIN_VS_C:.0f}x slower on every operation",
          f"lowest {twin[slowest]:.1f}x ({res[slowest]['label']})",
          "met" if goals["twin_vs_c"]["met"] else "MISSED"],
-    ]))
+    ]
+    if short and rest:
+        low = min(rest, key=twin.get)
+        grows.append([f"  ... on {', '.join(k for k in rest)}", f"lowest {twin[low]:.1f}x "
+                      f"({res[low]['label']})", "met"])
+        grows.append([f"  ... on {', '.join(short)}", ", ".join(f"{twin[k]:.1f}x" for k in short),
+                      "MISSED"])
+    tables.append(table("Goals", ["goal", "figure", "result"], grows))
     notes = [
         f"pyrelaygpio ran on its RP2040 backend ({backend[0]}, SIO register writes: {backend[1]}).",
         f"tick(): the RP2040 has 30 GPIOs, so {TICK_RELAYS} relays + {TICK_INPUTS} inputs; "
@@ -263,14 +272,13 @@ def main(argv=None):
         "uf2": str(UF2), "smoke": args.smoke, "passes": {"c": passes_c, "python": passes_py},
         "results": res, "goals": goals, "notes": notes, "profile": prof,
     }, tables + ["\n".join(notes) + "\n"])
-    labels = [r["label"] for k, r in res.items() if not k.endswith("unbound")]
-    keys = [k for k in res if not k.endswith("unbound")]
+    keys = [k for k, r in res.items() if "c" in r and not k.endswith("unbound")]
     bar_chart("emulated_cycles", "Emulated RP2040: cycles per operation (log scale)",
-              "cycles / op", labels,
-              {"Pin.value": [res[k].get("pin", {}).get("cycles") for k in keys],
-               "relaygpio (C)": [res[k].get("c", {}).get("cycles") for k in keys],
+              "cycles / op", [res[k]["label"] for k in keys],
+              {"relaygpio (C)": [res[k]["c"]["cycles"] for k in keys],
                "pyrelaygpio": [res[k].get("python", {}).get("cycles") for k in keys]},
-              log=True)
+              log=True, lines=[(pin, f"Pin.value(v): {pin:,.0f}"),
+                               (pin * GOAL_SET_VS_PIN, f"set goal: {GOAL_SET_VS_PIN}x Pin.value")])
     return 0
 
 

@@ -67,9 +67,10 @@ def write(name, data, tables=()):
     return path
 
 
-def bar_chart(name, title, ylabel, labels, series, log=False):
-    """Grouped bars, one group per label, one bar per series {name: [value or None]}.
-    Returns the PNG path, or None when matplotlib is not installed."""
+def bar_chart(name, title, ylabel, labels, series, log=False, lines=()):
+    """Grouped bars, one group per label, one bar per series {name: [value or None]}, and
+    horizontal reference lines [(value, label)]. Returns the PNG path, or None when
+    matplotlib is not installed."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -87,6 +88,9 @@ def bar_chart(name, title, ylabel, labels, series, log=False):
         bars = ax.bar([p[0] for p in pts], [p[1] for p in pts], width, label=sname)
         ax.bar_label(bars, labels=[fmt(p[1], 0) for p in pts], fontsize=7, rotation=90,
                      padding=2)
+    for k, (value, label) in enumerate(lines):
+        ax.axhline(value, color="0.3", linestyle=("--", ":", "-.")[k % 3], linewidth=1,
+                   label=label)
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
