@@ -136,6 +136,8 @@ class AuthManager:
             doc = r.json()
         except OSError:
             doc = {}
+        if not isinstance(doc, dict):
+            doc = {}
         if r.status == 401 and doc.get("error") == "stale_timestamp" and "server_time" in doc \
                 and not retried:
             self.clock_offset = doc["server_time"] - int(time.time())
@@ -152,16 +154,22 @@ class AuthManager:
                 msg = "platform placed the device in %s %r, expected %r" % (k, doc.get(k), want)
                 self._fail("auth.tenancy", msg)
                 raise AuthError(msg)
-        token = doc["token"]
-        logger.add_secret(token, True)  # before anything can log it
+        try:
+            token = doc["token"]
+            logger.add_secret(token, True)  # before anything can log it
+            tenant, namespace, services = doc["tenant"], doc["namespace"], doc["services"]
+            expires_at, server_time = doc["expires_at"], doc["server_time"]
+            life_ms = int(doc["expires_in"]) * 1000
+        except (KeyError, TypeError, ValueError) as e:
+            self.failures += 1
+            raise AuthError("registration answer lacks %s" % e)
         _log.debug("register answer", body=r.body)
         self.token = token
-        self.tenant = doc["tenant"]
-        self.namespace = doc["namespace"]
-        self.services = doc["services"]
-        self.expires_at = doc["expires_at"]
-        self.clock_offset = doc["server_time"] - int(time.time())
-        life_ms = doc["expires_in"] * 1000
+        self.tenant = tenant
+        self.namespace = namespace
+        self.services = services
+        self.expires_at = expires_at
+        self.clock_offset = server_time - int(time.time())
         self._refresh_at = time.ticks_add(time.ticks_ms(), life_ms * 4 // 5)
         self.registrations += 1
         _log.info("registered", tenant=self.tenant, namespace=self.namespace,

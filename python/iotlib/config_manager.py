@@ -8,7 +8,6 @@ try:
     import asyncio
 except ImportError:
     import uasyncio as asyncio
-import time
 
 from iotlib import atomic_file, config_schema, logger
 

@@ -106,6 +106,9 @@ class StateManager:
             _log.warning("desired state fetch failed", status=r.status)
             return
         doc = r.json()
+        if not isinstance(doc, dict) or not isinstance(doc.get("relays"), dict):
+            _log.warning("desired state answer is not a desired state document")
+            return
         self._desired_etag = r.headers.get("etag")
         resync = self._resync
         self._resync = False

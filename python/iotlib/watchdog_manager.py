@@ -77,6 +77,8 @@ class WatchdogManager:
             if r.status != 200:
                 raise OSError("heartbeat answered %d" % r.status)
             doc = r.json()
+            if not isinstance(doc, dict):
+                raise OSError("heartbeat answer is not an object")
         except OSError as e:
             self.missed += 1
             self.missed_total += 1
