@@ -14,7 +14,6 @@ try:
     import asyncio
 except ImportError:
     import uasyncio as asyncio
-import time
 
 from iotlib import atomic_file, logger
 from iotlib.auth_manager import AuthManager
@@ -75,7 +74,7 @@ class RelaysController:
                  firmware_version=FIRMWARE_VERSION, log_level="info", log_echo=True,
                  persist_min_ms=None, tick_ms=10, wdt_timeout_ms=8000, loop_window_ms=5000,
                  timeout_ms=5000, ota_public_key=None, ota_apply_hook=None,
-                 ota_rollback_hook=None, wlan=None, ntp_servers=None):
+                 ota_rollback_hook=None, wlan=None, ntp_servers=None, extensions=()):
         self.simulate = _simulated() if simulate is None else simulate
         self.data_dir = data_dir or ("data" if self.simulate else "/data")
         self.device_id = device_id
@@ -127,6 +126,8 @@ class RelaysController:
         self.watchdog.net = self.net
         self.timesync = None
         self.ota = None
+        self.extensions = extensions
+        self._extra = []
 
     # ---- alarms ----
 
@@ -322,6 +323,10 @@ class RelaysController:
             await asyncio.sleep_ms(5000)
             logger.root().flush()
 
+    def add_task(self, name, fn):
+        # an extension's long-running work (e.g. the REST server): supervised like the managers
+        self._extra.append((name, fn))
+
     def stop(self, code=0):
         self.exit_code = code
         self._stop.set()
@@ -357,6 +362,8 @@ class RelaysController:
         self._apply_config(cfg, cfg)
         if self.ota is not None:
             self.ota.boot()
+        for ext in self.extensions:  # ext(controller): may call add_task()
+            ext(self)
         self.watchdog.start()
         s = self._spawn
         s("relays", self.relays.run)
@@ -372,6 +379,8 @@ class RelaysController:
             s("time", self.timesync.run)
         if self.ota is not None:
             s("ota", self.ota.run)
+        for name, fn in self._extra:
+            s(name, fn)
         if self.simulate:
             s("sim", self._sim_status)
         else:
