@@ -28,10 +28,6 @@ from run_simulation import RESET_EXIT_CODE, wait_for  # noqa: E402,F401
 
 OPERATOR_TOKEN = "e2e-operator-" + secrets.token_hex(12)
 
-if not os.path.exists(sim.MICROPYTHON):
-    pytest.skip("no unix build at %s (make unix)" % sim.MICROPYTHON, allow_module_level=True)
-
-
 def base_config(ntp_port=None, **over):
     cfg = {
         "relays": {"r1": {"pin": 2, "min_interval_ms": 100},
@@ -167,6 +163,8 @@ def own_platform(tmp_path):
 
 @pytest.fixture
 def sim_device(tmp_path, ntp):
+    if not os.path.exists(sim.MICROPYTHON):
+        pytest.skip("no unix build at %s (make unix)" % sim.MICROPYTHON)
     made = []
 
     def make(platform, config=None, desired=None, start=True, **settings):
