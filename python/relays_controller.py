@@ -128,6 +128,7 @@ class RelaysController:
         self.ota = None
         self.extensions = extensions
         self._extra = []
+        self.restart_ms = 1000    # first delay before a failed task starts again
 
     # ---- alarms ----
 
@@ -288,7 +289,7 @@ class RelaysController:
 
     def _spawn(self, name, fn):
         async def supervised():
-            backoff = 1000
+            backoff = self.restart_ms
             while True:
                 try:
                     await fn()

@@ -1,0 +1,86 @@
+# RelaysController on the unix port: the SEED constructor, exceptions in tasks as alarms,
+# the reset path of the simulated board.
+try:
+    import asyncio
+except ImportError:
+    import uasyncio as asyncio
+import json
+
+from check import eq, true
+from iotlib import logger
+from standins import rm_tree, scratch_dir
+
+logger.setup(echo=False)
+
+
+def controller(d):
+    from relays_controller import RelaysController
+    return RelaysController(
+        wifi_ssid="ssid", wifi_password="wifi-password-x", device_id="pico-t",
+        device_key="device-key-123456", service_discovery_url="http://127.0.0.1:9/api/devices",
+        relay_pins={"relay1": 2, "relay2": 3}, data_dir=d, simulate=True, log_echo=False)
+
+
+def keys(c):
+    if hasattr(c.alarms, "pending"):
+        return [k for k, _ in c.alarms.pending()]
+    return [a[0] for a in c.alarms.items]
+
+
+def test_seed_constructor_and_defaults():
+    d = scratch_dir("rc")
+    c = controller(d)
+    eq(c.auth.url, "http://127.0.0.1:9/api/devices/register", "SEED-style discovery URL")
+    cfg = c.config.load_local()
+    eq(cfg, {"relays": {"relay1": {"pin": 2}, "relay2": {"pin": 3}}}, "config from relay_pins")
+    c.relays.start(cfg)
+    eq(c.relays.states(), {"relay1": False, "relay2": False}, "safe at boot")
+    ok, missing = c.ready()
+    true(not ok and missing == ["registered", "config", "time"], "not ready: %r" % missing)
+    c.relays.bank.deinit()
+    rm_tree(d)
+
+
+def test_task_exceptions_become_alarms_and_the_task_restarts():
+    d = scratch_dir("rc")
+    c = controller(d)
+    runs = []
+
+    async def flaky():
+        runs.append(1)
+        if len(runs) < 3:
+            raise ValueError("boom %d" % len(runs))
+
+    async def scenario():
+        c._spawn("flaky", flaky)
+        for _ in range(60):
+            await asyncio.sleep_ms(100)
+            if len(runs) >= 3:
+                break
+
+    c.restart_ms = 20
+    asyncio.run(scenario())
+    eq(len(runs), 3, "restarted after each failure")
+    true("task.flaky" in keys(c), "alarm raised: %r" % keys(c))
+    eq(c.task_failures, 2, "counted")
+    rm_tree(d)
+
+
+def test_reset_of_the_simulated_board_persists_and_stops():
+    d = scratch_dir("rc")
+    c = controller(d)
+    c.relays.start(c.config.load_local())
+    c._boot_record()
+    c.relays.set("relay2", True)
+    c._on_reset("hb-missed")
+    eq(c.exit_code, 75, "reset exit code")
+    eq(json.loads(open(d + "/relays.json").read())["states"]["relay2"], True, "state persisted")
+    eq(json.loads(open(d + "/boot.json").read())["pending_cause"], "hb-missed", "cause kept")
+    c.relays.bank.deinit()
+    c2 = controller(d)
+    c2.relays.start(c2.config.load_local())
+    c2._boot_record()
+    eq((c2.boot["boots"], c2.boot["resets"], c2.boot["last_reset_cause"]), (2, 1, "hb-missed"),
+       "next boot")
+    c2.relays.bank.deinit()
+    rm_tree(d)
