@@ -111,7 +111,7 @@ def frozen_table(names, frozen_c, elf):
     return rows, data
 
 
-def board_heap(smoke, names):
+def board_heap(names):
     """Heap figures on the emulated board."""
     from harness import Emulator
 
@@ -163,7 +163,7 @@ def board_heap(smoke, names):
 
 
 UNIX_HEAP = """
-import gc, sys
+import gc
 # every global assigned below exists first: a growing globals dict would count
 m = err = e = label = mod = rg = b = pins = None
 f0 = f1 = f2 = q = 0
@@ -288,7 +288,7 @@ def main(argv=None):
     tables = []
     names = frozen_names(FROZEN_C)
 
-    board = board_heap(args.smoke, names)
+    board = board_heap(names)
     unix_names = frozen_names(UNIX_BIN.parent / "frozen_content.c") if (
         UNIX_BIN.parent / "frozen_content.c").exists() else names
     ux = unix_heap(unix_names)
