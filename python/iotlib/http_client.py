@@ -60,7 +60,7 @@ def set_link_check(fn):
 
 def set_tls_context(ctx):
     # e.g. ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT); ctx.verify_mode = tls.CERT_REQUIRED;
-    # ctx.load_verify_locations(cadata=der_bytes)
+    # ctx.load_verify_locations(ca_der_bytes)
     global _tls_context
     _tls_context = ctx
 
@@ -153,6 +153,8 @@ class _Reader:
 
 
 def _errname(e):
+    if len(e.args) > 1 and isinstance(e.args[1], str):
+        return e.args[1]  # mbedtls: (-30336, 'MBEDTLS_ERR_SSL_CA_CHAIN_REQUIRED')
     n = e.errno if hasattr(e, "errno") else (e.args[0] if e.args else None)
     if isinstance(n, int):
         return errorcode.get(n, "errno %d" % n)
@@ -207,6 +209,9 @@ async def _exchange(method, scheme, host, port, path, body, headers, max_body, w
             raise HTTPError(msg if msg.startswith(what) else "%s: %s" % (what, msg))
         except OSError as e:
             raise HTTPError("%s: %s" % (what, _errname(e)))
+        except ValueError as e:  # mbedtls reports a refused certificate this way; also bad UTF-8
+            text = " ".join(str(e).split())
+            raise HTTPError("%s: %s%s" % (what, "TLS: " if ssl else "malformed response: ", text))
         return Response(status, reason, hdrs, data)
     finally:
         try:
