@@ -74,7 +74,8 @@ class RelaysController:
                  firmware_version=FIRMWARE_VERSION, log_level="info", log_echo=True,
                  persist_min_ms=None, tick_ms=10, wdt_timeout_ms=8000, loop_window_ms=5000,
                  timeout_ms=5000, ota_public_key=None, ota_apply_hook=None,
-                 ota_rollback_hook=None, wlan=None, ntp_servers=None, extensions=()):
+                 ota_rollback_hook=None, wlan=None, ntp_servers=None, extensions=(),
+                 ca_cert=None):
         self.simulate = _simulated() if simulate is None else simulate
         self.data_dir = data_dir or ("data" if self.simulate else "/data")
         self.device_id = device_id
@@ -94,6 +95,18 @@ class RelaysController:
             atomic_file.makedirs(d)
         logger.add_secret(wifi_password)
         logger.add_secret(device_key)
+        if ca_cert:  # an https platform: trust exactly this CA (DER or PEM file)
+            import tls
+            from iotlib import http_client
+            with open(ca_cert, "rb") as f:
+                ca = f.read()
+            if ca.startswith(b"-----BEGIN"):  # PEM -> DER: mbedtls here parses DER only
+                from binascii import a2b_base64
+                ca = a2b_base64(b"".join(ca.split(b"-----")[2].split()))
+            ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+            ctx.verify_mode = tls.CERT_REQUIRED
+            ctx.load_verify_locations(ca)
+            http_client.set_tls_context(ctx)
 
         self.alarms = _LocalAlarms()
         default = {"relays": {}}
