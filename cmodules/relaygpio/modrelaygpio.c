@@ -131,8 +131,18 @@ static relay_time_t now_arg(relaygpio_bank_obj_t *self, size_t n_args, const mp_
     return (relay_time_t)mp_obj_get_int_truncated(now) & RELAY_TIME_MASK;
 }
 
+// Small ints (every real index or flag) skip the generic conversions: on the
+// RP2040 those calls cost as much as the relay logic itself.
+static inline mp_int_t int_arg(mp_obj_t arg) {
+    return mp_obj_is_small_int(arg) ? MP_OBJ_SMALL_INT_VALUE(arg) : mp_obj_get_int(arg);
+}
+
+static inline bool bool_arg(mp_obj_t arg) {
+    return mp_obj_is_small_int(arg) ? MP_OBJ_SMALL_INT_VALUE(arg) != 0 : mp_obj_is_true(arg);
+}
+
 static int relay_index(relaygpio_bank_obj_t *self, mp_obj_t arg) {
-    mp_int_t i = mp_obj_get_int(arg);
+    mp_int_t i = int_arg(arg);
     if (i < 0 || i >= self->core.n_relays) {
         raise_fmt(&mp_type_IndexError, "relay %d out of range 0..%d", i, self->core.n_relays - 1, NULL);
     }
@@ -230,7 +240,7 @@ static mp_obj_t bank_set(size_t n_args, const mp_obj_t *args, mp_map_t *kw) {
     }
     int i = relay_index(self, args[1]);
     relay_time_t now = now_arg(self, n_args, args, 3, kw);
-    return MP_OBJ_NEW_SMALL_INT(relay_set(&self->core, i, mp_obj_is_true(args[2]), now));
+    return MP_OBJ_NEW_SMALL_INT(relay_set(&self->core, i, bool_arg(args[2]), now));
 }
 static MP_DEFINE_CONST_FUN_OBJ_KW(bank_set_obj, 3, bank_set);
 
@@ -558,7 +568,8 @@ static void dict_put(mp_obj_t d, qstr key, uint32_t v) {
 static mp_obj_t bank_metrics(mp_obj_t self_in) {
     relaygpio_bank_obj_t *self = get_bank(self_in);
     const relay_bank_t *b = &self->core;
-    mp_obj_t d = mp_obj_new_dict(11);
+    // twice the slots the 11 keys need: a full table probes (and divides) far longer
+    mp_obj_t d = mp_obj_new_dict(23);
     dict_put(d, MP_QSTR_ticks, b->m.ticks);
     dict_put(d, MP_QSTR_late_ticks, b->m.late_ticks);
     dict_put(d, MP_QSTR_deferred, b->m.deferred);
@@ -568,16 +579,16 @@ static mp_obj_t bank_metrics(mp_obj_t self_in) {
     dict_put(d, MP_QSTR_input_edges, b->m.input_edges);
     dict_put(d, MP_QSTR_wdt_feeds, b->m.wdt_feeds);
     dict_put(d, MP_QSTR_writes, b->m.writes);
-    mp_obj_t sw = mp_obj_new_list(0, NULL);
+    // lists made at their final size: appending would grow (reallocate) them
+    mp_obj_t items[RELAY_MAX];
     for (int i = 0; i < b->n_relays; i++) {
-        mp_obj_list_append(sw, mp_obj_new_int_from_uint(b->relays[i].switches));
+        items[i] = mp_obj_new_int_from_uint(b->relays[i].switches);
     }
-    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_switches), sw);
-    mp_obj_t ed = mp_obj_new_list(0, NULL);
+    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_switches), mp_obj_new_list(b->n_relays, items));
     for (int j = 0; j < b->n_inputs; j++) {
-        mp_obj_list_append(ed, mp_obj_new_int_from_uint(b->inputs[j].edges));
+        items[j] = mp_obj_new_int_from_uint(b->inputs[j].edges);
     }
-    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_edges), ed);
+    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_edges), mp_obj_new_list(b->n_inputs, items));
     return d;
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(bank_metrics_obj, bank_metrics);

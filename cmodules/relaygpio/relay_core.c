@@ -100,8 +100,10 @@ static void apply(relay_bank_t *b, uint32_t change, relay_time_t now) {
     relay_pinmask_t pins = 0, levels = 0;
     uint32_t lag = since_tick(b, now);
     b->state ^= change;
-    for (unsigned i = 0; i < b->n_relays; i++) {
-        if (!(change & bit(i))) {
+    // only up to the highest changed relay: one relay switched is one pass
+    uint32_t rest = change;
+    for (unsigned i = 0; rest; i++, rest >>= 1) {
+        if (!(rest & 1u)) {
             continue;
         }
         relay_t *r = &b->relays[i];
@@ -411,13 +413,39 @@ int relay_wdt_start(relay_bank_t *b, uint32_t timeout_ms) {
     return RELAY_OK;
 }
 
+// The common request, lock held: a relay in no interlock group whose interval is
+// not running changes state. Does what do_set() and apply() do for it, without their
+// generic paths (on the RP2040 each call level costs as much as the work). Returns
+// false when the request needs the full path.
+static bool switch_free_relay(relay_bank_t *b, unsigned i, bool on, relay_time_t now) {
+    relay_t *r = &b->relays[i];
+    uint32_t me = bit(i);
+    if (r->group >= 0 || !(r->interval_clear || r->min_interval_us == 0)
+        || ((b->state & me) != 0) == on) {
+        return false;
+    }
+    b->state ^= me;
+    r->switches++;
+    r->last_switch = now;
+    r->interval_clear = 0;
+    r->interval_left_us = sat_add(r->min_interval_us, since_tick(b, now));
+    r->pulse_left_us = 0;           // set() and toggle() end a pulse either way
+    relay_pinmask_t pin = pin_bit(r->pin);
+    relay_hw_write(&b->hw, pin, (on ^ r->active_low) ? pin : 0);
+    b->m.writes++;
+    return true;
+}
+
 int relay_set(relay_bank_t *b, int relay, bool on, relay_time_t now) {
     if (relay < 0 || relay >= b->n_relays) {
         return RELAY_ERR_INDEX;
     }
     int changes = 0;
+    int st = RELAY_OK;
     uint32_t s = relay_hw_lock();
-    int st = do_set(b, (unsigned)relay, on, 0, now, &changes);
+    if (!switch_free_relay(b, (unsigned)relay, on, now)) {
+        st = do_set(b, (unsigned)relay, on, 0, now, &changes);
+    }
     relay_hw_unlock(s);
     return st;
 }
@@ -427,8 +455,11 @@ int relay_toggle(relay_bank_t *b, int relay, relay_time_t now) {
         return RELAY_ERR_INDEX;
     }
     int changes = 0;
+    int st = RELAY_OK;
     uint32_t s = relay_hw_lock();
-    int st = do_toggle(b, (unsigned)relay, now, &changes);
+    if (!switch_free_relay(b, (unsigned)relay, !(b->state & bit((unsigned)relay)), now)) {
+        st = do_toggle(b, (unsigned)relay, now, &changes);
+    }
     relay_hw_unlock(s);
     return st;
 }
