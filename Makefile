@@ -3,7 +3,7 @@
 #   make run        set up, build the unix port, run the simulated relay demo
 #   make test       set up, build everything, run every test
 #   make unix | natmod | firmware | deps
-#   make test-c | test-mpy | test-platform | test-rest | test-hil
+#   make test-c | test-mpy | test-platform | test-rest | test-hil | bench
 #
 # Everything fetched or built lands in .cache/ (git-ignored) and is reused.
 # MPY_DIR=/path/to/micropython builds against your own full checkout instead.
@@ -40,7 +40,7 @@ UNIX_ARGS := BUILD=$(UNIX_BUILD) USER_C_MODULES=$(ROOT)/cmodules \
 	FROZEN_MANIFEST=$(ROOT)/tools/manifest_unix.py MPY_LIB_DIR=$(MPYLIB_STUB) \
 	MICROPY_PY_BTREE=0
 
-.PHONY: all deps run test unix natmod firmware test-c test-mpy test-platform test-rest test-hil clean-firmware help
+.PHONY: all deps run test unix natmod firmware test-c test-mpy test-platform test-rest test-hil bench bench-smoke clean-firmware help
 
 all: unix natmod firmware
 
@@ -62,7 +62,7 @@ endif
 	@mkdir -p $(MPYLIB_STUB) && echo "placeholder: micropython-lib is not used" > $(MPYLIB_STUB)/README.md
 	@touch $@
 
-$(STAMPS)/venv: $(ROOT)/tools/requirements.txt $(ROOT)/reference_platform/requirements.txt $(STAMPS)/host
+$(STAMPS)/venv: $(ROOT)/tools/requirements.txt $(ROOT)/reference_platform/requirements.txt $(ROOT)/bench/requirements.txt $(STAMPS)/host
 	$(ROOT)/tools/deps.sh venv
 	@touch $@
 
@@ -163,7 +163,15 @@ test-rest: unix $(STAMPS)/venv
 test-hil: firmware $(STAMPS)/venv $(STAMPS)/npm
 	cd $(ROOT) && $(PYTEST) -s tests/hil
 
-test: deps test-c test-mpy test-platform test-rest test-hil
+# benchmarks: figures and goals printed, results under bench/results (git-ignored)
+bench: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
+	cd $(ROOT) && $(PY) bench/run_all.py
+
+# tiny counts, so the bench scripts keep working; fails only if a script cannot run
+bench-smoke: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
+	cd $(ROOT) && $(PY) bench/run_all.py --smoke
+
+test: deps test-c test-mpy test-platform test-rest test-hil bench-smoke
 	@echo "all tests passed"
 
 # ---- the simulated device ----

@@ -171,7 +171,7 @@ step_picotool() {
 
 # ---- Python virtualenv with the host-side tools, the platform and the test drivers ----
 VENV=$CACHE/venv
-REQS="$ROOT/tools/requirements.txt $ROOT/reference_platform/requirements.txt"
+REQS="$ROOT/tools/requirements.txt $ROOT/reference_platform/requirements.txt $ROOT/bench/requirements.txt"
 step_venv() {
     local want
     want=$(cat $REQS 2>/dev/null | sha256sum | cut -d' ' -f1)
