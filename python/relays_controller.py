@@ -72,7 +72,7 @@ class RelaysController:
     def __init__(self, wifi_ssid, wifi_password, device_id, device_key, service_discovery_url,
                  relay_pins, data_dir=None, tenant=None, namespace=None, simulate=None,
                  firmware_version=FIRMWARE_VERSION, log_level="info", log_echo=True,
-                 persist_min_ms=None, tick_ms=10, wdt_timeout_ms=8000, loop_window_ms=5000,
+                 persist_min_ms=None, tick_ms=10, wdt_timeout_ms=8000, loop_window_ms=10000,
                  timeout_ms=5000, ota_public_key=None, ota_apply_hook=None,
                  ota_rollback_hook=None, wlan=None, ntp_servers=None, extensions=(),
                  ca_cert=None):

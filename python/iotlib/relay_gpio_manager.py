@@ -282,6 +282,11 @@ class RelayGPIOManager:
     # ---- persistence ----
 
     def _dirty(self):
+        # only restore_policy "last" reads the states back: other policies cost no flash writes
+        if self.cfg is not None and self.cfg.get("restore_policy") != "last":
+            if self.on_change:
+                self.on_change()
+            return
         # coalesce: the write happens persist_min_ms after the previous one at the earliest
         if self._save_at is None:
             now = time.ticks_ms()

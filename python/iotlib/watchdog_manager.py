@@ -18,7 +18,7 @@ _log = logger.get("watchdog")
 
 
 class WatchdogManager:
-    def __init__(self, auth, relays, config, state, alarm=None, loop_window_ms=5000,
+    def __init__(self, auth, relays, config, state, alarm=None, loop_window_ms=10000,
                  wdt_timeout_ms=8000):
         self.auth = auth
         self.relays = relays

@@ -55,7 +55,7 @@ def test_interlocked_relays_never_start_together():
 def test_writes_are_coalesced_and_atomic():
     d = scratch_dir("rgm")
     m = manager(d, persist_min_ms=300)
-    m.start(cfg())
+    m.start(cfg("last"))
     for name in ("b", "c", "a"):
         eq(m.toggle(name, source="test"), "ok", "toggle " + name)
     t0 = time.ticks_ms()
@@ -71,6 +71,18 @@ def test_writes_are_coalesced_and_atomic():
     m.flush()
     eq(json.loads(open(d + "/relays.json").read())["states"], m.states(), "file holds the states")
     eq(m.flush(), False, "no write when nothing changed")
+    m.bank.deinit()
+    rm_tree(d)
+
+
+def test_no_state_writes_unless_restored():
+    d = scratch_dir("rgm")
+    m = manager(d, persist_min_ms=0)
+    m.start(cfg("configured"))
+    m.set("c", True)
+    eq(m._save_at, None, "nothing scheduled")
+    m.set_desired_version(3)
+    eq(m.persist_writes, 1, "a desired version is still kept")
     m.bank.deinit()
     rm_tree(d)
 
