@@ -97,7 +97,18 @@ class RelayGPIOManager:
                     states[n] = False
         return states
 
+    @staticmethod
+    def _check(cfg):
+        # the schema allows it, the core would refuse every switch-on: refuse the config
+        relays = cfg["relays"]
+        for n in relays:
+            p, m = relays[n].get("pulse_ms", 0), relays[n].get("min_interval_ms", 0)
+            if p and p < m:
+                raise ValueError("relay %s: pulse_ms %d is shorter than its min_interval_ms %d"
+                                 % (n, p, m))
+
     def _build(self, cfg, states):
+        self._check(cfg)
         names, pins, al, locks, ins = _layout(cfg)
         relays = cfg["relays"]
         al_mask = on_mask = 0
@@ -161,6 +172,7 @@ class RelayGPIOManager:
         # hot reload. Timing-only changes apply in place; a new layout (pins, polarity,
         # interlocks, inputs) needs a new Bank: relays kept by name and pin keep their state
         # (they may drop for the microseconds between the banks), new ones start off.
+        self._check(cfg)  # before anything changes
         layout = _layout(cfg)
         relays = cfg["relays"]
         if layout == self.layout:

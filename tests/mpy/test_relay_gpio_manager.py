@@ -139,6 +139,16 @@ def test_reconfigure_in_place_and_rebuilt():
     except ValueError:
         pass
     eq(m.states(), {"a": True, "b": False}, "previous layout restored")
+    bank2 = m.bank
+    short = {"relays": {"a": {"pin": 2, "min_interval_ms": 100, "pulse_ms": 50},
+                        "b": {"pin": 3}, "e": {"pin": 8}}}
+    try:
+        m.reconfigure(short)
+        raise AssertionError("a pulse shorter than the interval accepted")
+    except ValueError as e:
+        eq(str(e), "relay a: pulse_ms 50 is shorter than its min_interval_ms 100", "message")
+    eq(m.states(), {"a": True, "b": False}, "still the previous layout")
+    true(m.bank is bank2, "and the same bank: nothing was torn down")
     eq(m.set("b", True), "ok", "and working")
     m.bank.deinit()
     rm_tree(d)
