@@ -362,10 +362,20 @@ class RelaysController:
         if self.simulate:
             atomic_file.makedirs(d + "/sim")
         cfg = self.config.load_local()
-        self.relays.start(cfg)                      # relays safe before anything else
+        boot_problem = None
+        try:
+            self.relays.start(cfg)                  # relays safe before anything else
+        except Exception as e:
+            boot_problem = "config version %d unusable at boot (%s: %s); relays from relay_pins" \
+                % (self.config.version, type(e).__name__, e)
+            _log.error(boot_problem)
+            cfg = self.config.use_default()
+            self.relays.start(cfg)
         self._boot_record()
         asyncio.get_event_loop().set_exception_handler(self._exception)
         self._extras(cfg)
+        if boot_problem:
+            self.alarm("config.boot", boot_problem)
         cause = self.boot.get("last_reset_cause")
         if cause:  # said after the reboot: the alarm buffer did not survive the reset
             self.alarm("reset." + cause, "the device was reset (cause: %s); boot %d" % (

@@ -66,6 +66,14 @@ class ConfigManager:
         _log.info("config loaded", source=self.source, version=self.version)
         return self.config
 
+    def use_default(self):
+        # the persisted copy could not be used (the caller says why): start from the default
+        self.config = self.default
+        self.version = 0
+        self.etag = None
+        self.source = "default"
+        return self.config
+
     def kick(self):
         self._kick.set()
 

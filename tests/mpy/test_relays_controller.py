@@ -86,3 +86,26 @@ def test_reset_of_the_simulated_board_persists_and_stops():
        "next boot")
     c2.relays.bank.deinit()
     rm_tree(d)
+
+
+def test_main_runs_and_stops_with_an_unusable_persisted_config():
+    d = scratch_dir("rc")
+    from iotlib import atomic_file
+    # passes the schema, but the core refuses a pulse shorter than the interval
+    atomic_file.write_json(d + "/config.json", {"version": 7, "etag": '"cfg-7"', "config": {
+        "relays": {"a": {"pin": 2, "min_interval_ms": 100, "pulse_ms": 50}}}})
+    c = controller(d)
+
+    async def run():
+        async def stop_soon():
+            await asyncio.sleep_ms(300)
+            c.stop()
+        asyncio.create_task(stop_soon())
+        return await c.main()
+
+    eq(asyncio.run(run()), 0, "clean stop")
+    eq((c.config.source, c.relays.names), ("default", ["relay1", "relay2"]), "fell back")
+    true("config.boot" in keys(c), "alarm: %r" % keys(c))
+    http_client.set_link_check(None)
+    logger.setup(echo=False)
+    rm_tree(d)
