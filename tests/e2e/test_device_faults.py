@@ -179,6 +179,9 @@ def test_jwt_refresh_401_key_rotation_and_log_masking(own_platform, sim_device, 
     assert len(lines) > 100
     assert any('"Authorization": "***"' in line for _, line in lines), "requests were logged"
     leaks = [(path, s[:12]) for path, line in lines for s in secrets_ if s in line]
+    print("\n[masking] %d lines in %d files scanned for %d secrets (device keys, WiFi password,"
+          " operator token, %d candidate JWTs and their signatures): %d leaks"
+          % (len(lines), len(dev.log_files()), len(secrets_), len(tokens), len(leaks)))
     assert leaks == []
     jwt_like = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")
     assert [line for _, line in lines if jwt_like.search(line)] == []
