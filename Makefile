@@ -1,9 +1,9 @@
 # RelaysController: every build and test step is a target here; CI calls `make test`.
 #
-#   make run        set up, build the unix port, run the simulated relay demo
+#   make run        set up, build, run the simulated device with its platform on 127.0.0.1
 #   make test       set up, build everything, run every test
 #   make unix | natmod | firmware | deps
-#   make test-c | test-mpy | test-platform | test-rest | test-hil | bench
+#   make test-c | test-mpy | test-platform | test-rest | test-e2e | test-hil | bench
 #
 # Everything fetched or built lands in .cache/ (git-ignored) and is reused.
 # MPY_DIR=/path/to/micropython builds against your own full checkout instead.
@@ -40,7 +40,7 @@ UNIX_ARGS := BUILD=$(UNIX_BUILD) USER_C_MODULES=$(ROOT)/cmodules \
 	FROZEN_MANIFEST=$(ROOT)/tools/manifest_unix.py MPY_LIB_DIR=$(MPYLIB_STUB) \
 	MICROPY_PY_BTREE=0
 
-.PHONY: all deps run test unix natmod firmware test-c test-mpy test-platform test-rest test-hil bench bench-smoke clean-firmware help
+.PHONY: all deps run demo test unix natmod firmware test-c test-mpy test-platform test-rest test-e2e test-hil bench bench-smoke clean-firmware help
 
 all: unix natmod firmware
 
@@ -159,6 +159,10 @@ test-platform: $(STAMPS)/venv
 test-rest: unix $(STAMPS)/venv
 	cd $(ROOT) && $(PYTEST) tests/rest
 
+# the device (unix build) against the reference platform: real processes on 127.0.0.1
+test-e2e: unix $(STAMPS)/venv
+	cd $(ROOT) && $(PYTEST) tests/e2e
+
 # the UF2 booted in an emulated RP2040
 test-hil: firmware $(STAMPS)/venv $(STAMPS)/npm
 	cd $(ROOT) && $(PYTEST) -s tests/hil
@@ -171,10 +175,15 @@ bench: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
 bench-smoke: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
 	cd $(ROOT) && $(PY) bench/run_all.py --smoke
 
-test: deps test-c test-mpy test-platform test-rest test-hil bench-smoke
+test: deps test-c test-mpy test-platform test-rest test-e2e test-hil bench-smoke
 	@echo "all tests passed"
 
 # ---- the simulated device ----
 
-run: unix
+# the reference platform, an NTP responder and the device (unix build) on 127.0.0.1
+run: unix $(STAMPS)/venv
+	$(PY) $(ROOT)/tools/run_simulation.py
+
+# the relay core alone: a pulse, an interlock change-over and a debounced button
+demo: unix
 	$(UNIX_BIN) $(ROOT)/tools/demo.py
