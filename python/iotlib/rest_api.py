@@ -1,0 +1,471 @@
+# The device REST API on microdot: relay routes behind JWT, tenancy, RBAC and rate limits,
+# liveness/readiness probes and /metrics. Every request passes the checks of
+# docs/rest_api_security.md in that order; a refusal answers {"error", "message", "field"?}
+# and never reaches a relay. MicroPython only (ticks_ms; microdot runs sync handlers inline).
+#
+#   app = rest_api.create_app(relays, validator, limiter, identity, ready, counters=...)
+#   await app.start_server(host="0.0.0.0", port=80)
+#   app.api.roles = rbac.roles_from_config(...)     # on config reload; also .limiter, .validator
+import gc
+import json
+import time
+
+try:
+    import asyncio
+except ImportError:
+    import uasyncio as asyncio
+
+from microdot import Microdot, Request, Response
+
+from iotlib import rbac, strict_json
+from iotlib.jwt_validator import MAX_TOKEN_BYTES, MESSAGES, TokenError, bearer_token, \
+    check_tenancy, http_status
+from iotlib.prometheus import CONTENT_TYPE, Registry, RequestMetrics
+
+MAX_BODY = 1024             # a relay request is a few dozen bytes
+MAX_DECLARED = 16 * 1024    # a larger Content-Length is refused by microdot, before routing, unread
+MAX_PULSE_MS = 86400000     # one day
+REQUEST_TIMEOUT_S = 10      # a client that stalls mid-request loses its connection
+STATES = ("HIGH", "LOW", "TOGGLE")
+UNMATCHED = "unmatched"     # route label of requests no route took (bounded label values)
+
+# counters() key -> metric; the controller's figures, mirrored at each scrape.
+# (key, name, help, is_gauge)
+FIGURES = (
+    ("reconnects", "wifi_reconnects_total", "WiFi reconnections.", False),
+    ("heartbeats_missed", "heartbeats_missed_total", "Heartbeats the platform did not answer.", False),
+    ("alarms_buffered", "alarms_buffered", "Alarms waiting to be sent.", True),
+    ("alarms_sent", "alarms_sent_total", "Alarms delivered to the platform.", False),
+    ("alarms_dropped", "alarms_dropped_total", "Alarms dropped from a full buffer.", False),
+)
+
+_CORE_MESSAGES = {
+    "interval": "the relay switched too recently (minimum switch interval)",
+    "interlock": "the change would break an interlock group",
+}
+
+
+class Refusal(Exception):
+    # a 4xx/5xx answer; raised by the checks and the handlers, answered by the route wrapper
+    def __init__(self, status, error, message, field=None, retry=None):
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.field = field
+        self.retry = retry
+
+
+def client_ip(addr):
+    # lwIP gives ("1.2.3.4", port); the unix port a raw sockaddr (family, port, address)
+    if isinstance(addr, tuple):
+        return str(addr[0])
+    if isinstance(addr, (bytes, bytearray)) and len(addr) >= 8 and addr[0] == 2 and addr[1] == 0:
+        return "%d.%d.%d.%d" % (addr[4], addr[5], addr[6], addr[7])
+    return "?"
+
+
+def _level(on):
+    return "HIGH" if on else "LOW"
+
+
+def _relay_doc(d):
+    # an entry of RelayGPIOManager.all(), in the API's terms (HIGH = on)
+    d["state"] = _level(d["state"])
+    return d
+
+
+class DeviceApi:
+    # The checks, handlers and metrics. Dependencies are injected so the controller wires its
+    # managers in and the tests wire simulated ones:
+    #   relays      RelayGPIOManager (has, all, states, metrics, names, set, toggle, pulse, write)
+    #   validator   JWTValidator whose now() gives None until time is synced (-> 503), or None
+    #               while no API key is configured (-> 503 not_configured)
+    #   limiter     ApiRateLimiter
+    #   identity()  -> (tenant, namespace) of the device, None while unregistered
+    #   ready()     -> (ok, [missing parts])
+    #   counters()  -> dict with the FIGURES keys present (the controller's counters())
+    #   roles       rbac.roles_from_config(...) result
+    #   get_config(), reload_config(), check_ota(): the admin actions, sync or async; a dict
+    #               result answers 200 with it, None answers 202 (accepted, runs later)
+    def __init__(self, relays, validator, limiter, identity, ready, counters=None, roles=None,
+                 registry=None, get_config=None, reload_config=None, check_ota=None,
+                 max_body=MAX_BODY):
+        self.relays = relays
+        self.validator = validator
+        self.limiter = limiter
+        self.identity = identity
+        self.ready = ready
+        self.counters = counters
+        self.roles = roles or rbac.ROLES
+        self.get_config = get_config
+        self.reload_config = reload_config
+        self.check_ota = check_ota
+        self.max_body = max_body
+        self.connection_errors = 0
+        reg = registry or Registry()
+        self.registry = reg
+        self.requests = RequestMetrics(reg)
+        self._refusals = reg.counter("api_refusals_total", "Requests refused, by error code.",
+                                     ("error",))
+        self._state = reg.gauge("relay_state", "Relay state, 1 = on.", ("relay",))
+        self._switches = reg.counter("relay_switches_total", "Relay switches.", ("relay",))
+        self._rejected = reg.counter("relay_rejections_total",
+                                     "Switch requests the relay core refused, by reason.",
+                                     ("reason",))
+        self._deferred = reg.counter("relay_deferred_total",
+                                     "Turn-ons delayed by an interlock change-over.")
+        self._feeds = reg.counter("watchdog_feeds_total", "Hardware watchdog feeds.")
+        self._heap = reg.gauge("heap_free_bytes", "Free heap after a collection.")
+        self._uptime = reg.gauge("uptime_seconds", "Time since boot.")
+        self._figures = {}
+        self._seen = {}         # last value of each mirrored total, to export only growth
+        self._labels = None
+        self._up_ms = time.ticks_ms()   # ms since boot: the app is built at boot
+        self._up_last = self._up_ms
+        reg.on_collect(self._collect)
+
+    # ---- answers ----
+
+    def refuse(self, r):
+        self._refusals.inc((r.error,))
+        body = {"error": r.error, "message": r.message}
+        if r.field is not None:
+            body["field"] = r.field
+        headers = None
+        if r.retry is not None:
+            headers = {"Retry-After": str(r.retry)}
+        elif r.status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        return Response(body, r.status, headers)
+
+    def tick(self):
+        # uptime from ms ticks summed at each request: immune to clock steps from time sync
+        now = time.ticks_ms()
+        self._up_ms += time.ticks_diff(now, self._up_last)
+        self._up_last = now
+
+    # ---- steps 1 to 5 ----
+
+    def admit(self, req, read, action, relay=None):
+        # -> the token's claims (None for the probes); raises Refusal
+        ok, retry = self.limiter.check_address(req.g.ip, time.ticks_ms(), read=read)
+        if not ok:
+            raise Refusal(429, "rate_limited", "too many requests from this address", None, retry)
+        if action is None:
+            return None
+        if self.validator is None:
+            raise Refusal(503, "not_configured", "the device has no API key configured yet")
+        try:
+            claims = self.validator.validate(bearer_token(req.headers.get("Authorization")))
+            tenant, namespace = self.identity()
+            check_tenancy(claims, tenant, namespace)
+        except TokenError as e:
+            raise Refusal(http_status(e.reason), e.reason, MESSAGES[e.reason], e.detail)
+        role = claims.get("role")
+        ok, retry = self.limiter.check_subject(claims["sub"], time.ticks_ms(), read=read,
+                                               role=role if type(role) is str else None)
+        if not ok:
+            raise Refusal(429, "rate_limited", "too many requests for this token", None, retry)
+        why = rbac.denial(claims, action, relay, self.roles)
+        if why == "forbidden":
+            raise Refusal(403, why, "the token's roles do not allow this")
+        if why is not None:
+            raise Refusal(403, why, "the token may not use this relay", "relay")
+        return claims
+
+    # ---- step 6 ----
+
+    def body(self, req, allowed, required=True):
+        # the JSON object of the body; {} for an optional body that is absent
+        n = req.content_length
+        if n > self.max_body:
+            raise Refusal(413, "body_too_large", "the body is limited to %d bytes" % self.max_body)
+        if "Transfer-Encoding" in req.headers:
+            raise Refusal(411, "length_required", "send the body with a Content-Length")
+        if not n and not required:
+            return {}
+        ctype = req.content_type or ""
+        if ctype.split(";")[0].strip().lower() != "application/json":
+            raise Refusal(415, "unsupported_media_type", "the body must be application/json")
+        if not n:
+            raise Refusal(400, "bad_json", "the body is empty")
+        try:
+            text = req.body.decode()
+            strict_json.check(text, 4)  # json.loads alone takes truncated and sloppy JSON
+            doc = json.loads(text)
+        except Exception:  # ValueError or UnicodeError, by port
+            raise Refusal(400, "bad_json", "the body is not valid JSON")
+        if type(doc) is not dict:
+            raise Refusal(400, "bad_json", "the body must be a JSON object")
+        for k in sorted(doc):
+            if k not in allowed:
+                raise Refusal(400, "unknown_field", "unknown field", k[:64])
+        return doc
+
+    def known(self, relay):
+        if not self.relays.has(relay):
+            raise Refusal(404, "unknown_relay", "no relay of that name", "relay")
+
+    def relay_doc(self, name):
+        for d in self.relays.all():
+            if d["name"] == name:
+                return _relay_doc(d)
+
+    # ---- handlers: (req, claims, **url args) -> response ----
+
+    def health(self, req, claims):
+        return {"status": "ok", "uptime_s": self._up_ms // 1000}
+
+    def readiness(self, req, claims):
+        ok, missing = self.ready()
+        if ok:
+            return {"ready": True}
+        r = Response({"error": "not_ready", "message": "not ready: " + ", ".join(missing),
+                      "missing": missing}, 503)
+        self._refusals.inc(("not_ready",))
+        return r
+
+    def metrics(self, req, claims):
+        return Response(self.registry.render(), 200, {"Content-Type": CONTENT_TYPE})
+
+    def list_relays(self, req, claims):
+        out = []
+        for d in self.relays.all():
+            if rbac.denial(claims, rbac.READ, d["name"], self.roles) is None:
+                out.append(_relay_doc(d))
+        return {"relays": out}
+
+    def get_relay(self, req, claims, relay):
+        self.known(relay)
+        return self.relay_doc(relay)
+
+    def switch_relay(self, req, claims, relay):
+        self.known(relay)
+        doc = self.body(req, ("state", "pulse_ms"))
+        state = doc.get("state")
+        if "state" not in doc:
+            raise Refusal(400, "missing_field", "state is required", "state")
+        if type(state) is not str or state not in STATES:
+            raise Refusal(400, "invalid_value", "state must be HIGH, LOW or TOGGLE", "state")
+        pulse = doc.get("pulse_ms")
+        if "pulse_ms" in doc:
+            if type(pulse) is not int or not 1 <= pulse <= MAX_PULSE_MS:
+                raise Refusal(400, "invalid_value", "pulse_ms must be an integer in 1..%d"
+                              % MAX_PULSE_MS, "pulse_ms")
+            if state != "HIGH":
+                raise Refusal(400, "invalid_value", "pulse_ms goes with state HIGH", "pulse_ms")
+        ip, sub = req.g.ip, claims["sub"]
+        # step 7: the relay core decides; it audits the change with subject and source
+        if pulse:
+            try:
+                r = self.relays.pulse(relay, pulse, ip, sub)
+            except ValueError as e:  # shorter than the relay's interval: refused before any change
+                raise Refusal(400, "invalid_value", str(e), "pulse_ms")
+        elif state == "TOGGLE":
+            r = self.relays.toggle(relay, ip, sub)
+        else:
+            r = self.relays.set(relay, state == "HIGH", ip, sub)
+        return self.outcome(r, relay)
+
+    def switch_relays(self, req, claims):
+        doc = self.body(req, ("relays",))
+        want = doc.get("relays")
+        if "relays" not in doc:
+            raise Refusal(400, "missing_field", "relays is required", "relays")
+        if type(want) is not dict or not want:
+            raise Refusal(400, "invalid_value", "relays must name at least one relay", "relays")
+        names = sorted(want)
+        # the whole request is refused if one relay is out of the token's scope
+        bad = rbac.forbidden_relays(claims, rbac.SWITCH, names, self.roles)
+        if bad:
+            raise Refusal(403, "relay_forbidden", "the token may not use this relay",
+                          "relays." + bad[0][:64])
+        for n in names:
+            if not self.relays.has(n):
+                raise Refusal(400, "unknown_relay", "no relay of that name", "relays." + n[:64])
+            v = want[n]
+            if v != "HIGH" and v != "LOW":
+                raise Refusal(400, "invalid_value", "a relay state must be HIGH or LOW",
+                              "relays." + n)
+            want[n] = v == "HIGH"
+        r = self.relays.write(want, req.g.ip, claims["sub"])  # one register write, all or none
+        if r != "ok":
+            raise Refusal(409, r, _CORE_MESSAGES.get(r, r))
+        return {"relays": [_relay_doc(d) for d in self.relays.all() if d["name"] in want]}
+
+    def outcome(self, result, relay):
+        if result == "ok":
+            return self.relay_doc(relay)
+        if result == "deferred":  # interlock change-over: on after the dead time
+            d = self.relay_doc(relay)
+            d["pending"] = "HIGH"
+            return Response(d, 202)
+        raise Refusal(409, result, _CORE_MESSAGES.get(result, result))
+
+    async def _admin(self, req, fn):
+        if fn is None:
+            raise Refusal(501, "not_available", "this device does not offer that action")
+        try:
+            r = fn()
+            if hasattr(r, "send"):  # a coroutine
+                r = await r
+        except Exception as e:
+            raise Refusal(500, "action_failed", "%s: %s" % (type(e).__name__, e))
+        if r is None:
+            return Response({"status": "accepted"}, 202)
+        return r
+
+    async def config(self, req, claims):
+        return await self._admin(req, self.get_config)
+
+    async def config_reload(self, req, claims):
+        self.body(req, (), False)
+        return await self._admin(req, self.reload_config)
+
+    async def ota_check(self, req, claims):
+        self.body(req, (), False)
+        return await self._admin(req, self.check_ota)
+
+    # ---- metrics ----
+
+    def _follow(self, counter, labels, value):
+        # a total kept elsewhere (the relay core restarts its counts with a new bank):
+        # export only its growth, so the counter never goes down
+        key = (counter.name,) + labels
+        last = self._seen.get(key, 0)
+        counter.inc(labels, value - last if value >= last else value)
+        self._seen[key] = value
+
+    def _collect(self):
+        ident = self.identity()
+        if ident != self._labels:
+            self._labels = ident
+            self.registry.set_const_labels((("tenant", ident[0] or ""),
+                                            ("namespace", ident[1] or "")))
+        states = self.relays.states()
+        m = self.relays.metrics()
+        for i, n in enumerate(self.relays.names):
+            self._state.set(1 if states[n] else 0, (n,))
+            self._follow(self._switches, (n,), m["switches"][i])
+        self._follow(self._rejected, ("interval",), m["rejected_interval"])
+        self._follow(self._rejected, ("interlock",), m["rejected_interlock"])
+        self._follow(self._deferred, (), m["deferred"])
+        self._follow(self._feeds, (), m["wdt_feeds"])
+        c = self.counters() if self.counters else {}
+        for key, name, help_text, is_gauge in FIGURES:
+            if key not in c:
+                continue
+            f = self._figures.get(key)
+            if f is None:
+                f = (self.registry.gauge if is_gauge else self.registry.counter)(name, help_text)
+                self._figures[key] = f
+            if is_gauge:
+                f.set(c[key])
+            else:
+                self._follow(f, (), c[key])
+        gc.collect()
+        self._heap.set(gc.mem_free())
+        self.tick()
+        self._uptime.set(self._up_ms // 1000)
+
+
+class _App(Microdot):
+    # microdot with the API's request timing, error shape, body draining and a request timeout
+    def __init__(self, api, timeout_s):
+        Microdot.__init__(self)
+        self.api = api
+        self.timeout_s = timeout_s
+        self.options_handler = None  # OPTIONS would list routes without a token: 405
+
+    async def handle_request(self, reader, writer):
+        try:
+            await asyncio.wait_for(Microdot.handle_request(self, reader, writer), self.timeout_s)
+        except (OSError, asyncio.TimeoutError):
+            # a stalled or broken client: its connection goes, the server stays
+            self.api.connection_errors += 1
+            try:
+                await writer.aclose()
+            except OSError:
+                pass
+
+    async def dispatch_request(self, req):
+        t0 = time.ticks_ms()
+        api = self.api
+        api.tick()
+        if req is not None:
+            req.g.ip = client_ip(req.client_addr)
+        res = await Microdot.dispatch_request(self, req)
+        route = UNMATCHED
+        if req is not None:
+            route = getattr(req.g, "route", UNMATCHED)
+            await _drain(req)
+        api.requests.observe(route, res.status_code, time.ticks_diff(time.ticks_ms(), t0))
+        return res
+
+
+async def _drain(req):
+    # a body left unread (over max_body_length) is read and dropped before the answer: closing
+    # with unread data sends a TCP reset, which can destroy the answer on its way
+    left = req.content_length
+    if left <= Request.max_body_length or left > Request.max_content_length:
+        return
+    while left > 0:
+        chunk = await req.stream.read(256 if left > 256 else left)
+        if not chunk:
+            return
+        left -= len(chunk)
+
+
+def _route(app, api, method, path, action, fn):
+    read = method == "GET"
+
+    async def handler(req, **args):
+        req.g.route = path
+        try:
+            claims = api.admit(req, read, action, args.get("relay"))
+            r = fn(req, claims, **args)
+            if hasattr(r, "send"):  # an async handler
+                r = await r
+            return r
+        except Refusal as e:  # answered here: microdot would print a traceback for each
+            return api.refuse(e)
+
+    app.route(path, methods=[method])(handler)
+
+
+def _error(api, status, error, message):
+    def handler(req):
+        return api.refuse(Refusal(status, error, message))
+    return handler
+
+
+def create_app(relays, validator, limiter, identity, ready, counters=None, roles=None,
+               registry=None, get_config=None, reload_config=None, check_ota=None,
+               max_body=MAX_BODY, timeout_s=REQUEST_TIMEOUT_S):
+    # -> a microdot app serving rbac.ROUTES; app.api is the DeviceApi (see there for arguments)
+    api = DeviceApi(relays, validator, limiter, identity, ready, counters, roles, registry,
+                    get_config, reload_config, check_ota, max_body)
+    # class-wide microdot limits: one app per device
+    Request.max_body_length = max_body
+    Request.max_content_length = MAX_DECLARED
+    Request.max_readline = MAX_TOKEN_BYTES + 256  # an over-long token gets its 401, not a 400
+    app = _App(api, timeout_s)
+    handlers = {
+        "GET /health": api.health, "GET /ready": api.readiness, "GET /metrics": api.metrics,
+        "GET /gpio": api.list_relays, "GET /gpio/<relay>": api.get_relay,
+        "POST /gpio/<relay>": api.switch_relay, "POST /gpio": api.switch_relays,
+        "GET /config": api.config, "POST /config/reload": api.config_reload,
+        "POST /ota/check": api.ota_check,
+    }
+    # the routes are the RBAC matrix's: a route without a row cannot be served
+    for method, path, action in rbac.ROUTES:
+        _route(app, api, method, path, action, handlers[method + " " + path])
+    for status, error, message in (
+            (400, "bad_request", "the request could not be parsed"),
+            (404, "not_found", "no such route"),
+            (405, "method_not_allowed", "the route does not take this method"),
+            (413, "body_too_large", "the body is limited to %d bytes" % max_body),
+            (500, "internal", "the request failed inside the device")):
+        app.errorhandler(status)(_error(api, status, error, message))
+    return app
