@@ -15,144 +15,37 @@ import json
 import os
 import re
 import secrets
-import selectors
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VENV_PY = os.path.join(ROOT, ".cache", "venv", "bin", "python")
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from reference_platform.process import (  # noqa: E402,F401
+    START_TIMEOUT_S, OperatorDevice, PlatformProcess, Reply, free_port, http_json,
+    read_first_line, stop_process)
+
 MICROPYTHON = os.path.join(ROOT, ".cache", "build", "unix", "micropython")
 MAIN = os.path.join(ROOT, "python", "main.py")
 RESET_EXIT_CODE = 75      # python/relays_controller.py: the simulated board was reset
-START_TIMEOUT_S = 20
-
-
-def server_python():
-    return VENV_PY if os.path.exists(VENV_PY) else sys.executable
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Reply:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self):
-        return json.loads(self.body)
-
-    def __repr__(self):
-        return "<Reply %d %r>" % (self.status, self.body[:300])
 
 
 def http(method, url, json_body=None, token=None, timeout=10):
-    headers = {}
-    data = None
-    if json_body is not None:
-        data = json.dumps(json_body).encode()
-        headers["Content-Type"] = "application/json"
-    if token:
-        headers["Authorization"] = "Bearer " + token
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return Reply(r.status, dict(r.headers), r.read())
-    except urllib.error.HTTPError as e:
-        return Reply(e.code, dict(e.headers), e.read())
+    return http_json(method, url, json_body, token, timeout=timeout)
 
 
-def _first_line(proc, timeout):
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    ready = sel.select(timeout=timeout)
-    sel.close()
-    return proc.stdout.readline() if ready else b""
-
-
-def _stop(proc, sig=signal.SIGTERM, timeout=10):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-class Platform:
+class Platform(PlatformProcess):
     """python -m reference_platform on a fixed loopback port; stop() then start() keeps the
     database and the port, so a device's service URLs and tokens outlive an outage."""
 
     def __init__(self, workdir, operator_token, port=None, seed=None, extra_args=()):
-        self.workdir = str(workdir)
-        self.db = os.path.join(self.workdir, "platform.sqlite")
-        self.log_path = os.path.join(self.workdir, "platform.log")
-        self.token = operator_token
-        self.port = port or free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.seed = seed
-        self.extra_args = list(extra_args)
-        self.proc = None
-
-    def start(self, extra_args=None):
-        if extra_args is not None:
-            self.extra_args = list(extra_args)
-        args = [server_python(), "-m", "reference_platform", "--host", "127.0.0.1",
-                "--port", str(self.port), "--db", self.db, "--operator-token", self.token,
-                "--log-level", "warning"] + self.extra_args
-        if self.seed:
-            args += ["--seed", self.seed]
-        log = open(self.log_path, "ab")
-        try:
-            for _ in range(50):  # the port may linger a moment after a stop
-                self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=log,
-                                             start_new_session=True)
-                line = _first_line(self.proc, START_TIMEOUT_S)
-                if line.startswith(b"reference platform listening on"):
-                    return self
-                _stop(self.proc)
-                self.proc.stdout.close()
-                if b"cannot listen" not in self.read_log()[-300:].encode():
-                    break
-                time.sleep(0.2)
-        finally:
-            log.close()
-        raise RuntimeError("platform did not start: %s" % self.read_log()[-2000:])
-
-    def stop(self):
-        if self.proc is not None:
-            _stop(self.proc)
-            self.proc.stdout.close()
-            self.proc = None
-
-    @property
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def read_log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def op(self, method, path, json_body=None):
-        return http(method, self.url + path, json_body, self.token)
+        super().__init__(workdir, operator_token, port=port or free_port(), seed=seed,
+                         extra_args=extra_args, new_session=True)
 
     def provision(self, config, device_id=None, key=None, tenant=None, namespace="lab",
                   desired=None):
@@ -176,26 +69,9 @@ class Platform:
             assert r.status == 200, r
         return d
 
-    def public_key_hex(self):
-        r = http("GET", self.url + "/v1/ota/public-key")
-        assert r.status == 200, r
-        return r.json()["public_key_hex"]
 
-
-class PlatformDevice:
+class PlatformDevice(OperatorDevice):
     """A device as the operator sees it on the platform."""
-
-    def __init__(self, platform, tenant, namespace, device_id, key):
-        self.platform = platform
-        self.tenant = tenant
-        self.namespace = namespace
-        self.device_id = device_id
-        self.key = key
-
-    def op_path(self, tail=None):
-        p = "/v1/operator/tenants/%s/namespaces/%s/devices/%s" % (
-            self.tenant, self.namespace, self.device_id)
-        return p + "/" + tail if tail else p
 
     def get(self):
         r = self.platform.op("GET", self.op_path())
@@ -218,11 +94,6 @@ class PlatformDevice:
         assert r.status == 200, r
         return r.json()["heartbeats"]
 
-    def alarms(self):
-        r = self.platform.op("GET", self.op_path("alarms") + "?limit=500")
-        assert r.status == 200, r
-        return {a["dedup_key"]: a for a in r.json()["alarms"]}
-
 
 class NtpResponder:
     def __init__(self, workdir):
@@ -238,7 +109,7 @@ class NtpResponder:
         self.proc = subprocess.Popen([sys.executable, script, "--port", "0"], cwd=ROOT,
                                      stdout=subprocess.PIPE, stderr=log, start_new_session=True)
         log.close()
-        m = re.search(rb"127\.0\.0\.1:(\d+)", _first_line(self.proc, START_TIMEOUT_S))
+        m = re.search(rb"127\.0\.0\.1:(\d+)", read_first_line(self.proc, START_TIMEOUT_S))
         if not m:
             self.stop()
             return None
@@ -247,7 +118,7 @@ class NtpResponder:
 
     def stop(self):
         if self.proc is not None:
-            _stop(self.proc)
+            stop_process(self.proc)
             self.proc.stdout.close()
             self.proc = None
 
@@ -328,7 +199,7 @@ class Device:
         with self._lock:
             self._stopping = True
             proc = self.proc
-        _stop(proc, signal.SIGINT, timeout)
+        stop_process(proc, signal.SIGINT, timeout)
         if self._thread is not None:
             self._thread.join(timeout)
         return proc.returncode if proc else None

@@ -6,23 +6,20 @@ checks that the document describes what the server really sends."""
 
 import hashlib
 import hmac
-import json
 import os
 import re
 import secrets
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 from reference_platform.contract import Contract  # noqa: E402
+from reference_platform.process import (  # noqa: E402
+    OperatorDevice, PlatformProcess, Reply, http_json)
 
 OPERATOR_TOKEN = "op-" + "x" * 29
-START_TIMEOUT_S = 20
 CONTRACT = Contract()
 _TEMPLATES = []
 for (method, path), op in CONTRACT.operations.items():
@@ -37,93 +34,22 @@ def find_operation(method, path):
     return None
 
 
-class Resp:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self):
-        return json.loads(self.body)
-
-    def __repr__(self):
-        return "<Resp %d %r>" % (self.status, self.body[:300])
+Resp = Reply
 
 
-class Server:
-    """One platform process; restartable on the same database."""
+class Server(PlatformProcess):
+    """One platform process on a port it picks; restartable on the same port and database."""
 
     def __init__(self, tmp_path, extra_args=()):
-        self.db = str(tmp_path / "platform.sqlite")
-        self.extra_args = list(extra_args)
-        self.proc = None
-        self.url = None
-        self.log_path = str(tmp_path / "platform.log")
-
-    def start(self, extra_args=None):
-        args = [sys.executable, "-m", "reference_platform", "--host", "127.0.0.1", "--port", "0",
-                "--db", self.db, "--operator-token", OPERATOR_TOKEN, "--log-level", "warning"]
-        args += self.extra_args if extra_args is None else list(extra_args)
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log)
-        line = self._readline_with_timeout()
-        m = re.match(rb"reference platform listening on (http://127\.0\.0\.1:\d+)", line)
-        if not m:
-            self.stop()
-            raise RuntimeError("platform did not start: %r; log: %s" % (line, self.read_log()))
-        self.url = m.group(1).decode()
-        return self
-
-    def _readline_with_timeout(self):
-        import selectors
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout=START_TIMEOUT_S):
-            return b""
-        return self.proc.stdout.readline()
-
-    def read_log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stop(self):
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc.stdout.close()
-        self._log.close()
-        self.proc = None
-
-    def restart(self):
-        self.stop()
-        return self.start()
+        # the interpreter running the tests: it already imports the server's packages
+        super().__init__(tmp_path, OPERATOR_TOKEN, extra_args=extra_args, python=sys.executable)
 
     # ---- HTTP ----
 
     def call(self, method, path, json_body=None, data=None, token=None, headers=None,
              content_type=None, check_contract=True):
-        hdrs = dict(headers or {})
-        body = None
-        if json_body is not None:
-            body = json.dumps(json_body).encode()
-            hdrs.setdefault("Content-Type", "application/json")
-        elif data is not None:
-            body = data
-        if content_type is not None:
-            hdrs["Content-Type"] = content_type
-        if token is not None:
-            hdrs["Authorization"] = "Bearer " + token
-        req = urllib.request.Request(self.url + path, data=body, method=method, headers=hdrs)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                resp = Resp(r.status, r.headers, r.read())
-        except urllib.error.HTTPError as e:
-            resp = Resp(e.code, e.headers, e.read())
+        resp = http_json(method, self.url + path, json_body, token, data=data,
+                         content_type=content_type, headers=headers)
         if check_contract:
             check_response(method, path.split("?")[0], resp)
         return resp
@@ -217,13 +143,12 @@ def dev_path(tenant, namespace, device_id=None, tail=None):
     return p
 
 
-class Device:
+class Device(OperatorDevice):
+    """A device on `server`; call() registers first when it has no token yet."""
+
     def __init__(self, server, tenant, namespace, device_id, key):
+        super().__init__(server, tenant, namespace, device_id, key)
         self.server = server
-        self.tenant = tenant
-        self.namespace = namespace
-        self.device_id = device_id
-        self.key = key
         self.token = None
 
     def register(self):
@@ -237,6 +162,3 @@ class Device:
         if self.token is None:
             self.register()
         return self.server.call(method, path, token=self.token, **kw)
-
-    def op_path(self, tail=None):
-        return dev_path(self.tenant, self.namespace, self.device_id, tail)
