@@ -347,3 +347,24 @@ def test_error_answers_are_json_with_error_and_message(api):
     a = api.request("POST", R1, raw=json.dumps({"state": "HIGH"}).encode())  # no token
     assert a.status == 401 and a.headers["WWW-Authenticate"] == "Bearer"
     assert set(a.json) == {"error", "message"}
+
+
+def test_no_heap_kept_per_request(api):
+    # tables are bounded (rate-limit keys, metric series): a steady load keeps no heap
+    view = token("scraper", "viewer")
+
+    def round_trip():
+        assert api.get("/health").status == 200
+        assert api.get("/gpio", OP).status == 200
+        assert api.post("/gpio/r1", {"state": "TOGGLE"}, OP).status == 200
+        assert api.get("/gpio/r1", "garbage").status == 401
+        assert api.post("/gpio/r1", {"state": "ON"}, OP).status == 400
+        assert api.get("/metrics", view).status == 200
+
+    for _ in range(5):  # first use: series, buckets, interned names
+        round_trip()
+    before = api.api_state()["heap_free"]
+    for _ in range(40):
+        round_trip()
+    after = api.api_state()["heap_free"]
+    assert before - after < 1024, (before, after)
