@@ -117,12 +117,12 @@ class DeviceApi:
                                      "Turn-ons delayed by an interlock change-over.")
         self._feeds = reg.counter("watchdog_feeds_total", "Hardware watchdog feeds.")
         self._heap = reg.gauge("heap_free_bytes", "Free heap after a collection.")
-        self._uptime = reg.gauge("uptime_seconds", "Time since boot.")
+        self._uptime = reg.gauge("uptime_seconds", "Time since the application started.")
         self._figures = {}
         self._seen = {}         # last value of each mirrored total, to export only growth
         self._labels = None
-        self._up_ms = time.ticks_ms()   # ms since boot: the app is built at boot
-        self._up_last = self._up_ms
+        self._up_ms = 0   # the app is built as the application starts
+        self._up_last = time.ticks_ms()
         reg.on_collect(self._collect)
 
     # ---- answers ----
