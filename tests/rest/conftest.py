@@ -252,8 +252,11 @@ class DeviceApiServer:
         # bytes sent as they are, then our side shut (the request is all there is);
         # -> (status or None, parsed JSON body or None, raw answer)
         with socket.create_connection(("127.0.0.1", self.port), timeout, (source, 0)) as s:
-            s.sendall(data)
-            s.shutdown(socket.SHUT_WR)
+            try:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+            except OSError:  # the server answered and closed before taking all of it
+                pass
             chunks = []
             while True:
                 try:
