@@ -33,7 +33,8 @@ UNMATCHED = "unmatched"     # route label of requests no route took (bounded lab
 # (key, name, help, is_gauge)
 FIGURES = (
     ("reconnects", "wifi_reconnects_total", "WiFi reconnections.", False),
-    ("heartbeats_missed", "heartbeats_missed_total", "Heartbeats the platform did not answer.", False),
+    ("heartbeats_missed", "heartbeats_missed_total", "Heartbeats the platform did not answer.",
+     False),
     ("alarms_buffered", "alarms_buffered", "Alarms waiting to be sent.", True),
     ("alarms_sent", "alarms_sent_total", "Alarms delivered to the platform.", False),
     ("alarms_dropped", "alarms_dropped_total", "Alarms dropped from a full buffer.", False),

@@ -95,7 +95,8 @@ def claims(sub="alice", role="operator", **over):
 
 def token(sub="alice", role="operator", key=KEY, header=None, **over):
     h = header if header is not None else {"alg": "HS256", "typ": "JWT"}
-    signing = b64url(json.dumps(h).encode()) + "." + b64url(json.dumps(claims(sub, role, **over)).encode())
+    payload = json.dumps(claims(sub, role, **over)).encode()
+    signing = b64url(json.dumps(h).encode()) + "." + b64url(payload)
     return signing + "." + sign(signing, key)
 
 
@@ -121,7 +122,8 @@ class OpenApi:
         parts = path.split("?")[0].split("/")
         for p in self.doc["paths"]:
             tp = p.split("/")
-            if len(tp) == len(parts) and all(a == b or (a.startswith("{") and b) for a, b in zip(tp, parts)):
+            if len(tp) == len(parts) and all(a == b or (a.startswith("{") and b)
+                                             for a, b in zip(tp, parts)):
                 return p
         return None
 
@@ -139,16 +141,19 @@ class OpenApi:
         if t is None or self.doc["paths"][t].get(method.lower()) is None:
             return
         r = self.response(method, t, answer.status)
-        assert r is not None, "%s %s answered %d, not documented for %s" % (method, path, answer.status, t)
+        assert r is not None, "%s %s answered %d, not documented for %s" % (
+            method, path, answer.status, t)
         ctype = (answer.headers.get("Content-Type") or "").split(";")[0]
         assert ctype in r.get("content", {}), "%s %s %d: Content-Type %s not documented" % (
             method, path, answer.status, ctype)
         for h in r.get("headers", {}):
-            assert h in answer.headers, "%s %s %d: header %s missing" % (method, path, answer.status, h)
+            assert h in answer.headers, "%s %s %d: header %s missing" % (
+                method, path, answer.status, h)
         schema = r["content"][ctype]["schema"]
         if ctype == "application/json":
-            v = Draft202012Validator({"$ref": "urn:device-api#" + schema["$ref"][1:]} if "$ref" in schema
-                                     else schema, registry=self.registry)
+            if "$ref" in schema:
+                schema = {"$ref": "urn:device-api#" + schema["$ref"][1:]}
+            v = Draft202012Validator(schema, registry=self.registry)
             errors = sorted(v.iter_errors(answer.json), key=lambda e: e.path)
             assert not errors, "%s %s %d: %s does not match the document: %s" % (
                 method, path, answer.status, answer.json, errors[0].message)
@@ -202,7 +207,8 @@ class DeviceApiServer:
                 self.board()
                 return self
             except OSError:
-                assert time.monotonic() < deadline, "the API server did not start: %s" % self.output()
+                assert time.monotonic() < deadline, \
+                    "the API server did not start: %s" % self.output()
                 time.sleep(0.05)
 
     def stop(self):
@@ -222,7 +228,8 @@ class DeviceApiServer:
     # ---- HTTP ----
 
     def http(self, port, method, path, body=None, headers=None, source="127.0.0.1", timeout=10):
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0))
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                       source_address=(source, 0))
         try:
             c.request(method, path, body=body, headers=headers or {})
             r = c.getresponse()
@@ -375,8 +382,10 @@ def refused(api, group, method, path, status, error, field=_MISSING, **kw):
     assert a.status == status, "%s %s: want %d %s, got %r" % (method, path, status, error, a)
     assert a.json["error"] == error, "%s %s: want %s, got %r" % (method, path, error, a)
     if field is not _MISSING:
-        assert a.json.get("field") == field, "%s %s: want field %r, got %r" % (method, path, field, a)
-    assert before == after, "%s %s was refused but relays moved: %s -> %s" % (method, path, before, after)
+        assert a.json.get("field") == field, "%s %s: want field %r, got %r" % (
+            method, path, field, a)
+    assert before == after, "%s %s was refused but relays moved: %s -> %s" % (
+        method, path, before, after)
     if status == 429:
         assert int(a.headers["Retry-After"]) >= 1, a.headers
     return a

@@ -73,7 +73,8 @@ def build(s, sim, relays):
                              j.get("leeway_s", 30))
     return rest_api.create_app(
         relays, validator, ApiRateLimiter.from_config(cfg.get("rate_limits")), sim.identity,
-        sim.ready, counters=sim.counters, roles=rbac.roles_from_config(cfg.get("api", {}).get("roles")),
+        sim.ready, counters=sim.counters,
+        roles=rbac.roles_from_config(cfg.get("api", {}).get("roles")),
         registry=Registry(), get_config=sim.get_config, reload_config=sim.reload_config,
         check_ota=sim.check_ota, timeout_s=s.get("timeout_s", rest_api.REQUEST_TIMEOUT_S))
 
