@@ -24,6 +24,7 @@ from iotlib.prometheus import CONTENT_TYPE, Registry, RequestMetrics
 
 MAX_BODY = 1024             # a relay request is a few dozen bytes
 MAX_DECLARED = 16 * 1024    # a larger Content-Length is refused by microdot, before routing, unread
+MAX_HEAD = 8 * 1024         # request line and headers together
 MAX_PULSE_MS = 86400000     # one day
 REQUEST_TIMEOUT_S = 10      # a client that stalls mid-request loses its connection
 STATES = ("HIGH", "LOW", "TOGGLE")
@@ -180,6 +181,8 @@ class DeviceApi:
     def body(self, req, allowed, required=True):
         # the JSON object of the body; {} for an optional body that is absent
         n = req.content_length
+        if n < 0:
+            raise Refusal(400, "bad_request", "Content-Length must not be negative")
         if n > self.max_body:
             raise Refusal(413, "body_too_large", "the body is limited to %d bytes" % self.max_body)
         if "Transfer-Encoding" in req.headers:
@@ -371,6 +374,64 @@ class DeviceApi:
         self._uptime.set(self._up_ms // 1000)
 
 
+class _BoundedReader:
+    # The connection as microdot reads it, with each line cut off at max_line bytes, the head
+    # at max_head and the body at max_body: microdot measures a line only once it holds all of
+    # it, and counts no lines, so an endless header line or a thousand headers could otherwise
+    # fill the heap.
+    def __init__(self, stream, max_line, max_head, max_body):
+        self.s = stream
+        self.buf = b""
+        self.max_line = max_line
+        self.left = max_head    # bytes still allowed from the socket
+        self.max_body = max_body
+        self.in_head = True
+
+    async def _more(self, n):
+        if self.left <= 0:
+            raise ValueError("request too large")
+        data = await self.s.read(n if n < self.left else self.left)
+        self.left -= len(data)
+        return data
+
+    async def readline(self):
+        while True:
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                line = self.buf[:i + 1]
+                self.buf = self.buf[i + 1:]
+                if self.in_head and (line == b"\r\n" or line == b"\n"):
+                    self.in_head = False  # the body has its own budget
+                    self.left = self.max_body - len(self.buf)
+                return line
+            if len(self.buf) > self.max_line:
+                raise ValueError("line too long")
+            data = await self._more(256)
+            if not data:
+                line = self.buf
+                self.buf = b""
+                return line
+            self.buf += data
+
+    async def read(self, n=-1):
+        if n < 0:
+            n = self.left + len(self.buf)
+        if self.buf:
+            data = self.buf[:n]
+            self.buf = self.buf[len(data):]
+            return data
+        return await self._more(n)
+
+    async def readexactly(self, n):
+        out = b""
+        while len(out) < n:
+            data = await self.read(n - len(out))
+            if not data:
+                raise EOFError
+            out += data
+        return out
+
+
 class _App(Microdot):
     # microdot with the API's request timing, error shape, body draining and a request timeout
     def __init__(self, api, timeout_s):
@@ -380,6 +441,7 @@ class _App(Microdot):
         self.options_handler = None  # OPTIONS would list routes without a token: 405
 
     async def handle_request(self, reader, writer):
+        reader = _BoundedReader(reader, Request.max_readline, MAX_HEAD, MAX_DECLARED)
         try:
             await asyncio.wait_for(Microdot.handle_request(self, reader, writer), self.timeout_s)
         except (OSError, asyncio.TimeoutError):

@@ -356,7 +356,7 @@ class Tally:
         out = []
         for name in sorted(self.groups):
             g = self.groups[name]
-            statuses = "/".join(str(s) for s in sorted(g["statuses"]))
+            statuses = "/".join(str(s) for s in sorted(g["statuses"], key=str))
             if g["bad"]:
                 out.append("%s: %d cases, %d NOT as expected (statuses seen %s)" % (
                     name, g["cases"], g["bad"], statuses))

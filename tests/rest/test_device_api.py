@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import DeviceApiServer, refused, refused_raw, token
+from conftest import TALLY, DeviceApiServer, refused, refused_raw, token
 
 OP = token("alice", "operator")
 ADMIN = token("root", "admin")
@@ -278,9 +278,27 @@ def test_unparseable_requests_are_400(api, data):
 
 
 def test_negative_content_length_is_refused(api):
-    # microdot reads to the end of the stream for it: refused once the client is done sending
     refused_raw(api, "protocol", _post_head(R1, -1) + b'{"state": "HIGH"}', 400, "bad_request")
     assert api.get("/health").status == 200
+
+
+def test_too_many_headers_are_refused(api):
+    # each line is short, together they are over the 8 KB head budget
+    head = b"".join(b"X-Filler-%03d: %s\r\n" % (i, b"v" * 80) for i in range(120))
+    refused_raw(api, "protocol", b"GET /gpio HTTP/1.0\r\n" + head + b"\r\n", 400, "bad_request")
+
+
+def test_an_endless_header_line_is_cut_off(api):
+    before = api.relays()
+    heap = api.api_state()["heap_free"]
+    for _ in range(5):
+        st, doc, out = api.raw(b"GET /gpio HTTP/1.0\r\nX-Endless: " + b"a" * 200000)
+        # answered 400 after reading a few KB, or reset while we were still sending
+        assert st in (400, None), out[:200]
+        TALLY.add("protocol", st in (400, None), st or "reset")
+    assert api.relays() == before
+    assert api.get("/health").status == 200
+    assert heap - api.api_state()["heap_free"] < 1024
 
 
 def test_unknown_route_and_method(api):
