@@ -356,7 +356,10 @@ class DeviceApi:
         self._follow(self._rejected, ("interlock",), m["rejected_interlock"])
         self._follow(self._deferred, (), m["deferred"])
         self._follow(self._feeds, (), m["wdt_feeds"])
-        c = self.counters() if self.counters else {}
+        try:
+            c = self.counters() if self.counters else {}
+        except Exception:  # a scrape is already answering 200: show what is known
+            c = {}
         for key, name, help_text, is_gauge in FIGURES:
             if key not in c:
                 continue
