@@ -155,7 +155,7 @@ PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 test-platform: $(STAMPS)/venv
 	cd $(ROOT) && $(PYTEST) tests/platform
 
-# REST building blocks checked from CPython (Prometheus text parsed by prometheus_client)
+# the device REST API on the unix build over real sockets: JWT, RBAC, rate limits, bodies, metrics
 test-rest: unix $(STAMPS)/venv
 	cd $(ROOT) && $(PYTEST) tests/rest
 
