@@ -1,13 +1,10 @@
-"""Fixtures for end-to-end tests: real processes on 127.0.0.1 only.
+"""Helpers for end-to-end tests (fixtures in conftest.py): real processes on 127.0.0.1 only.
 
-- `platform`: the reference platform shared by the session; `own_platform(extra_args)`: one of
-  the test's own (to stop, restart or start with other options), on a fixed port.
-- `ntp`: a local NTP responder (tools/ntp_responder.py) for the session.
-- `sim_device(platform, config=..., ...)`: a device provisioned on the platform and started as
-  the unix build running python/main.py (sources from python/ ahead of the frozen copies), with a
-  fresh data folder. It is restarted when it exits with the reset code, like a board rebooting.
-  The handle reads the device's log lines, its board view (status.json: relays, pin levels,
-  counters), drops and restores its WiFi, and lists the secrets it must never log.
+- `SimDevice`: a device provisioned on the platform and started as the unix build running
+  python/main.py (sources from python/ ahead of the frozen copies), with a fresh data folder.
+  It is restarted when it exits with the reset code, like a board rebooting. The handle reads
+  the device's log lines, its board view (status.json: relays, pin levels, counters), drops and
+  restores its WiFi, and lists the secrets it must never log.
 
 Every wait is bounded; helpers raise AssertionError naming what did not happen."""
 
@@ -17,8 +14,6 @@ import os
 import secrets
 import sys
 
-import pytest
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -27,6 +22,7 @@ import run_simulation as sim  # noqa: E402
 from run_simulation import RESET_EXIT_CODE, wait_for  # noqa: E402,F401
 
 OPERATOR_TOKEN = "e2e-operator-" + secrets.token_hex(12)
+
 
 def base_config(ntp_port=None, **over):
     cfg = {
@@ -129,60 +125,3 @@ class SimDevice:
             with open(key_file) as f:
                 s.append(f.read().strip())
         return s
-
-
-@pytest.fixture(scope="session")
-def ntp(tmp_path_factory):
-    responder = sim.NtpResponder(tmp_path_factory.mktemp("ntp")).start()
-    yield responder.port if responder else None
-    if responder:
-        responder.stop()
-
-
-@pytest.fixture(scope="session")
-def platform(tmp_path_factory):
-    p = sim.Platform(tmp_path_factory.mktemp("platform"), OPERATOR_TOKEN).start()
-    yield p
-    p.stop()
-
-
-@pytest.fixture
-def own_platform(tmp_path):
-    made = []
-
-    def make(extra_args=()):
-        d = tmp_path / ("platform%d" % len(made))
-        d.mkdir()
-        p = sim.Platform(d, OPERATOR_TOKEN, extra_args=extra_args).start()
-        made.append(p)
-        return p
-    yield make
-    for p in made:
-        p.stop()
-
-
-@pytest.fixture
-def sim_device(tmp_path, ntp):
-    if not os.path.exists(sim.MICROPYTHON):
-        pytest.skip("no unix build at %s (make unix)" % sim.MICROPYTHON)
-    made = []
-
-    def make(platform, config=None, desired=None, start=True, **settings):
-        cloud = platform.provision(base_config(ntp) if config is None else config,
-                                   desired=desired)
-        work = tmp_path / ("device%d" % len(made))
-        work.mkdir()
-        s = {"wifi_ssid": "e2e-ap", "wifi_password": "wifi-" + secrets.token_hex(8),
-             "device_id": cloud.device_id, "device_key": cloud.key,
-             "service_discovery_url": platform.url + "/v1/devices/register",
-             "relay_pins": {"r1": 2, "r2": 3}, "log_level": "debug",
-             "ntp_servers": ["127.0.0.1:%d" % ntp] if ntp else []}
-        s.update(settings)
-        dev = SimDevice(str(work), platform, cloud, s)
-        made.append(dev)
-        if start:
-            dev.start()
-        return dev
-    yield make
-    for dev in made:
-        dev.kill()

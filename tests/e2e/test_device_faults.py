@@ -12,7 +12,7 @@ import sqlite3
 import time
 
 import run_simulation as sim
-from conftest import RESET_EXIT_CODE, base_config, wait_for
+from e2e_harness import RESET_EXIT_CODE, base_config, wait_for
 
 
 def test_platform_down_at_boot_uses_persisted_config(own_platform, sim_device, ntp):

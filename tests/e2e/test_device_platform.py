@@ -1,7 +1,7 @@
 """The device (unix build) against the reference platform: registration, config hot reload,
 invalid config, desired state."""
 
-from conftest import base_config, wait_for
+from e2e_harness import base_config, wait_for
 
 
 def reported(dev):

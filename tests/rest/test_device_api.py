@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import TALLY, DeviceApiServer, refused, refused_raw, token
+from rest_harness import TALLY, DeviceApiServer, refused, refused_raw, token
 
 OP = token("alice", "operator")
 ADMIN = token("root", "admin")

@@ -5,7 +5,7 @@ controller)."""
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import DeviceApiServer, NAMESPACE, TENANT, token
+from rest_harness import DeviceApiServer, NAMESPACE, TENANT, token
 
 OP = token("alice", "operator")
 VIEW = token("scraper", "viewer")

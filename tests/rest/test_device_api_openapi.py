@@ -1,6 +1,6 @@
 """docs/device_api.openapi.yaml is a valid OpenAPI document and names exactly the routes the
 app serves: the app's url_map is printed by the MicroPython build and compared here. (Every
-answer the other tests receive is checked against the document by conftest.)"""
+answer the other tests receive is checked against the document by rest_harness.)"""
 
 import json
 import os
@@ -9,7 +9,7 @@ import subprocess
 
 from openapi_spec_validator import validate
 
-from conftest import LAUNCHER, MICROPYPATH, MICROPYTHON, OPENAPI_DOC, ROOT, require_build
+from rest_harness import LAUNCHER, MICROPYPATH, MICROPYTHON, OPENAPI_DOC, ROOT, require_build
 
 
 def served_routes():

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import DEVICE, TALLY, DeviceApiServer, refused, token
+from rest_harness import DEVICE, TALLY, DeviceApiServer, refused, token
 
 LIMITS = dict(DEVICE, rate_limits={"default": {"requests": 5, "window_s": 1},
                                    "slowrole": {"requests": 2, "window_s": 10}},

@@ -4,7 +4,7 @@ here from docs/rest_api_security.md, not taken from rbac.py."""
 
 import pytest
 
-from conftest import refused, token
+from rest_harness import refused, token
 
 # route -> (method, path, body); bodies that would be accepted when the role allows
 ROUTES = {
@@ -20,7 +20,7 @@ ROUTES = {
     "ota": ("POST", "/ota/check", {}),
 }
 
-# the doc's table, plus the config roles of conftest.DEVICE: switcher = relays:write,
+# the doc's table, plus the config roles of rest_harness.DEVICE: switcher = relays:write,
 # auditor = relays:read + metrics:read
 ALLOWED = {
     "anonymous": {"health", "ready"},
