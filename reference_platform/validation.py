@@ -61,6 +61,8 @@ def check_config(config):
     """None when valid, else (field, message) of the first problem found."""
     problem = first_error(CONFIG_VALIDATOR, config)
     if problem:
+        if problem[0] == "api.jwt.key":  # a secret: its value stays out of the message
+            return (problem[0], "must be 64 to 128 lowercase hex digits (32 to 64 bytes)")
         return problem
     relays = config["relays"]
     pins = {}

@@ -23,6 +23,7 @@ _TOP = ("relays", "restore_policy", "interlocks", "inputs", "ntp_servers", "ntp_
 _NAME = re.compile("^[a-z][a-z0-9_]*$")
 _HOST = re.compile("^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?$")
 _HEX = re.compile("^[0-9a-f]*$")
+_HEX_BYTES = re.compile("^([0-9a-f][0-9a-f])*$")
 _PERMS = ("relays:read", "relays:write", "metrics:read", "admin")
 
 
@@ -70,13 +71,15 @@ def _enum(v, f, choices):
         raise Invalid(f, "%r is not one of %s" % (v, ", ".join(repr(c) for c in choices)))
 
 
-def _str(v, f, lo, hi, rx=None):
+def _str(v, f, lo, hi, rx=None, secret=False):
     if type(v) is not str:
         raise Invalid(f, "must be a string")
     if not lo <= len(v) <= hi:
         raise Invalid(f, "length %d is outside %d..%d" % (len(v), lo, hi))
     if rx is not None and not rx.match(v):
-        raise Invalid(f, "%r does not match the allowed pattern" % v)
+        # a secret's value stays out of the message (it goes to logs and alarms)
+        raise Invalid(f, "%s does not match the allowed pattern" % (
+            "the value" if secret else repr(v)))
 
 
 def _names(v, f, lo, hi):
@@ -174,7 +177,7 @@ def _schema(c):
 
 
 def _api(a):
-    _obj(a, "api", ("roles", "keys", "token_ttl_s"))
+    _obj(a, "api", ("roles", "keys", "token_ttl_s", "jwt"))
     if "roles" in a:
         _names(a["roles"], "api.roles", 0, 8)
         for n in a["roles"]:
@@ -196,6 +199,15 @@ def _api(a):
             _str(k["key_sha256"], f + ".key_sha256", 64, 64, _HEX)
     if "token_ttl_s" in a:
         _int(a["token_ttl_s"], "api.token_ttl_s", 60, 86400)
+    if "jwt" in a:
+        j = a["jwt"]
+        _obj(j, "api.jwt", ("key", "issuer", "audience", "leeway_s"),
+             ("key", "issuer", "audience"))
+        _str(j["key"], "api.jwt.key", 64, 128, _HEX_BYTES, secret=True)
+        _str(j["issuer"], "api.jwt.issuer", 1, 128)
+        _str(j["audience"], "api.jwt.audience", 1, 128)
+        if "leeway_s" in j:
+            _int(j["leeway_s"], "api.jwt.leeway_s", 0, 300)
 
 
 def _cross(c):

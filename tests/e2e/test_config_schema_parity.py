@@ -31,7 +31,9 @@ FULL = {
     "api": {"roles": {"viewer": {"permissions": ["relays:read"]},
                       "operator": {"permissions": ["relays:read", "relays:write"]}},
             "keys": [{"id": "k1", "role": "viewer", "key_sha256": "a" * 64}],
-            "token_ttl_s": 600},
+            "token_ttl_s": 600,
+            "jwt": {"key": "0f" * 32, "issuer": "https://platform.test", "audience": "pico-1",
+                    "leeway_s": 10}},
     "rate_limits": {"default": {"requests": 10, "window_s": 1},
                     "viewer": {"requests": 100, "window_s": 60}},
 }
@@ -104,6 +106,23 @@ def variants():
     v("key sha upper", lambda c: c["api"]["keys"][0].update(key_sha256="A" * 64))
     v("key missing", lambda c: c["api"]["keys"][0].pop("role"))
     v("token ttl", lambda c: c["api"].update(token_ttl_s=59))
+    v("jwt minimal", lambda c: c["api"]["jwt"].pop("leeway_s"))
+    v("jwt longest key", lambda c: c["api"]["jwt"].update(key="ab" * 64))
+    v("jwt short key", lambda c: c["api"]["jwt"].update(key="ab" * 31))
+    v("jwt odd key", lambda c: c["api"]["jwt"].update(key="a" * 65))
+    v("jwt long key", lambda c: c["api"]["jwt"].update(key="ab" * 65))
+    v("jwt non-hex key", lambda c: c["api"]["jwt"].update(key="zz" * 32))
+    v("jwt upper-case key", lambda c: c["api"]["jwt"].update(key="AB" * 32))
+    v("jwt key with space", lambda c: c["api"]["jwt"].update(key="ab" * 31 + " a"))
+    v("jwt key int", lambda c: c["api"]["jwt"].update(key=12345))
+    v("jwt no key", lambda c: c["api"]["jwt"].pop("key"))
+    v("jwt no issuer", lambda c: c["api"]["jwt"].pop("issuer"))
+    v("jwt empty audience", lambda c: c["api"]["jwt"].update(audience=""))
+    v("jwt long issuer", lambda c: c["api"]["jwt"].update(issuer="i" * 129))
+    v("jwt leeway", lambda c: c["api"]["jwt"].update(leeway_s=301))
+    v("jwt leeway text", lambda c: c["api"]["jwt"].update(leeway_s="5"))
+    v("jwt extra", lambda c: c["api"]["jwt"].update(alg="HS512"))
+    v("jwt not object", lambda c: c["api"].update(jwt="0f" * 32))
     v("rate unknown role", lambda c: c["rate_limits"].update(ghost={"requests": 1, "window_s": 1}))
     v("rate requests", lambda c: c["rate_limits"]["default"].update(requests=0))
     v("rate window", lambda c: c["rate_limits"]["default"].update(window_s=3601))
@@ -137,3 +156,9 @@ def test_device_and_platform_agree(tmp_path):
     print("\n[config parity] %d configs, %d valid, %d invalid, all verdicts and fields equal"
           % (len(cases), sum(d is None for d in device), sum(d is not None for d in device)))
     assert disagree == []
+    # a rejected api.jwt.key is a secret all the same: neither side repeats it
+    for (label, cfg), dev in zip(cases, device):
+        key = cfg.get("api", {}).get("jwt", {}).get("key") if isinstance(cfg.get("api"), dict) \
+            and isinstance(cfg["api"].get("jwt"), dict) else None
+        if dev is not None and dev[0] == "api.jwt.key" and isinstance(key, str):
+            assert key not in dev[1] and key not in check_config(cfg)[1], label
