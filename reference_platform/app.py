@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from . import CONTRACT_VERSION
 from .contract import Contract, ContractError
-from .security import JWTSigner, OTASigner, TokenError, check_proof
+from .security import JWTSigner, OTASigner, TokenError, check_proof, sign_hs256
 from .store import Store
 from .validation import CONFIG_SCHEMA, check_config
 
@@ -24,6 +24,8 @@ log = logging.getLogger("reference_platform")
 
 MAX_JSON_BYTES = 64 * 1024
 RELAY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+DEVICE_API_ROLES = ("viewer", "operator", "admin")  # built into the device (iotlib/rbac.py)
+DEVICE_API_TOKEN_TTL_S = 3600
 
 
 class ApiError(Exception):
@@ -538,6 +540,44 @@ def build_app(platform):
         cid = s.queue_command(ctx.device["device_id"], ctx.body["command"], now)
         return JSONResponse({"command_id": cid, "command": ctx.body["command"], "created_at": now},
                             status_code=202)
+
+    @route("POST", one + "/api-tokens", auth="operator")
+    async def mint_device_api_token(ctx):
+        # a token for the device's own REST API, signed with its config's api.jwt key
+        b = ctx.body
+        device_id = ctx.device["device_id"]
+        cfg = s.current_config(device_id)
+        if cfg is not None and not cfg["valid"]:
+            raise ApiError(409, "config_invalid", "the device's current config (version %d) is"
+                           " invalid; push a valid one with api.jwt first" % cfg["version"])
+        config = cfg["config"] if cfg else {}
+        api = config.get("api") or {}
+        jwt = api.get("jwt")
+        if jwt is None:
+            raise ApiError(409, "no_api_key", "device %r has no REST API key: push a config with"
+                           " api.jwt {key, issuer, audience} first" % device_id)
+        role = b["role"]
+        if role not in DEVICE_API_ROLES and role not in (api.get("roles") or {}):
+            raise ApiError(422, "unknown_role", "role %r is neither built in (%s) nor in the"
+                           " device's api.roles" % (role, ", ".join(DEVICE_API_ROLES)),
+                           field="role")
+        for i, name in enumerate(b.get("relays", [])):
+            if name not in config["relays"]:
+                raise ApiError(422, "unknown_relay", "relay %r is not in the device's config"
+                               " (version %d)" % (name, cfg["version"]), field="relays[%d]" % i)
+        ttl = b.get("ttl_s", api.get("token_ttl_s", DEVICE_API_TOKEN_TTL_S))
+        op = ctx.operator
+        now = p.now()
+        claims = {"iss": jwt["issuer"], "aud": jwt["audience"],
+                  "sub": b.get("sub") or ("operator" if op["admin"] else
+                                          "operator@" + op["tenant"]),
+                  "tenant": ctx.device["tenant"], "namespace": ctx.device["namespace"],
+                  "role": role, "iat": now, "nbf": now, "exp": now + ttl}
+        if "relays" in b:
+            claims["relays"] = b["relays"]
+        token = sign_hs256(bytes.fromhex(jwt["key"]), claims)
+        return JSONResponse({"token": token, "expires_at": claims["exp"]}, status_code=201,
+                            headers={"Cache-Control": "no-store"})
 
     @route("GET", one + "/heartbeats", auth="operator")
     async def list_heartbeats(ctx):

@@ -1,4 +1,5 @@
-"""Device-key proofs, HS256 JWTs and Ed25519 OTA signing."""
+"""Device-key proofs, HS256 JWTs (the platform's own, and device REST API tokens) and Ed25519
+OTA signing."""
 
 import base64
 import hashlib
@@ -35,6 +36,15 @@ def _b64url_decode(text):
     return base64.urlsafe_b64decode(text + pad)
 
 
+def sign_hs256(key, claims):
+    """A compact HS256 JWT of `claims` signed with the raw bytes `key`."""
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = _b64url(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+    signing_input = ("%s.%s" % (header, body)).encode()
+    return "%s.%s.%s" % (header, body, _b64url(hmac.new(key, signing_input,
+                                                          hashlib.sha256).digest()))
+
+
 class TokenError(Exception):
     def __init__(self, code, message):
         super().__init__(message)
@@ -53,11 +63,7 @@ class JWTSigner:
     def issue(self, claims, now=None):
         now = int(time.time()) if now is None else now
         payload = dict(claims, iss=self.issuer, aud=DEVICE_AUDIENCE, iat=now, exp=now + self.ttl_s)
-        header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-        body = _b64url(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-        signing_input = ("%s.%s" % (header, body)).encode()
-        sig = _b64url(hmac.new(self.secret, signing_input, hashlib.sha256).digest())
-        return "%s.%s.%s" % (header, body, sig), payload
+        return sign_hs256(self.secret, payload), payload
 
     def verify(self, token, now=None):
         now = int(time.time()) if now is None else now
