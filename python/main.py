@@ -2,10 +2,12 @@
 # Board: runs at boot (frozen); reads /device.json and starts the controller. Without that file
 # (or without a network module) it returns to the REPL, so a fresh board stays reachable.
 # Unix port (simulation): micropython main.py --config device.json [--data-dir DIR], or the
-# same keys as flags: --device-id --device-key --platform URL --data-dir DIR [--ssid --password].
+# same keys as flags: --device-id --device-key --platform URL --data-dir DIR [--ssid --password
+# --rest-host --rest-port].
 # The JSON file holds RelaysController's arguments: wifi_ssid, wifi_password, device_id,
 # device_key, service_discovery_url, relay_pins and any keyword option (data_dir, tenant,
-# namespace, log_level, ota_public_key, ...).
+# namespace, log_level, ota_public_key, rest, rest_host, rest_port, ...). The REST API listens
+# on 0.0.0.0:80 on the board, on 127.0.0.1:8081 on the unix port unless told otherwise.
 # The process exits with RESET_EXIT_CODE (75) when the watchdog supervisor reset the simulated
 # board; whoever started it starts it again.
 import sys
@@ -19,7 +21,8 @@ BOARD_CONFIG = "/device.json"
 _FLAGS = {"--device-id": "device_id", "--device-key": "device_key",
           "--platform": "service_discovery_url", "--data-dir": "data_dir",
           "--ssid": "wifi_ssid", "--password": "wifi_password", "--log-level": "log_level",
-          "--tenant": "tenant", "--namespace": "namespace"}
+          "--tenant": "tenant", "--namespace": "namespace", "--rest-host": "rest_host",
+          "--rest-port": "rest_port"}
 
 
 def options(argv):
@@ -41,6 +44,11 @@ def options(argv):
     opts.setdefault("wifi_ssid", "sim-ap")
     opts.setdefault("wifi_password", "sim-wifi-password")
     opts.setdefault("relay_pins", {"relay1": 2, "relay2": 3})
+    if opts.get("rest_port") is not None:
+        try:
+            opts["rest_port"] = int(opts["rest_port"])
+        except ValueError:
+            raise ValueError("rest_port must be a port number")
     for k in ("device_id", "device_key", "service_discovery_url"):
         if not opts.get(k):
             raise ValueError("missing %s" % k)
@@ -84,7 +92,7 @@ if __name__ == "__main__":
         except (OSError, ValueError) as e:
             print("main: %s" % e)
             print("usage: micropython main.py --config device.json | --device-id ID"
-                  " --device-key KEY --platform URL [--data-dir DIR]")
+                  " --device-key KEY --platform URL [--data-dir DIR] [--rest-port N]")
             sys.exit(2)
         sys.exit(run(o))
     board()

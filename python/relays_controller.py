@@ -10,6 +10,7 @@
 # the rest. main() returns 0 after stop(), or RESET_EXIT_CODE when the watchdog supervisor reset
 # the simulated board: the process must then exit with that code and be started again (the
 # unix port cannot reboot itself; tools/run_simulation.py and the tests restart it).
+# The device REST API (iotlib/rest_service.py) is attached as an extension unless rest=False.
 try:
     import asyncio
 except ImportError:
@@ -38,6 +39,7 @@ except ImportError:
 
 FIRMWARE_VERSION = "0.1.0"
 RESET_EXIT_CODE = 75
+SIM_REST_PORT = 8081  # the REST API's port on the unix port when none is given
 _log = logger.get("app")
 
 
@@ -75,7 +77,7 @@ class RelaysController:
                  persist_min_ms=None, tick_ms=10, wdt_timeout_ms=8000, loop_window_ms=10000,
                  timeout_ms=5000, ota_public_key=None, ota_apply_hook=None,
                  ota_rollback_hook=None, wlan=None, ntp_servers=None, extensions=(),
-                 ca_cert=None):
+                 ca_cert=None, rest=True, rest_host=None, rest_port=None):
         self.simulate = _simulated() if simulate is None else simulate
         self.data_dir = data_dir or ("data" if self.simulate else "/data")
         self.device_id = device_id
@@ -139,6 +141,15 @@ class RelaysController:
         self.watchdog.net = self.net
         self.timesync = None
         self.ota = None
+        self.rest = None  # the RestService once attached
+        if rest:  # the device REST API: 0.0.0.0:80 on the board, loopback in simulation
+            from iotlib import rest_service
+            if rest_host is None:
+                rest_host = "127.0.0.1" if self.simulate else "0.0.0.0"
+            if rest_port is None:
+                rest_port = SIM_REST_PORT if self.simulate else 80
+            extensions = tuple(extensions) + (
+                rest_service.rest_extension(rest_host, int(rest_port)),)
         self.extensions = extensions
         self._extra = []
         self.restart_ms = 1000    # first delay before a failed task starts again
@@ -288,6 +299,9 @@ class RelaysController:
         self._stop.set()
 
     def _apply_config(self, new, old):
+        jwt = (new.get("api") or {}).get("jwt")
+        if jwt:
+            logger.add_secret(jwt.get("key"))  # the REST API's key: never in a log line
         if old is None or new["relays"] != old["relays"] or \
                 new.get("interlocks") != old.get("interlocks") or \
                 new.get("inputs") != old.get("inputs"):

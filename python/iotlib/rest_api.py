@@ -157,7 +157,7 @@ class DeviceApi:
         if action is None:
             return None
         if self.validator is None:
-            raise Refusal(503, "not_configured", "the device has no API key configured yet")
+            raise Refusal(503, "not_configured", "the device config has no API key yet (api.jwt)")
         try:
             claims = self.validator.validate(bearer_token(req.headers.get("Authorization")))
             tenant, namespace = self.identity()

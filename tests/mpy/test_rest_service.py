@@ -1,0 +1,145 @@
+# iotlib.rest_service: the REST API as RelaysController serves it. The key, issuer and audience
+# come from config api.jwt and follow each applied config (hot reload); without api.jwt the
+# relay routes refuse with 503 not_configured; GET /config never shows the key; the key is
+# masked in the log.
+import json
+
+from check import eq, true
+from iotlib import http_client, logger
+from iotlib.jwt_validator import b64url_encode, hmac_sha256
+from iotlib.rest_api import Refusal
+from standins import rm_tree, scratch_dir
+
+logger.setup(echo=False)
+
+KEY1 = "11" * 32
+KEY2 = "2f" * 40
+NOW = 1800000000
+
+
+class _Clock:
+    synced = True
+
+    def now(self):
+        return NOW
+
+    def configure(self, cfg):
+        pass
+
+
+class _G:
+    ip = "10.0.0.9"
+
+
+class _Req:
+    def __init__(self, token=None):
+        self.g = _G()
+        self.headers = {"Authorization": "Bearer " + token} if token else {}
+
+
+def token(key_hex, sub="alice", role="operator", **over):
+    claims = {"iss": "https://platform.test", "aud": "pico-t", "sub": sub, "role": role,
+              "tenant": "acme", "namespace": "lab", "iat": NOW, "exp": NOW + 600}
+    claims.update(over)
+    signing = b64url_encode(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + b"." + \
+        b64url_encode(json.dumps(claims).encode())
+    key = bytes(int(key_hex[i:i + 2], 16) for i in range(0, len(key_hex), 2))
+    return (signing + b"." + b64url_encode(hmac_sha256(key, signing))).decode()
+
+
+def config(key=KEY1, **over):
+    cfg = {"relays": {"r1": {"pin": 2}, "r2": {"pin": 3}},
+           "api": {"jwt": {"key": key, "issuer": "https://platform.test", "audience": "pico-t"},
+                   "roles": {"switcher": {"permissions": ["relays:write"]}}}}
+    cfg.update(over)
+    return cfg
+
+
+def controller(d):
+    from relays_controller import RelaysController
+    c = RelaysController(
+        wifi_ssid="ssid", wifi_password="wifi-password-x", device_id="pico-t",
+        device_key="device-key-123456", service_discovery_url="http://127.0.0.1:9/api/devices",
+        relay_pins={"r1": 2, "r2": 3}, data_dir=d, simulate=True, log_echo=False,
+        rest_port=18081)
+    http_client.set_link_check(None)
+    c.relays.start(c.config.load_local())
+    c.config.on_change(c._apply_config)
+    c.timesync = _Clock()
+    c.auth.tenant, c.auth.namespace = "acme", "lab"
+    c.extensions[-1](c)  # what main() does with each extension
+    return c
+
+
+def refusal(api, req, action="switch", relay="r1"):
+    try:
+        api.admit(req, False, action, relay)
+    except Refusal as e:
+        return e.status, e.error
+    return None
+
+
+def test_rest_options_and_the_extension():
+    d = scratch_dir("rs")
+    c = controller(d)
+    true(c.rest is not None, "attached")
+    eq((c.rest.host, c.rest.port), ("127.0.0.1", 18081), "simulation: loopback, the given port")
+    eq(c._extra[-1][0], "rest", "the server is a supervised task")
+    c.relays.bank.deinit()
+    rm_tree(d)
+
+
+def test_without_api_jwt_relay_routes_answer_503():
+    d = scratch_dir("rs")
+    c = controller(d)
+    api = c.rest.api
+    true(api.validator is None, "no key in the default config")
+    eq(refusal(api, _Req(token(KEY1))), (503, "not_configured"), "relay route")
+    eq(refusal(api, _Req(), action=None), None, "probes pass")
+    c.relays.bank.deinit()
+    rm_tree(d)
+
+
+def test_key_from_config_and_hot_reload():
+    d = scratch_dir("rs")
+    c = controller(d)
+    api = c.rest.api
+    true(c.config._apply(config(), 2, '"cfg-2"'), "applied")
+    old = token(KEY1)
+    eq(refusal(api, _Req(old)), None, "a token signed with the config's key")
+    eq(api.admit(_Req(old), False, "switch", "r1")["sub"], "alice", "claims")
+    eq(refusal(api, _Req(token(KEY1, aud="other"))), (401, "bad_audience"), "audience")
+    eq(refusal(api, _Req(token(KEY1, tenant="globex"))), (403, "wrong_tenant"), "tenancy")
+    eq(refusal(api, _Req(token(KEY1, role="switcher"))), None, "a config role")
+    limiter = api.limiter
+    true(c.config._apply(config(KEY2), 3, '"cfg-3"'), "new key applied")
+    eq(refusal(api, _Req(old)), (401, "bad_signature"), "the old key's token")
+    eq(refusal(api, _Req(token(KEY2))), None, "the new key's token")
+    true(api.limiter is limiter, "same rate_limits: buckets kept")
+    true(c.config._apply(config(KEY2, rate_limits={"default": {"requests": 1, "window_s": 1}}),
+                         4, '"cfg-4"'), "new limits")
+    true(api.limiter is not limiter and api.limiter.write.requests == 1, "limiter rebuilt")
+    cfg = config()
+    del cfg["api"]
+    true(c.config._apply(cfg, 5, '"cfg-5"'), "key removed")
+    eq(refusal(api, _Req(token(KEY2))), (503, "not_configured"), "no key, no tokens")
+    c.timesync.synced = False
+    true(c.config._apply(config(), 6, '"cfg-6"'), "key back")
+    eq(refusal(api, _Req(token(KEY1))), (503, "time_not_synced"), "clock not synced")
+    c.relays.bank.deinit()
+    rm_tree(d)
+
+
+def test_get_config_hides_the_key_and_the_log_masks_it():
+    d = scratch_dir("rs")
+    c = controller(d)
+    c.config._apply(config(KEY2), 2, '"cfg-2"')
+    out = c.rest.get_config()
+    eq(out["version"], 2, "version")
+    eq(out["config"]["api"]["jwt"], {"issuer": "https://platform.test", "audience": "pico-t"},
+       "jwt without its key")
+    true(KEY2 not in json.dumps(out), "no key anywhere")
+    eq(c.config.config["api"]["jwt"]["key"], KEY2, "the config in force keeps it")
+    eq(logger.root().mask("key=" + KEY2), "key=***", "masked in log lines")
+    c.relays.bank.deinit()
+    rm_tree(d)
