@@ -13,7 +13,7 @@ SEED_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "required": ["tenants"],
-    "properties": {"tenants": {"type": "array", "items": {
+    "properties": {"$comment": {"type": "string"}, "tenants": {"type": "array", "items": {
         "type": "object", "additionalProperties": False, "required": ["name"],
         "properties": {
             "name": _SLUG,

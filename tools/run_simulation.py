@@ -1,11 +1,14 @@
 """Simulation mode: the reference platform, a local NTP responder and the device (the MicroPython
 unix build running python/main.py), all on 127.0.0.1.
 
-    .cache/venv/bin/python tools/run_simulation.py [--port 8080] [--fresh] [--dev] [--quiet]
+    .cache/venv/bin/python tools/run_simulation.py [--port 8080] [--rest-port 8081] [--fresh]
+                                                   [--dev] [--quiet]
 
-State lives in .cache/sim/ (platform database, operator token, device data folder) and is kept
-between runs; --fresh starts over. The device is restarted when it exits with the reset code
-(75: the watchdog supervisor reset the simulated board). Ctrl-C stops everything cleanly: the
+State lives in .cache/sim/ (platform database, operator token, the device's REST API key, device
+data folder) and is kept between runs; --fresh starts over (new secrets). The device serves its
+REST API on 127.0.0.1:--rest-port; the banner shows how to get a token for it from the
+platform. The device is restarted when it exits with the reset code (75: the watchdog
+supervisor reset the simulated board). Ctrl-C stops everything cleanly: the
 device gets SIGINT (it persists its relay states and exits), then the servers are stopped.
 
 The classes here are also what tests/e2e drives."""
@@ -242,6 +245,8 @@ def wait_for(predicate, timeout, what, interval=0.1):
 
 # ---- simulation mode ----
 
+SIM_ISSUER = "relays-sim-platform"  # iss of the device REST API tokens the platform mints here
+
 SIM_CONFIG = {
     "relays": {
         "pump": {"pin": 2, "min_interval_ms": 500},
@@ -287,6 +292,8 @@ def simulation(args):
               "namespace": "lab", "device_id": "pico-sim-1",
               "device_key": "dk-" + secrets.token_urlsafe(24),
               "wifi_password": "wifi-" + secrets.token_urlsafe(12)}
+    if "api_jwt_key" not in st:  # the device REST API's HS256 key, made here at random
+        st["api_jwt_key"] = secrets.token_hex(32)
         with open(state_path, "w") as f:
             json.dump(st, f, indent=1)
         os.chmod(state_path, 0o600)
@@ -295,7 +302,9 @@ def simulation(args):
     ntp = NtpResponder(work).start()
     if ntp:
         procs.append(ntp)
-    config = dict(SIM_CONFIG, ntp_servers=["127.0.0.1:%d" % ntp.port] if ntp else [])
+    config = dict(SIM_CONFIG, ntp_servers=["127.0.0.1:%d" % ntp.port] if ntp else [],
+                  api={"jwt": {"key": st["api_jwt_key"], "issuer": SIM_ISSUER,
+                               "audience": st["device_id"]}})
     platform = Platform(work, st["operator_token"], port=args.port)
     try:
         platform.start()
@@ -319,12 +328,14 @@ def simulation(args):
                 "service_discovery_url": platform.url + "/v1/devices/register",
                 "relay_pins": {"pump": 2, "fan": 3}, "data_dir": data_dir,
                 "tenant": st["tenant"], "namespace": st["namespace"],
-                "ntp_servers": config["ntp_servers"]}
+                "ntp_servers": config["ntp_servers"],
+                "rest_host": "127.0.0.1", "rest_port": args.rest_port}
     device = Device(work, settings, dev_path=args.dev,
                     on_line=None if args.quiet else (lambda l: print(_pretty(l), flush=True)))
     tok = st["operator_token"]
     base = platform.url + "/v1/operator/tenants/%s/namespaces/%s/devices/%s" % (
         st["tenant"], st["namespace"], st["device_id"])
+    rest = "http://127.0.0.1:%d" % args.rest_port
     print("""
 RelaysController simulation
   platform      %(url)s   (contract: reference_platform/openapi.yaml; log: %(work)s/platform.log)
@@ -333,6 +344,7 @@ RelaysController simulation
                 data: %(data)s   log: %(data)s/log/device.log
                 board view (relays, pin levels, counters): %(data)s/sim/status.json
                 WiFi: echo down > %(data)s/sim/wifi   (echo up to restore)
+  device REST API %(rest)s   (docs/device_api.openapi.yaml; /health and /ready need no token)
   operator token: %(tok)s
 
   export TOKEN=%(tok)s
@@ -344,10 +356,19 @@ RelaysController simulation
   a device token (as the device gets it): POST %(url)s/v1/devices/register with the proof in
   openapi.yaml; device id %(id)s, key in %(work)s/sim.json
 
+  The device REST API: a token from the platform (operator role, one hour), then switch a relay
+  and list them (503 time_not_synced until the device clock is synced, seconds after start):
+  export DEVTOKEN=$(curl -s -X POST -H "Authorization: Bearer $TOKEN" \\
+       -H 'Content-Type: application/json' -d '{"role": "operator", "sub": "me"}' \\
+       %(base)s/api-tokens | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  curl -s -X POST -H "Authorization: Bearer $DEVTOKEN" -H 'Content-Type: application/json' \\
+       -d '{"state": "HIGH"}' %(rest)s/gpio/pump
+  curl -s -H "Authorization: Bearer $DEVTOKEN" %(rest)s/gpio | python3 -m json.tool
+
 Ctrl-C stops everything.
 """ % {"url": platform.url, "work": work, "ntp": "127.0.0.1:%d" % ntp.port if ntp else "(none)",
-       "dev": st["device_id"], "data": data_dir, "tok": tok, "base": base, "id": st["device_id"]},
-          flush=True)
+       "dev": st["device_id"], "data": data_dir, "tok": tok, "base": base, "id": st["device_id"],
+       "rest": rest}, flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
@@ -376,6 +397,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workdir", default=os.path.join(ROOT, ".cache", "sim"))
     ap.add_argument("--port", type=int, default=8080, help="platform port (0: any free one)")
+    ap.add_argument("--rest-port", type=int, default=8081,
+                    help="the device REST API's port (0: any free one)")
     ap.add_argument("--fresh", action="store_true", help="forget the previous simulation's data")
     ap.add_argument("--dev", action="store_true",
                     help="run python/ sources instead of the modules frozen into the build")
@@ -386,6 +409,8 @@ def main(argv=None):
         return 2
     if args.port == 0:
         args.port = free_port()
+    if args.rest_port == 0:
+        args.rest_port = free_port()
     return simulation(args)
 
 
