@@ -61,7 +61,8 @@ def sim_device(tmp_path, ntp):
              "device_id": cloud.device_id, "device_key": cloud.key,
              "service_discovery_url": platform.url + "/v1/devices/register",
              "relay_pins": {"r1": 2, "r2": 3}, "log_level": "debug",
-             "ntp_servers": ["127.0.0.1:%d" % ntp] if ntp else []}
+             "ntp_servers": ["127.0.0.1:%d" % ntp] if ntp else [],
+             "rest_port": sim.free_port()}
         s.update(settings)
         dev = SimDevice(str(work), platform, cloud, s)
         made.append(dev)

@@ -65,6 +65,11 @@ class SimDevice:
     def exits(self):
         return self.proc.exits
 
+    @property
+    def rest_url(self):
+        """The device REST API (127.0.0.1 and the port given in the settings)."""
+        return "http://127.0.0.1:%d" % self.settings["rest_port"]
+
     # ---- board view and controls ----
 
     def status(self):
@@ -124,4 +129,9 @@ class SimDevice:
         if os.path.exists(key_file):
             with open(key_file) as f:
                 s.append(f.read().strip())
+        try:  # the REST API key of the config in force
+            with open(os.path.join(self.data_dir, "config.json")) as f:
+                s.append(json.load(f)["config"]["api"]["jwt"]["key"])
+        except (OSError, ValueError, KeyError):
+            pass
         return s
