@@ -381,14 +381,18 @@ class _BoundedReader:
     # The connection as microdot reads it, with each line cut off at max_line bytes, the head
     # at max_head and the body at max_body: microdot measures a line only once it holds all of
     # it, and counts no lines, so an endless header line or a thousand headers could otherwise
-    # fill the heap.
-    def __init__(self, stream, max_line, max_head, max_body):
+    # fill the heap. deadline (ticks_ms) ends the whole request: _App's sweeper cancels the
+    # connection's task once it has passed, whatever it waits on (read or write).
+    def __init__(self, stream, max_line, max_head, max_body, deadline=None):
         self.s = stream
         self.buf = b""
         self.max_line = max_line
         self.left = max_head    # bytes still allowed from the socket
         self.max_body = max_body
         self.in_head = True
+        self.deadline = deadline
+        self.task = None
+        self.expired = False
 
     async def _more(self, n):
         if self.left <= 0:
@@ -442,18 +446,46 @@ class _App(Microdot):
         self.api = api
         self.timeout_s = timeout_s
         self.options_handler = None  # OPTIONS would list routes without a token: 405
+        self._live = []      # readers of the connections being served
+        self._sweeper = None
 
     async def handle_request(self, reader, writer):
-        reader = _BoundedReader(reader, Request.max_readline, MAX_HEAD, MAX_DECLARED)
+        # no wait_for task per request: the deadline is kept on the reader and one sweeper
+        # task cancels the connections past theirs
+        ms = int(self.timeout_s * 1000)
+        reader = _BoundedReader(reader, Request.max_readline, MAX_HEAD, MAX_DECLARED,
+                                time.ticks_add(time.ticks_ms(), ms))
+        reader.task = asyncio.current_task()
+        live = self._live
+        live.append(reader)
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(ms))
         try:
-            await asyncio.wait_for(Microdot.handle_request(self, reader, writer), self.timeout_s)
-        except (OSError, asyncio.TimeoutError):
+            await Microdot.handle_request(self, reader, writer)
+        except (OSError, asyncio.CancelledError) as e:
+            if isinstance(e, asyncio.CancelledError) and not reader.expired:
+                raise  # cancelled from outside (server shutdown): not ours to swallow
             # a stalled or broken client: its connection goes, the server stays
             self.api.connection_errors += 1
             try:
                 await writer.aclose()
             except OSError:
                 pass
+        finally:
+            live.remove(reader)
+
+    async def _sweep(self, ms):
+        step = ms // 4 if ms < 4000 else 1000
+        try:
+            while True:
+                await asyncio.sleep_ms(step if step > 0 else 1)
+                now = time.ticks_ms()
+                for r in self._live:
+                    if not r.expired and time.ticks_diff(now, r.deadline) >= 0:
+                        r.expired = True
+                        r.task.cancel()
+        finally:
+            self._sweeper = None
 
     async def dispatch_request(self, req):
         t0 = time.ticks_ms()
