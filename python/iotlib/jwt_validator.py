@@ -14,6 +14,7 @@ except ImportError:  # MicroPython has no hmac (or one without compare_digest): 
 MAX_TOKEN_BYTES = 4096
 MIN_KEY_BYTES = 32       # 256 bits, as long as the SHA-256 output
 DEFAULT_LEEWAY_S = 30
+CACHE_SIZE = 8           # verified tokens kept (LRU); 0 turns the cache off
 _BLOCK = 64              # SHA-256 block size, for the HMAC pads
 _INF = float("inf")
 
@@ -146,12 +147,46 @@ class JWTValidator:
             raise TypeError("now must be callable")
         if type(leeway_s) is not int or not 0 <= leeway_s <= 300:
             raise ValueError("leeway_s must be an int in 0..300")
-        self._key = bytes(key) if _hmac_new is not None else None
-        self._hmac = None if _hmac_new is not None else _Hmac(bytes(key))
+        # token -> (claims, exp, nbf, iat) of tokens that fully verified; _order is LRU order
+        self._cache = {}
+        self._order = []
+        self.cache_size = CACHE_SIZE
+        self.set_key(key)
         self.issuer = issuer
         self.audience = audience
         self._now = now
         self.leeway_s = leeway_s
+
+    # the cache holds what was checked against the key, issuer and audience: a change of any
+    # of them empties it
+    def set_key(self, key):
+        if isinstance(key, str):
+            key = key.encode()
+        self._key = bytes(key) if _hmac_new is not None else None
+        self._hmac = None if _hmac_new is not None else _Hmac(bytes(key))
+        self.clear_cache()
+
+    @property
+    def issuer(self):
+        return self._issuer
+
+    @issuer.setter
+    def issuer(self, v):
+        self._issuer = v
+        self.clear_cache()
+
+    @property
+    def audience(self):
+        return self._audience
+
+    @audience.setter
+    def audience(self, v):
+        self._audience = v
+        self.clear_cache()
+
+    def clear_cache(self):
+        self._cache = {}
+        self._order = []
 
     def _sign(self, msg):
         if self._hmac is None:
@@ -159,10 +194,21 @@ class JWTValidator:
         return self._hmac.digest(msg)
 
     def validate(self, token):
-        # -> the claims dict; raises TokenError(reason)
+        # -> the claims dict (shared with the cache: do not modify); raises TokenError(reason)
         if isinstance(token, str):
             if len(token) > MAX_TOKEN_BYTES:
                 raise TokenError("too_large")
+        hit = self._cache.get(token) if type(token) in (str, bytes) else None
+        if hit is not None:
+            # signature, iss, aud and sub were checked when it was cached; the clock moves
+            self._check_time(hit[1], hit[2], hit[3])
+            order = self._order
+            if order[-1] != token:
+                order.remove(token)
+                order.append(token)
+            return hit[0]
+        key = token
+        if isinstance(token, str):
             token = token.encode()
         if not isinstance(token, (bytes, bytearray)) or not token:
             raise TokenError("malformed")
@@ -181,9 +227,18 @@ class JWTValidator:
         if not compare_digest(want, parts[2]):
             raise TokenError("bad_signature")
         claims = _json_object(parts[1], "payload")
-        return self._check_claims(claims)
+        entry = self._check_claims(claims)
+        if self.cache_size > 0 and type(key) in (str, bytes):
+            # only a token that passed every check, time included, is kept
+            order = self._order
+            while len(order) >= self.cache_size:
+                del self._cache[order.pop(0)]
+            self._cache[key] = entry
+            order.append(key)
+        return claims
 
     def _check_claims(self, claims):
+        # -> (claims, exp, nbf, iat), what a cached token needs re-checked
         if "exp" not in claims:
             raise TokenError("missing_exp", "exp")
         exp = _time_claim(claims, "exp")
@@ -191,17 +246,21 @@ class JWTValidator:
             raise TokenError("malformed", "exp")
         nbf = _time_claim(claims, "nbf")
         iat = _time_claim(claims, "iat")
-        if claims.get("iss") != self.issuer:
+        if claims.get("iss") != self._issuer:
             raise TokenError("bad_issuer", "iss")
         aud = claims.get("aud")
         if isinstance(aud, list):
-            if self.audience not in aud:
+            if self._audience not in aud:
                 raise TokenError("bad_audience", "aud")
-        elif aud != self.audience:
+        elif aud != self._audience:
             raise TokenError("bad_audience", "aud")
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise TokenError("missing_sub", "sub")
+        self._check_time(exp, nbf, iat)
+        return (claims, exp, nbf, iat)
+
+    def _check_time(self, exp, nbf, iat):
         now = self._now()
         if now is None:
             raise TokenError("time_not_synced")
@@ -212,7 +271,6 @@ class JWTValidator:
             raise TokenError("not_yet_valid", "nbf")
         if iat is not None and now + leeway < iat:
             raise TokenError("not_yet_valid", "iat")
-        return claims
 
 
 def bearer_token(value):

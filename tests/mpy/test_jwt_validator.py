@@ -415,3 +415,74 @@ def test_error_detail():
         eq((e.reason, e.detail), ("not_yet_valid", "nbf"), "detail")
         return
     raise AssertionError("accepted")
+
+
+# --- the cache of verified tokens ---
+
+def test_cache_rechecks_time_on_every_hit():
+    clock = Clock()
+    v = validator(now=clock)
+    t = make(good_claims(exp=NOW + 60, nbf=NOW - 10))
+    eq(v.validate(t)["sub"], "ops-alice", "first")
+    true(t in v._cache, "cached")
+    eq(v.validate(t)["sub"], "ops-alice", "hit")
+    clock.t = NOW + 90
+    reject("expired", t, v)
+    clock.t = None
+    reject("time_not_synced", t, v)
+    clock.t = NOW - 100  # clock stepped back: before nbf
+    reject("not_yet_valid", t, v)
+
+
+def test_cache_holds_only_verified_tokens():
+    v = validator()
+    h, p, s = make().split(".")
+    flipped = ("A" if s[0] != "A" else "B") + s[1:]
+    reject("bad_signature", h + "." + p + "." + flipped, v)
+    reject("bad_issuer", make(good_claims(iss="evil")), v)
+    reject("expired", make(good_claims(exp=NOW - 100, iat=None, nbf=None)), v)
+    eq(len(v._cache), 0, "nothing cached")
+    v.validate(h + "." + p + "." + s)
+    # a tampered copy of a cached token is another string: fully checked again
+    reject("bad_signature", h + "." + p + "." + flipped, v)
+    forged = b64url(json.dumps(good_claims(role="admin")))
+    reject("bad_signature", h + "." + forged + "." + s, v)
+
+
+def test_cache_is_bounded_lru():
+    v = validator()
+    toks = [make(good_claims(sub="s%d" % i)) for i in range(jv.CACHE_SIZE + 3)]
+    v.validate(toks[0])
+    for t in toks[1:]:
+        v.validate(t)
+        v.validate(toks[0])  # kept in use: never evicted
+        true(len(v._cache) <= jv.CACHE_SIZE, "bounded")
+    true(toks[0] in v._cache, "recent kept")
+    true(toks[1] not in v._cache, "oldest evicted")
+    eq(len(v._cache), len(v._order), "order matches")
+
+
+def test_key_issuer_audience_change_empties_cache():
+    v = validator()
+    t = make()
+    v.validate(t)
+    v.set_key(OTHER_KEY)
+    eq(len(v._cache), 0, "key change")
+    reject("bad_signature", t, v)
+    v.set_key(KEY)
+    v.validate(t)
+    v.issuer = "other-issuer"
+    reject("bad_issuer", t, v)
+    v.issuer = ISS
+    v.validate(t)
+    v.audience = "other-device"
+    reject("bad_audience", t, v)
+
+
+def test_cache_off():
+    v = validator()
+    v.cache_size = 0
+    t = make()
+    v.validate(t)
+    v.validate(t)
+    eq(len(v._cache), 0, "off")

@@ -95,6 +95,8 @@ def control_app(app, sim, relays):
         for k in ("synced", "offset_s", "tenant", "namespace", "missing", "figures", "ota"):
             if k in d:
                 setattr(sim, k, d[k])
+        if "jwt_key" in d:  # a hot-reloaded key, on the same validator
+            app.api.validator.set_key(d["jwt_key"])
         if "check_ota" in d:  # an action the device does not offer
             app.api.check_ota = sim.check_ota if d["check_ota"] else None
         return {"ok": True}
