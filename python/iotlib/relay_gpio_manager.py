@@ -52,6 +52,7 @@ class RelayGPIOManager:
         self.on_reset = None     # callback(cause) once the supervisor has reset the device
         self.on_change = None    # callback() after any relay change
         self.desired_version = 0
+        self.changes = 0         # +1 at every relay change seen (requests, core, reconfigure)
         self._mask = 0
         self._last_change = {}
         self._saved = None       # states as last persisted
@@ -256,6 +257,7 @@ class RelayGPIOManager:
                 self._last_change[n] = time.time()
         self._mask = after
         if changed:
+            self.changes += 1
             self._dirty()
         return REASONS[result]
 

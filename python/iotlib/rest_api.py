@@ -123,6 +123,7 @@ class DeviceApi:
         self._figures = {}
         self._seen = {}         # last value of each mirrored total, to export only growth
         self._labels = None
+        self._list_cache = None   # (relay version, GET /gpio JSON for an unscoped token)
         self._up_ms = 0   # the app is built as the application starts
         self._up_last = time.ticks_ms()
         reg.on_collect(self._collect)
@@ -234,6 +235,18 @@ class DeviceApi:
         return Response(self.registry.render(), 200, {"Content-Type": CONTENT_TYPE})
 
     def list_relays(self, req, claims):
+        if rbac.relay_scope(claims) is None:
+            # every relay: the JSON is kept until a relay changes. The key holds the bank (a
+            # new one on reconfigure), its state now (a core change the relay task has not
+            # seen yet) and the manager's change count (every change it has seen)
+            rel = self.relays
+            bank = rel.bank
+            key = (bank, bank.state(), rel.changes)
+            c = self._list_cache
+            if c is None or c[0] != key:
+                body = json.dumps({"relays": [_relay_doc(d) for d in rel.all()]}).encode()
+                c = self._list_cache = (key, body)
+            return Response(c[1], 200, {"Content-Type": "application/json; charset=UTF-8"})
         out = []
         for d in self.relays.all():
             if rbac.denial(claims, rbac.READ, d["name"], self.roles) is None:
