@@ -11,6 +11,11 @@
 import time
 
 try:
+    import asyncio
+except ImportError:
+    asyncio = None
+
+try:
     import json
 except ImportError:
     import ujson as json
@@ -25,6 +30,8 @@ SECRET_NAMES = ("password", "passwd", "secret", "token", "authorization", "devic
                 "api_key", "proof", "jwt")
 MIN_SECRET = 6   # shorter strings would mask ordinary words
 MAX_TEMP = 8     # forms of rotating secrets kept (a JWT gives two)
+AUDIT_MAX_LINES = 16    # audit lines written in one append at most...
+AUDIT_MAX_AGE_MS = 500  # ...and none waits longer than this (docs/device_app.md: crash window)
 _T0 = time.ticks_ms()
 
 
@@ -51,6 +58,9 @@ class Logger:
         self._buf = []
         self._buf_len = 0
         self._sizes = {}
+        self._abuf = []     # audit lines waiting (only inside a running event loop)
+        self._abuf_t0 = 0
+        self._aflusher = False
         self.lines = 0
         self.dropped = 0  # lines that could not be written
 
@@ -156,6 +166,8 @@ class Logger:
 
     def _emit(self, line, path, urgent):
         self.lines += 1
+        if urgent and self._abuf:
+            self.flush_audit()  # a warning or an error (reset requested...) keeps the order
         if self.echo:
             print(line)
         if path is None:
@@ -203,14 +215,50 @@ class Logger:
         os.rename(path, path + ".1")
 
     def flush(self):
+        self.flush_audit()
         if self._buf and self.path:
             line = self._buf.pop()
             self._write(self.path, line)
 
+    def flush_audit(self):
+        if self._abuf:
+            lines = "\n".join(self._abuf)
+            self._abuf = []
+            self._write(self.audit_path or self.path, lines)
+
     def audit(self, kind, **fields):
         fields["audit"] = kind
         line = self.format("info", kind, fields)
-        self._emit(line, self.audit_path or self.path, True)
+        path = self.audit_path or self.path
+        if path is None or not _in_task():
+            self._emit(line, path, True)  # outside the event loop: written at once
+            return
+        # batched: one append for up to AUDIT_MAX_LINES lines, flushed at the latest after
+        # AUDIT_MAX_AGE_MS, as soon as a scheduler round passes without a new line, and by
+        # flush() (stop, controlled reset) or any warning/error line
+        self.lines += 1
+        if self.echo:
+            print(line)
+        buf = self._abuf
+        buf.append(line)
+        if len(buf) >= AUDIT_MAX_LINES:
+            self.flush_audit()
+        elif len(buf) == 1:
+            self._abuf_t0 = time.ticks_ms()
+            if not self._aflusher:
+                self._aflusher = True
+                asyncio.create_task(self._audit_flusher())
+
+    async def _audit_flusher(self):
+        try:
+            while self._abuf:
+                n = len(self._abuf)
+                await asyncio.sleep_ms(0)
+                if len(self._abuf) == n or \
+                        time.ticks_diff(time.ticks_ms(), self._abuf_t0) >= AUDIT_MAX_AGE_MS:
+                    self.flush_audit()
+        finally:
+            self._aflusher = False
 
     def debug(self, msg, **fields):
         self.log("debug", msg, fields)
@@ -223,6 +271,16 @@ class Logger:
 
     def error(self, msg, **fields):
         self.log("error", msg, fields)
+
+
+def _in_task():
+    # True inside a running asyncio task, where a flusher task can run later
+    if asyncio is None:
+        return False
+    try:
+        return asyncio.current_task() is not None
+    except (RuntimeError, AttributeError):
+        return False
 
 
 class _Named:
@@ -254,6 +312,7 @@ def setup(**kw):
     # replaces the module logger, keeping the secrets already registered
     global _root
     old = _root
+    old.flush()
     _root = Logger(**kw)
     _root._secrets = old._secrets
     _root._temp = old._temp

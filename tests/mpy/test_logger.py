@@ -1,6 +1,7 @@
 # iotlib.logger: JSON lines, levels, rotation and retention, masking, audit.
 import json
 import os
+import time
 
 from check import eq, true
 from iotlib import logger
@@ -100,4 +101,88 @@ def test_module_level_functions():
     eq(recs[0]["mod"], "net", "named")
     eq(recs[0]["msg"], "x ***", "masked")
     logger.setup(echo=False)
+    rm_tree(d)
+
+
+# ---- audit lines batched inside the event loop ----
+
+def _audit_lines(path):
+    try:
+        with open(path) as f:
+            return [json.loads(x)["n"] for x in f if x.strip()]
+    except OSError:
+        return []
+
+
+def test_audit_batched_in_loop():
+    import asyncio
+    d = scratch_dir("logab")
+    a = d + "/a.log"
+    log = logger.Logger(d + "/d.log", echo=False, audit_path=a)
+    seen = {}
+
+    async def busy(n0, count):
+        # a line per scheduler round: the batch grows until the line bound
+        for i in range(count):
+            log.audit("relay", n=n0 + i)
+            await asyncio.sleep_ms(0)
+
+    async def main():
+        log.audit("relay", n=0)
+        seen["pending"] = _audit_lines(a)
+        await asyncio.sleep_ms(0)
+        await asyncio.sleep_ms(0)
+        seen["quiet"] = _audit_lines(a)  # a round without a new line: written
+        await busy(1, logger.AUDIT_MAX_LINES)
+        seen["bound"] = len(_audit_lines(a))
+        log.audit("relay", n=100)
+        log.flush()  # stop / controlled reset
+        seen["flush"] = _audit_lines(a)[-1]
+        log.audit("relay", n=101)
+        log.error("reset requested")  # an error line writes what is pending first
+        seen["error"] = _audit_lines(a)[-1]
+
+    asyncio.run(main())
+    eq(seen["pending"], [], "pending")
+    eq(seen["quiet"], [0], "quiet round")
+    true(seen["bound"] >= logger.AUDIT_MAX_LINES, "line bound")
+    eq(seen["flush"], 100, "flush")
+    eq(seen["error"], 101, "error line")
+    eq(_audit_lines(a), [0] + list(range(1, logger.AUDIT_MAX_LINES + 1)) + [100, 101], "order")
+    rm_tree(d)
+
+
+def test_audit_age_bound():
+    import asyncio
+    d = scratch_dir("logag")
+    a = d + "/a.log"
+    log = logger.Logger(d + "/d.log", echo=False, audit_path=a)
+    seen = {}
+
+    async def main():
+        t0 = time.ticks_ms()
+        n = 0
+        # a new line in every round (so never a quiet one), one per 40 ms, fewer than the
+        # line bound: the age bound writes them
+        while not _audit_lines(a) and time.ticks_diff(time.ticks_ms(), t0) < 2000:
+            if n < logger.AUDIT_MAX_LINES - 2:
+                log.audit("relay", n=n)
+                n += 1
+            time.sleep_ms(40)  # the round is busy
+            await asyncio.sleep_ms(0)
+        seen["n"] = len(_audit_lines(a))
+        seen["ms"] = time.ticks_diff(time.ticks_ms(), t0)
+
+    asyncio.run(main())
+    true(logger.AUDIT_MAX_AGE_MS <= seen["ms"] < logger.AUDIT_MAX_AGE_MS + 200,
+         "age bound %d ms" % seen["ms"])
+    true(0 < seen["n"] < logger.AUDIT_MAX_LINES, "before the line bound")
+    rm_tree(d)
+
+
+def test_audit_outside_loop_written_at_once():
+    d = scratch_dir("logao")
+    log = logger.Logger(d + "/d.log", echo=False, audit_path=d + "/a.log")
+    log.audit("relay", n=7)
+    eq(_audit_lines(d + "/a.log"), [7], "at once")
     rm_tree(d)
