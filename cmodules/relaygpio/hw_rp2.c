@@ -10,10 +10,7 @@
 #include "hardware/structs/watchdog.h"
 
 #include "relay_hw.h"
-
-// In watchdog scratch[4]: scratch[0..3] hold a stall cause. The bootrom only
-// acts on 0xb007c0d3 there and the pico-sdk writes 0 or 0x6ab73121.
-#define CAUSE_MAGIC (0x52454c59u)   // "RELY"
+#include "hw_rp2_cause.h"
 
 void relay_hw_init_outputs(relay_hw_t *hw, relay_pinmask_t pins, relay_pinmask_t levels) {
     uint32_t m = (uint32_t)pins;
@@ -74,22 +71,12 @@ int relay_hw_wdt_elapse(relay_hw_t *hw, uint32_t elapsed_us) {
 void relay_hw_wdt_reset(relay_hw_t *hw, const char *cause) {
     (void)hw;
     (void)save_and_disable_interrupts();
-    // the name, NUL padded, packed little-endian into scratch[0..3]
-    unsigned n = 0;
-    while (n < 15 && cause[n]) {
-        n++;
-    }
+    uint32_t words[4];
+    relay_cause_pack(cause, words);
     for (unsigned w = 0; w < 4; w++) {
-        uint32_t word = 0;
-        for (unsigned k = 0; k < 4; k++) {
-            unsigned i = w * 4u + k;
-            if (i < n) {
-                word |= (uint32_t)(uint8_t)cause[i] << (k * 8u);
-            }
-        }
-        watchdog_hw->scratch[w] = word;
+        watchdog_hw->scratch[w] = words[w];
     }
-    watchdog_hw->scratch[4] = CAUSE_MAGIC;
+    watchdog_hw->scratch[4] = RELAY_CAUSE_MAGIC;
     // Trigger by hand: watchdog_reboot(0, 0, 0) would zero scratch[4]. Same
     // register writes as the pico-sdk's _watchdog_enable(0, false).
     hw_clear_bits(&watchdog_hw->ctrl, WATCHDOG_CTRL_ENABLE_BITS);
@@ -104,29 +91,11 @@ void relay_hw_wdt_reset(relay_hw_t *hw, const char *cause) {
 
 void relay_hw_reset_cause(relay_hw_t *hw, char *buf, size_t len) {
     (void)hw;
-    if (!len) {
-        return;
+    uint32_t scratch[5];
+    for (unsigned i = 0; i < 5; i++) {
+        scratch[i] = watchdog_hw->scratch[i];
     }
-    size_t n = 0;
-    uint32_t reason = watchdog_hw->reason;
-    if (reason && watchdog_hw->scratch[4] == CAUSE_MAGIC) {
-        for (unsigned i = 0; i < 15 && n + 1 < len; i++) {
-            char c = (char)(watchdog_hw->scratch[i >> 2] >> ((i & 3u) * 8u));
-            if (!c) {
-                break;
-            }
-            buf[n++] = c;
-        }
-    } else if (reason & WATCHDOG_REASON_TIMER_BITS) {
-        // the watchdog ran out (ticks stopped); a forced reboot such as
-        // machine.reset() sets only REASON_FORCE and is not reported
-        const char *w = "watchdog";
-        while (w[n] && n + 1 < len) {
-            buf[n] = w[n];
-            n++;
-        }
-    }
-    buf[n] = 0;
+    relay_cause_unpack(watchdog_hw->reason, WATCHDOG_REASON_TIMER_BITS, scratch, buf, len);
 }
 
 uint32_t relay_hw_lock(void) {

@@ -4,6 +4,7 @@
 #if defined(RELAY_HW_RP2_SIO)
 
 #include "relay_hw.h"
+#include "hw_rp2_cause.h"
 
 #define REG(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
 
@@ -48,7 +49,6 @@
 #define WDT_NON_REBOOT_MAGIC (0x6ab73121u)      // what watchdog_enable() leaves in scratch[4]
 
 // In scratch[4]: scratch[0..3] hold a stall cause (same as hw_rp2.c).
-#define CAUSE_MAGIC (0x52454c59u)
 
 // gpio_init(): input, output latch 0, pad input on and output enabled, SIO function.
 static void sio_gpio_init(unsigned pin) {
@@ -130,22 +130,12 @@ int relay_hw_wdt_elapse(relay_hw_t *hw, uint32_t elapsed_us) {
 void relay_hw_wdt_reset(relay_hw_t *hw, const char *cause) {
     (void)hw;
     __asm volatile ("cpsid i" ::: "memory");
-    // the name, NUL padded, packed little-endian into scratch[0..3]
-    unsigned n = 0;
-    while (n < 15 && cause[n]) {
-        n++;
-    }
+    uint32_t words[4];
+    relay_cause_pack(cause, words);
     for (unsigned w = 0; w < 4; w++) {
-        uint32_t word = 0;
-        for (unsigned k = 0; k < 4; k++) {
-            unsigned i = w * 4u + k;
-            if (i < n) {
-                word |= (uint32_t)(uint8_t)cause[i] << (k * 8u);
-            }
-        }
-        REG(WDT_SCRATCH(w)) = word;
+        REG(WDT_SCRATCH(w)) = words[w];
     }
-    REG(WDT_SCRATCH(4)) = CAUSE_MAGIC;
+    REG(WDT_SCRATCH(4)) = RELAY_CAUSE_MAGIC;
     // _watchdog_enable(0, false) without its scratch[4] = 0 (watchdog_reboot)
     REG(WDT_CTRL + ALIAS_CLR) = WDT_CTRL_ENABLE;
     REG(PSM_WDSEL + ALIAS_SET) = PSM_WDSEL_ALL_BUT_OSC;
@@ -157,28 +147,11 @@ void relay_hw_wdt_reset(relay_hw_t *hw, const char *cause) {
 
 void relay_hw_reset_cause(relay_hw_t *hw, char *buf, size_t len) {
     (void)hw;
-    if (!len) {
-        return;
+    uint32_t scratch[5];
+    for (unsigned i = 0; i < 5; i++) {
+        scratch[i] = REG(WDT_SCRATCH(i));
     }
-    size_t n = 0;
-    uint32_t reason = REG(WDT_REASON);
-    if (reason && REG(WDT_SCRATCH(4)) == CAUSE_MAGIC) {
-        for (unsigned i = 0; i < 15 && n + 1 < len; i++) {
-            char c = (char)(REG(WDT_SCRATCH(i >> 2)) >> ((i & 3u) * 8u));
-            if (!c) {
-                break;
-            }
-            buf[n++] = c;
-        }
-    } else if (reason & WDT_REASON_TIMER) {
-        // the watchdog ran out; a forced reboot (machine.reset()) is not reported
-        const char *w = "watchdog";
-        while (w[n] && n + 1 < len) {
-            buf[n] = w[n];
-            n++;
-        }
-    }
-    buf[n] = 0;
+    relay_cause_unpack(REG(WDT_REASON), WDT_REASON_TIMER, scratch, buf, len);
 }
 
 uint32_t relay_hw_lock(void) {
