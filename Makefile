@@ -164,7 +164,7 @@ test-e2e: unix $(STAMPS)/venv
 	cd $(ROOT) && $(PYTEST) tests/e2e
 
 # the UF2 booted in an emulated RP2040
-test-hil: firmware $(STAMPS)/venv $(STAMPS)/npm
+test-hil: firmware natmod $(STAMPS)/venv $(STAMPS)/npm
 	cd $(ROOT) && $(PYTEST) -s tests/hil
 
 # benchmarks: figures and goals printed, results under bench/results (git-ignored)
