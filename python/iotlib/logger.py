@@ -60,7 +60,8 @@ class Logger:
         self._sizes = {}
         self._abuf = []     # audit lines waiting (only inside a running event loop)
         self._abuf_t0 = 0
-        self._aflusher = False
+        self._aflusher = None  # the flusher's event, once its task runs
+        self.audit_appends = 0  # appends of audit lines to the file (one per batch)
         self.lines = 0
         self.dropped = 0  # lines that could not be written
 
@@ -224,6 +225,7 @@ class Logger:
         if self._abuf:
             lines = "\n".join(self._abuf)
             self._abuf = []
+            self.audit_appends += 1
             self._write(self.audit_path or self.path, lines)
 
     def audit(self, kind, **fields):
@@ -231,34 +233,42 @@ class Logger:
         line = self.format("info", kind, fields)
         path = self.audit_path or self.path
         if path is None or not _in_task():
+            if path is not None:
+                self.audit_appends += 1
             self._emit(line, path, True)  # outside the event loop: written at once
             return
-        # batched: one append for up to AUDIT_MAX_LINES lines, flushed at the latest after
-        # AUDIT_MAX_AGE_MS, as soon as a scheduler round passes without a new line, and by
-        # flush() (stop, controlled reset) or any warning/error line
+        # batched: one append for up to AUDIT_MAX_LINES lines, none waiting longer than
+        # AUDIT_MAX_AGE_MS; flush() (stop, controlled reset) and any warning/error line
+        # write them at once
         self.lines += 1
         if self.echo:
             print(line)
+        if self._abuf and time.ticks_diff(time.ticks_ms(), self._abuf_t0) >= AUDIT_MAX_AGE_MS:
+            self.flush_audit()  # the flusher is late (a busy loop): keep the bound anyway
         buf = self._abuf
         buf.append(line)
         if len(buf) >= AUDIT_MAX_LINES:
             self.flush_audit()
         elif len(buf) == 1:
             self._abuf_t0 = time.ticks_ms()
-            if not self._aflusher:
-                self._aflusher = True
-                asyncio.create_task(self._audit_flusher())
+            if self._aflusher is None:
+                self._aflusher = asyncio.Event()
+                asyncio.create_task(self._audit_flusher(self._aflusher))
+            else:
+                self._aflusher.set()
 
-    async def _audit_flusher(self):
-        try:
-            while self._abuf:
-                n = len(self._abuf)
-                await asyncio.sleep_ms(0)
-                if len(self._abuf) == n or \
-                        time.ticks_diff(time.ticks_ms(), self._abuf_t0) >= AUDIT_MAX_AGE_MS:
-                    self.flush_audit()
-        finally:
-            self._aflusher = False
+    async def _audit_flusher(self, ev):
+        # one task per logger (none created per batch): waits for a batch, then sleeps until
+        # its oldest line is due
+        while True:
+            wait = AUDIT_MAX_AGE_MS - time.ticks_diff(time.ticks_ms(), self._abuf_t0)
+            if not self._abuf:
+                ev.clear()
+                await ev.wait()
+            elif wait > 0:
+                await asyncio.sleep_ms(wait)
+            else:
+                self.flush_audit()
 
     def debug(self, msg, **fields):
         self.log("debug", msg, fields)

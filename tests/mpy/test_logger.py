@@ -121,20 +121,17 @@ def test_audit_batched_in_loop():
     log = logger.Logger(d + "/d.log", echo=False, audit_path=a)
     seen = {}
 
-    async def busy(n0, count):
-        # a line per scheduler round: the batch grows until the line bound
-        for i in range(count):
-            log.audit("relay", n=n0 + i)
-            await asyncio.sleep_ms(0)
-
     async def main():
         log.audit("relay", n=0)
         seen["pending"] = _audit_lines(a)
-        await asyncio.sleep_ms(0)
-        await asyncio.sleep_ms(0)
-        seen["quiet"] = _audit_lines(a)  # a round without a new line: written
-        await busy(1, logger.AUDIT_MAX_LINES)
-        seen["bound"] = len(_audit_lines(a))
+        for _ in range(5):
+            await asyncio.sleep_ms(0)
+        seen["quiet"] = _audit_lines(a)  # quiet rounds write nothing: the batch waits
+        for i in range(1, logger.AUDIT_MAX_LINES):
+            log.audit("relay", n=i)
+            await asyncio.sleep_ms(0)
+        seen["bound"] = _audit_lines(a)
+        seen["appends"] = log.audit_appends
         log.audit("relay", n=100)
         log.flush()  # stop / controlled reset
         seen["flush"] = _audit_lines(a)[-1]
@@ -144,11 +141,69 @@ def test_audit_batched_in_loop():
 
     asyncio.run(main())
     eq(seen["pending"], [], "pending")
-    eq(seen["quiet"], [0], "quiet round")
-    true(seen["bound"] >= logger.AUDIT_MAX_LINES, "line bound")
+    eq(seen["quiet"], [], "quiet rounds")
+    eq(seen["bound"], list(range(logger.AUDIT_MAX_LINES)), "line bound")
+    eq(seen["appends"], 1, "one append for the full batch")
     eq(seen["flush"], 100, "flush")
     eq(seen["error"], 101, "error line")
-    eq(_audit_lines(a), [0] + list(range(1, logger.AUDIT_MAX_LINES + 1)) + [100, 101], "order")
+    eq(_audit_lines(a), list(range(logger.AUDIT_MAX_LINES)) + [100, 101], "order")
+    eq(log.audit_appends, 3, "appends")
+    rm_tree(d)
+
+
+def test_audit_burst_written_in_batches():
+    # concurrent tasks, a line per scheduler round each (like requests under load)
+    import asyncio
+    d = scratch_dir("logbb")
+    a = d + "/a.log"
+    log = logger.Logger(d + "/d.log", echo=False, audit_path=a)
+    tasks, per = 4, 25
+    total = tasks * per
+    seen = {}
+
+    async def burst(k):
+        for i in range(per):
+            log.audit("relay", n=k * per + i)
+            await asyncio.sleep_ms(0)
+
+    async def main():
+        await asyncio.gather(*[burst(k) for k in range(tasks)])
+        seen["appends"] = log.audit_appends
+        seen["lines"] = len(_audit_lines(a))
+        t0 = time.ticks_ms()
+        while len(_audit_lines(a)) < total and time.ticks_diff(time.ticks_ms(), t0) < 2000:
+            await asyncio.sleep_ms(10)
+        seen["ms"] = time.ticks_diff(time.ticks_ms(), t0)
+
+    asyncio.run(main())
+    full = total // logger.AUDIT_MAX_LINES
+    eq(seen["appends"], full, "full batches during the burst")
+    eq(seen["lines"], full * logger.AUDIT_MAX_LINES, "lines of the full batches")
+    true(seen["ms"] < logger.AUDIT_MAX_AGE_MS + 100, "rest on file after %d ms" % seen["ms"])
+    eq(sorted(_audit_lines(a)), list(range(total)), "every line once")
+    eq(log.audit_appends, full + 1, "the rest in one more append")
+    rm_tree(d)
+
+
+def test_audit_line_on_file_within_age_bound():
+    import asyncio
+    d = scratch_dir("logal")
+    a = d + "/a.log"
+    log = logger.Logger(d + "/d.log", echo=False, audit_path=a)
+    seen = {}
+
+    async def main():
+        log.audit("relay", n=1)
+        t0 = time.ticks_ms()
+        while not _audit_lines(a) and time.ticks_diff(time.ticks_ms(), t0) < 2000:
+            await asyncio.sleep_ms(10)
+        seen["ms"] = time.ticks_diff(time.ticks_ms(), t0)
+
+    asyncio.run(main())
+    true(logger.AUDIT_MAX_AGE_MS - 50 <= seen["ms"] < logger.AUDIT_MAX_AGE_MS + 100,
+         "on file after %d ms" % seen["ms"])
+    eq(_audit_lines(a), [1], "the line")
+    eq(log.audit_appends, 1, "one append")
     rm_tree(d)
 
 
@@ -185,4 +240,5 @@ def test_audit_outside_loop_written_at_once():
     log = logger.Logger(d + "/d.log", echo=False, audit_path=d + "/a.log")
     log.audit("relay", n=7)
     eq(_audit_lines(d + "/a.log"), [7], "at once")
+    eq(log.audit_appends, 1, "one append")
     rm_tree(d)
