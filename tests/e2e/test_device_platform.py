@@ -1,11 +1,23 @@
 """The device (unix build) against the reference platform: registration, config hot reload,
 invalid config, desired state."""
 
+import time
+
 from e2e_harness import base_config, wait_for
 
 
 def reported(dev):
     return dev.cloud.get().get("reported")
+
+
+def audit_records(dev, done, timeout=2):
+    """The audit records, polled until done(records): lines are batched, on file within 500 ms."""
+    deadline = time.monotonic() + timeout
+    while True:
+        recs = dev.records("audit")
+        if done(recs) or time.monotonic() > deadline:
+            return recs
+        time.sleep(0.05)
 
 
 def test_registration_state_and_heartbeats(platform, sim_device, ntp):
@@ -52,7 +64,8 @@ def test_config_change_is_hot_reloaded(platform, sim_device, ntp):
     assert dev.pins() == {6: 0, 3: 0, 7: 0}
     assert dev.proc.pid == pid and dev.exits == [], "reloaded without a restart"
     dev.wait_log("relay bank rebuilt")
-    changes = [r for r in dev.records("audit") if r.get("source") == "reconfigure"]
+    recs = audit_records(dev, lambda rs: sum(r.get("source") == "reconfigure" for r in rs) >= 2)
+    changes = [r for r in recs if r.get("source") == "reconfigure"]
     assert {(r["relay"], r["old"], r["new"]) for r in changes} == {("r1", True, False),
                                                                   ("r2", True, False)}
     wait_for(lambda: (reported(dev) or {}).get("config_version") == 3, 10,
@@ -108,7 +121,9 @@ def test_desired_state_applied(platform, sim_device, ntp):
                          "change-over done")
     assert st["relays"] == {"r1": False, "r2": True, "r3": False, "r4": True}
     assert dev.pins() == {2: 0, 3: 0, 4: 0, 5: 1}
-    audit = [(r["relay"], r["new"], r["source"]) for r in dev.records("audit")]
+    recs = audit_records(dev, lambda rs: any((r["relay"], r["new"], r["source"]) ==
+                                             ("r4", True, "core") for r in rs))
+    audit = [(r["relay"], r["new"], r["source"]) for r in recs]
     assert ("r1", True, "desired") in audit and ("r4", True, "core") in audit
     # the deferred turn-on made by the core is reported too
     wait_for(lambda: (lambda r: r and r.get("desired_version") == 2 and

@@ -75,6 +75,7 @@ def test_relay_list_keeps_per_token_scope(api):
 
 def test_audit_lines_reach_the_file(api):
     assert api.post("/gpio/r1", {"state": "LOW"}, OP).status == 200
+    time.sleep(0.6)  # that line (if any) on file too: batches wait at most 500 ms
     n = len(api.audit())
     for level in ("HIGH", "LOW") * 3:
         assert api.post("/gpio/r1", {"state": level}, OP).status == 200
