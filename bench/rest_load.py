@@ -28,6 +28,9 @@ import artifacts
 from artifacts import BENCH, CACHE, PYTHON_SRC, ROOT, UNIX_BIN, need
 from report import bar_chart, table, write
 
+sys.path.insert(0, str(ROOT))
+from reference_platform.process import stop_process  # noqa: E402
+
 MICRODOT = Path(os.environ.get("BENCH_MICRODOT", CACHE / "microdot" / "2.7.0"))
 LAUNCHER = ROOT / "tests" / "rest" / "device_api_server.py"
 HELLO = BENCH / "hello_microdot.py"
@@ -173,13 +176,7 @@ class Server:
         return Path(self.log_path).read_text(errors="replace")[-2000:]
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, timeout=5)
         self.log.close()
 
 

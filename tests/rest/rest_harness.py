@@ -19,6 +19,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -29,6 +30,8 @@ from referencing.jsonschema import DRAFT202012
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, ROOT)
+from reference_platform.process import stop_process  # noqa: E402
 MICROPYTHON = os.path.join(ROOT, ".cache", "build", "unix", "micropython")
 MICRODOT = os.path.join(ROOT, ".cache", "microdot", "2.7.0")
 LAUNCHER = os.path.join(HERE, "device_api_server.py")
@@ -212,13 +215,7 @@ class DeviceApiServer:
                 time.sleep(0.05)
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, timeout=5)
         self.log.close()
 
     def output(self):
