@@ -6,7 +6,7 @@ import re
 PINS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
         26, 27, 28)
 DEFAULTS = {
-    "restore_policy": "configured",
+    "restore_policy": "last",
     "interlocks": [],
     "inputs": {},
     "ntp_servers": ["pool.ntp.org"],
@@ -16,10 +16,13 @@ DEFAULTS = {
     "heartbeat_max_missed": 3,
     "state_period_s": 60,
     "config_poll_period_s": 300,
+    "watchdog": {},
 }
+# watchdog.stuck_reset: a reset for missed heartbeats only when the local stack is stuck
+STUCK_RESET = {"enabled": True, "after_missed": 3, "backoff_s": 300, "max_per_hour": 3}
 _TOP = ("relays", "restore_policy", "interlocks", "inputs", "ntp_servers", "ntp_period_s",
         "log_level", "log_file", "heartbeat_period_s", "heartbeat_max_missed", "state_period_s",
-        "config_poll_period_s", "api", "rate_limits")
+        "config_poll_period_s", "api", "rate_limits", "watchdog")
 _NAME = re.compile("^[a-z][a-z0-9_]*$")
 _HOST = re.compile("^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?$")
 _HEX = re.compile("^[0-9a-f]*$")
@@ -30,6 +33,13 @@ _PERMS = ("relays:read", "relays:write", "metrics:read", "admin")
 def get(cfg, key):
     v = cfg.get(key)
     return DEFAULTS.get(key) if v is None else v
+
+
+def stuck_reset(watchdog):
+    # the config's "watchdog" object -> its stuck_reset with the defaults filled in
+    out = dict(STUCK_RESET)
+    out.update((watchdog or {}).get("stuck_reset") or {})
+    return out
 
 
 class Invalid(Exception):
@@ -166,6 +176,8 @@ def _schema(c):
             _int(lf["keep"], "log_file.keep", 1, 10)
     if "api" in c:
         _api(c["api"])
+    if "watchdog" in c:
+        _watchdog(c["watchdog"])
     if "rate_limits" in c:
         _names(c["rate_limits"], "rate_limits", 0, 9)
         for n in c["rate_limits"]:
@@ -208,6 +220,20 @@ def _api(a):
         _str(j["audience"], "api.jwt.audience", 1, 128)
         if "leeway_s" in j:
             _int(j["leeway_s"], "api.jwt.leeway_s", 0, 300)
+
+
+def _watchdog(w):
+    _obj(w, "watchdog", ("stuck_reset",))
+    if "stuck_reset" in w:
+        s = w["stuck_reset"]
+        f = "watchdog.stuck_reset"
+        _obj(s, f, ("enabled", "after_missed", "backoff_s", "max_per_hour"))
+        if "enabled" in s:
+            _bool(s["enabled"], f + ".enabled")
+        for k, lo, hi in (("after_missed", 1, 100), ("backoff_s", 1, 86400),
+                          ("max_per_hour", 1, 60)):
+            if k in s:
+                _int(s[k], f + "." + k, lo, hi)
 
 
 def _cross(c):

@@ -13,7 +13,7 @@ except ImportError:
     import uasyncio as asyncio
 import time
 
-from iotlib import atomic_file, logger
+from iotlib import atomic_file, config_schema, logger
 
 _log = logger.get("relays")
 REASONS = relaygpio.REASONS
@@ -69,7 +69,7 @@ class RelayGPIOManager:
     # ---- building ----
 
     def _boot_states(self, cfg):
-        policy = cfg.get("restore_policy", "configured")
+        policy = config_schema.get(cfg, "restore_policy")
         relays = cfg["relays"]
         saved = {}
         doc = atomic_file.read_json(self.path, lambda d: isinstance(d.get("states"), dict))
@@ -297,7 +297,7 @@ class RelayGPIOManager:
 
     def _dirty(self):
         # only restore_policy "last" reads the states back: other policies cost no flash writes
-        if self.cfg is not None and self.cfg.get("restore_policy") != "last":
+        if self.cfg is not None and config_schema.get(self.cfg, "restore_policy") != "last":
             if self.on_change:
                 self.on_change()
             return
