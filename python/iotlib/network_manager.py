@@ -1,12 +1,16 @@
 # NetworkManager: joins WiFi, watches the link, rejoins with exponential backoff and jitter.
 # The WLAN is network.WLAN(STA_IF) on the board; on the unix port SimWLAN stands in: its
 # access point is "up" unless its control file says "down", so a test can drop and restore
-# WiFi by writing that file. While the link is down, iotlib.http_client fails fast.
+# WiFi by writing that file ("stuck": the link stays up but the stack opens no socket).
+# While the link is down, iotlib.http_client fails fast.
+# probe(host, port) tells a stuck local stack from a distant outage (docs/device_app.md).
 try:
     import asyncio
 except ImportError:
     import uasyncio as asyncio
+import errno
 import random
+import socket
 import time
 
 from iotlib import http_client, logger
@@ -18,11 +22,20 @@ STAT_WRONG_PASSWORD = -3
 STAT_NO_AP_FOUND = -2
 STAT_CONNECT_FAIL = -1
 STAT_GOT_IP = 3
+# probe() results: the socket opened and the connect left ("ok"; the far end may still refuse
+# or never answer), or the device's own stack refused at once ("local": evidence it is stuck)
+PROBE_OK = "ok"
+PROBE_LOCAL = "local"
+# immediate connect() errors that only the local stack produces: lwIP hands ICMP errors to no
+# TCP socket, and a non-blocking connect reports nothing from the far end synchronously
+LOCAL_ERRNOS = (errno.ENOMEM, errno.ENOBUFS, errno.EHOSTUNREACH,
+                getattr(errno, "ENETUNREACH", 101))
 
 
 class SimWLAN:
     # The network.WLAN calls NetworkManager uses, against a simulated access point on
-    # 127.0.0.1. Control file content: "up" (or no file), "down" (AP gone), "badauth".
+    # 127.0.0.1. Control file content: "up" (or no file), "down" (AP gone), "badauth",
+    # "stuck" (associated, but every new socket fails with ENOMEM, as an exhausted lwIP).
     join_ms = 150  # association takes a little time, as on a real chip
 
     def __init__(self, control_path):
@@ -88,6 +101,12 @@ class SimWLAN:
         # the association is lost with the AP and comes back only through connect()
         return self.status() == STAT_GOT_IP
 
+    def socket(self):
+        # a new TCP socket from the simulated stack
+        if self._ap() == "stuck":
+            raise OSError(errno.ENOMEM)
+        return socket.socket()
+
     def ifconfig(self):
         return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
 
@@ -95,6 +114,16 @@ class SimWLAN:
         if args and args[0] == "ssid":
             return self._ssid
         return None
+
+
+def _new_socket(wlan):
+    # the WLAN's own socket maker when it has one (SimWLAN), else the board's lwIP
+    make = getattr(wlan, "socket", None)
+    return make() if make is not None else socket.socket()
+
+
+def _errno(e):
+    return e.errno if hasattr(e, "errno") else (e.args[0] if e.args else None)
 
 
 def board_wlan():
@@ -121,8 +150,47 @@ class NetworkManager:
         self.up_since = None
         self._event = asyncio.Event()
         self._listeners = []
+        self.probes = 0
+        self.probe_failures = 0  # probes the local stack refused
         logger.add_secret(password)
-        http_client.set_link_check(self.wlan.isconnected)
+        http_client.set_link_check(self._link_usable)
+
+    def _link_usable(self):
+        # http_client asks before each request: False fails it fast ("no network link"); a
+        # simulated stuck stack fails it the way the board's lwIP would, at socket creation
+        if not self.wlan.isconnected():
+            return False
+        if getattr(self.wlan, "socket", None) is not None:
+            try:
+                _new_socket(self.wlan).close()
+            except OSError as e:
+                raise http_client.HTTPError("no socket: %s" % http_client._errname(e))
+        return True
+
+    def probe(self, host, port):
+        # Can the local stack open a TCP socket to host:port at all? Never blocks: the connect
+        # is non-blocking and only its immediate result counts. -> (PROBE_OK | PROBE_LOCAL, why)
+        self.probes += 1
+        try:
+            addr = socket.getaddrinfo(host, port)[0][-1]
+        except OSError as e:  # name resolution needs a distant DNS server: not local evidence
+            return PROBE_OK, "getaddrinfo: %s" % http_client._errname(e)
+        try:
+            s = _new_socket(self.wlan)
+        except OSError as e:
+            self.probe_failures += 1
+            return PROBE_LOCAL, "socket(): %s" % http_client._errname(e)
+        try:
+            s.setblocking(False)
+            s.connect(addr)
+        except OSError as e:
+            if _errno(e) in LOCAL_ERRNOS:
+                self.probe_failures += 1
+                return PROBE_LOCAL, "connect(): %s" % http_client._errname(e)
+            return PROBE_OK, "connect(): %s" % http_client._errname(e)  # in progress, refused..
+        finally:
+            s.close()
+        return PROBE_OK, "connected"
 
     def on_change(self, fn):
         # fn(up) after every link change; an AlarmManager flushes its buffer on True
