@@ -139,6 +139,12 @@ class RelaysController:
                                         alarm=self.alarm, loop_window_ms=loop_window_ms,
                                         wdt_timeout_ms=wdt_timeout_ms)
         self.watchdog.net = self.net
+        self.watchdog.on_history = self._save_stuck_history
+        from iotlib import http_client
+        try:  # the stuck-stack probe's address: the platform host itself
+            self.watchdog.target = http_client.split_url(self.auth.url)[1:3]
+        except OSError as e:  # registration reports the URL; no probe, so never a stuck reset
+            _log.error("no stuck-stack probe", error=e)
         self.timesync = None
         self.ota = None
         self.rest = None  # the RestService once attached
@@ -237,6 +243,8 @@ class RelaysController:
             missing.append("config")
         if not self.time_synced():
             missing.append("time")
+        if self.watchdog.outage:  # heartbeat_max_missed heartbeats unanswered
+            missing.append("platform")
         return not missing, missing
 
     def counters(self):
@@ -267,6 +275,8 @@ class RelaysController:
                 "config_version": self.config.version, "config_source": self.config.source,
                 "desired_version": self.relays.desired_version, "ready": ok, "missing": missing,
                 "heartbeats_answered": self.watchdog.answered, "missed": self.watchdog.missed,
+                "platform_outage": self.watchdog.outage, "stuck": self.watchdog.stuck,
+                "stuck_withheld": self.watchdog.stuck_withheld,
                 "boot": self.boot, "firmware_version": self.firmware_version,
                 "counters": self.counters()}
 
@@ -284,8 +294,15 @@ class RelaysController:
         b["last_reset_cause"] = cause
         atomic_file.write_json(path, b)
         self.boot = b
+        self.watchdog.load_history(b.get("stuck_reset"))
         _log.info("boot", device_id=self.device_id, version=self.firmware_version,
                   boots=b["boots"], reset_cause=cause, simulate=self.simulate)
+
+    def _save_stuck_history(self, doc):
+        # the stuck-reset history must survive the reset it precedes: into the boot record now
+        self.boot["stuck_reset"] = {"streak": doc["streak"], "at": list(doc["at"]),
+                                    "clock_s": doc["clock_s"]}
+        atomic_file.write_json(self.data_dir + "/boot.json", self.boot)
 
     def _on_reset(self, cause):
         # the supervisor reset the simulated board: keep what a real board keeps, then stop

@@ -141,7 +141,7 @@ def test_heartbeat_misses_and_commands():
     eq(resets, [], "one miss is not enough")
     answers.append(Resp(503, {"error": "x", "message": "y"}))
     asyncio.run(wd.beat())
-    eq((wd.missed, resets), (2, ["hb-missed"]), "reset after two")
+    eq((wd.missed, resets, wd.outage), (2, [], True), "two: unreachable, never a reset")
     body = auth.calls[-1][2]
     true(body["state"]["relays"] == {"a": False, "b": False} and body["seq"] == 2, "state inside")
     wd2 = WatchdogManager(auth, relays, cm, sm)

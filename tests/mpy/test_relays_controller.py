@@ -39,6 +39,10 @@ def test_seed_constructor_and_defaults():
     eq(c.relays.states(), {"relay1": False, "relay2": False}, "safe at boot")
     ok, missing = c.ready()
     true(not ok and missing == ["registered", "config", "time"], "not ready: %r" % missing)
+    eq(tuple(c.watchdog.target), ("127.0.0.1", 9), "the stuck-stack probe aims at the platform")
+    c.watchdog.outage = True  # heartbeat_max_missed heartbeats went unanswered
+    eq(c.ready(), (False, ["registered", "config", "time", "platform"]), "platform missing")
+    eq(c.status()["platform_outage"], True, "in the board view")
     c.relays.bank.deinit()
     rm_tree(d)
 
@@ -74,16 +78,24 @@ def test_reset_of_the_simulated_board_persists_and_stops():
     c.relays.start(c.config.load_local())
     c._boot_record()
     c.relays.set("relay2", True)
-    c._on_reset("hb-missed")
+    # the watchdog saves its stuck-reset history before it asks for the reset
+    c.watchdog.history = {"streak": 1, "at": [40], "clock_s": 40}
+    c.watchdog._save_history()
+    eq(json.loads(open(d + "/boot.json").read())["stuck_reset"]["at"], [40], "written at once")
+    c._on_reset("stack-stuck")
     eq(c.exit_code, 75, "reset exit code")
     eq(json.loads(open(d + "/relays.json").read())["states"]["relay2"], True, "state persisted")
-    eq(json.loads(open(d + "/boot.json").read())["pending_cause"], "hb-missed", "cause kept")
+    eq(json.loads(open(d + "/boot.json").read())["pending_cause"], "stack-stuck", "cause kept")
     c.relays.bank.deinit()
     c2 = controller(d)
     c2.relays.start(c2.config.load_local())
     c2._boot_record()
-    eq((c2.boot["boots"], c2.boot["resets"], c2.boot["last_reset_cause"]), (2, 1, "hb-missed"),
-       "next boot")
+    eq((c2.boot["boots"], c2.boot["resets"], c2.boot["last_reset_cause"]),
+       (2, 1, "stack-stuck"), "next boot")
+    eq(c2.relays.states(), {"relay1": False, "relay2": True},
+       "no restore_policy in the config: 'last' by default brings relay2 back on")
+    eq(c2.watchdog.history["streak"], 1, "stuck-reset history carried over")
+    true(c2.watchdog.device_s() >= 40, "device time continues from the record")
     c2.relays.bank.deinit()
     rm_tree(d)
 
