@@ -28,6 +28,8 @@ FULL = {
     "heartbeat_max_missed": 4,
     "state_period_s": 30,
     "config_poll_period_s": 120,
+    "watchdog": {"stuck_reset": {"enabled": True, "after_missed": 3, "backoff_s": 300,
+                                 "max_per_hour": 3}},
     "api": {"roles": {"viewer": {"permissions": ["relays:read"]},
                       "operator": {"permissions": ["relays:read", "relays:write"]}},
             "keys": [{"id": "k1", "role": "viewer", "key_sha256": "a" * 64}],
@@ -95,6 +97,12 @@ def variants():
     for k, bad in (("heartbeat_period_s", 0), ("heartbeat_max_missed", 101), ("state_period_s", 3601),
                    ("config_poll_period_s", 86401), ("heartbeat_period_s", "30")):
         v("%s %r" % (k, bad), lambda c, k=k, bad=bad: c.update({k: bad}))
+    for k, bad in (("enabled", 1), ("after_missed", 0), ("backoff_s", 86401),
+                   ("max_per_hour", 61), ("extra", 1)):
+        v("stuck_reset %s %r" % (k, bad),
+          lambda c, k=k, bad=bad: c["watchdog"]["stuck_reset"].update({k: bad}))
+    v("watchdog extra", lambda c: c["watchdog"].update(reset_on_missed=True))
+    v("watchdog not object", lambda c: c.update(watchdog=[]))
     v("api extra", lambda c: c["api"].update(x=1))
     v("role perm", lambda c: c["api"]["roles"]["viewer"].update(permissions=["relays:delete"]))
     v("role perm dup", lambda c: c["api"]["roles"]["viewer"].update(

@@ -13,7 +13,10 @@ import os
 import secrets
 import time
 
-from e2e_harness import RESET_EXIT_CODE, base_config, sim, wait_for
+import yaml
+from jsonschema import Draft202012Validator
+
+from e2e_harness import RESET_EXIT_CODE, ROOT, base_config, sim, wait_for
 
 ISSUER = "https://platform.e2e/outage"
 
@@ -46,6 +49,13 @@ def _post_on(dev, token):
         return None
 
 
+def documented_not_ready():
+    # the /ready 503 body as docs/device_api.openapi.yaml describes it
+    with open(os.path.join(ROOT, "docs", "device_api.openapi.yaml")) as f:
+        doc = yaml.safe_load(f)
+    return Draft202012Validator(doc["components"]["schemas"]["NotReady"])
+
+
 def boot_record(dev):
     with open(os.path.join(dev.data_dir, "boot.json")) as f:
         return json.load(f)
@@ -71,6 +81,7 @@ def test_platform_outage_keeps_the_device_and_its_relay(own_platform, sim_device
     assert r.status == 503, r
     assert r.json()["error"] == "not_ready" and r.json()["missing"] == ["platform"], r.json()
     assert "platform" in r.json()["message"]
+    documented_not_ready().validate(r.json())
     assert call(dev, "GET", "/health").status == 200, "the local API keeps serving"
     assert len(dev.find("platform unreachable")) == 1, "one outage, logged once"
     p.start()
