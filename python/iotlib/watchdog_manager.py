@@ -135,7 +135,8 @@ class WatchdogManager:
     def _check_stuck(self, error):
         # after a missed heartbeat: is the local stack the reason? Reset only on that evidence.
         pol = self._stuck_policy()
-        if self._reset_asked or not pol["enabled"] or self.net is None or not self.net.up or self.target is None:
+        if self._reset_asked or not pol["enabled"] or self.net is None or not self.net.up \
+                or self.target is None:
             self.stuck = 0
             return
         verdict, why = self.net.probe(self.target[0], self.target[1])
