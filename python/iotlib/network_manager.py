@@ -8,10 +8,13 @@ try:
     import asyncio
 except ImportError:
     import uasyncio as asyncio
-import errno
 import random
-import socket
 import time
+
+try:
+    import errno
+except ImportError:
+    errno = None
 
 from iotlib import http_client, logger
 
@@ -28,7 +31,9 @@ PROBE_OK = "ok"
 PROBE_LOCAL = "local"
 # immediate connect() errors that only the local stack produces: lwIP hands ICMP errors to no
 # TCP socket, and a non-blocking connect reports nothing from the far end synchronously
-LOCAL_ERRNOS = (errno.ENOMEM, errno.ENOBUFS, errno.EHOSTUNREACH,
+# (MicroPython's numbers are Linux's; ENETUNREACH is not in its errno module)
+ENOMEM = getattr(errno, "ENOMEM", 12)
+LOCAL_ERRNOS = (ENOMEM, getattr(errno, "ENOBUFS", 105), getattr(errno, "EHOSTUNREACH", 113),
                 getattr(errno, "ENETUNREACH", 101))
 
 
@@ -104,7 +109,8 @@ class SimWLAN:
     def socket(self):
         # a new TCP socket from the simulated stack
         if self._ap() == "stuck":
-            raise OSError(errno.ENOMEM)
+            raise OSError(ENOMEM)
+        import socket
         return socket.socket()
 
     def ifconfig(self):
@@ -119,7 +125,10 @@ class SimWLAN:
 def _new_socket(wlan):
     # the WLAN's own socket maker when it has one (SimWLAN), else the board's lwIP
     make = getattr(wlan, "socket", None)
-    return make() if make is not None else socket.socket()
+    if make is not None:
+        return make()
+    import socket  # only a firmware with a network stack has it
+    return socket.socket()
 
 
 def _errno(e):
@@ -170,6 +179,7 @@ class NetworkManager:
     def probe(self, host, port):
         # Can the local stack open a TCP socket to host:port at all? Never blocks: the connect
         # is non-blocking and only its immediate result counts. -> (PROBE_OK | PROBE_LOCAL, why)
+        import socket
         self.probes += 1
         try:
             addr = socket.getaddrinfo(host, port)[0][-1]
