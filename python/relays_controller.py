@@ -184,7 +184,10 @@ class RelaysController:
             self.timesync = TimeSyncManager(
                 servers=config_schema.get(cfg, "ntp_servers"),
                 period_s=config_schema.get(cfg, "ntp_period_s"), logger=logger.get("time"),
-                alarms=self.alarms, set_rtc=not self.simulate)
+                alarms=self.alarms, set_rtc=not self.simulate,
+                max_step_s=config_schema.get(cfg, "ntp_max_step_s"),
+                second_source=lambda: self.auth.now() if self.auth.registered else None,
+                floor_path=self.data_dir + "/time_floor")
             self.watchdog.on_resync = self.timesync.resync
         if ota_update_manager is not None:
             self._ota_setup()

@@ -92,10 +92,11 @@ class Scenario:
 
 
 class NTPResponder:
-    def __init__(self, offset_s, lifetime_s=60):
+    def __init__(self, offset_s, lifetime_s=60, hostile=None):
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "tools", "ntp_responder.py"), "--port", "0",
-             "--offset", str(offset_s), "--lifetime", str(lifetime_s)],
+             "--offset", str(offset_s), "--lifetime", str(lifetime_s)]
+            + (["--hostile", hostile] if hostile else []),
             stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         m = re.match(r"ntp responder listening on 127\.0\.0\.1:(\d+)", line)
@@ -260,6 +261,37 @@ def test_time_sync_against_local_responder(platform, tmp_path):
     assert abs(r["before_ms"]) < 100 and abs(r["applied_ms"] - 1234500) < 100, r
     assert abs(r["now"] - (time.time() + 1234.5)) < 3
     assert answered == 1
+
+
+def test_forged_time_does_not_revive_an_expired_token(platform, tmp_path):
+    # each hostile mode of tools/ntp_responder.py against the device's strict SNTP client
+    honest = NTPResponder(offset_s=0)
+    hostile = {m: NTPResponder(offset_s=0, hostile=m) for m in
+               ("back-30-days", "wrong-origin", "kod", "unsynced", "client-mode")}
+    dev = platform.provision(CONFIG)
+    sc = Scenario(tmp_path, "timesync_attack", device_settings(
+        dev, platform.url, honest=honest.server,
+        hostile=[[m, r.server] for m, r in hostile.items()]))
+    try:
+        rc = sc.run()
+    finally:
+        honest.stop()
+        answered = {m: r.stop() for m, r in hostile.items()}
+    assert rc == 0, sc.out
+    res = sc.results()
+    assert res["honest"]["synced"] and res["honest"]["token"] == "expired", res["honest"]
+    for m in hostile:
+        print("forged time %s: %s" % (m, res[m]))
+        assert not res[m]["applied"] and res[m]["moved_ms"] == 0, (m, res[m])
+        assert res[m]["token"] == "expired", (m, res[m])
+        assert answered[m] >= 1, m
+    # the 30-day step was a well-formed answer: refused by the step bound (the platform's
+    # time, the second source, disagrees), the others by the packet checks
+    assert res["back-30-days"]["steps_refused"] == 1
+    assert res["client-mode"]["steps_refused"] == 1  # the ones after it: no further step
+    # after a reboot the saved floor refuses it again, and tokens stay expired
+    assert not res["reboot"]["applied"] and res["reboot"]["token"] == "expired", res["reboot"]
+    assert abs(res["reboot"]["floor_s"] - time.time()) < 3600 + 60
 
 
 # ---- alarms ----
