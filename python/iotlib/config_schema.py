@@ -20,7 +20,7 @@ DEFAULTS = {
 }
 _TOP = ("relays", "restore_policy", "interlocks", "inputs", "ntp_servers", "ntp_period_s",
         "ntp_max_step_s", "log_level", "log_file", "heartbeat_period_s", "heartbeat_max_missed", "state_period_s",
-        "config_poll_period_s", "api", "rate_limits")
+        "config_poll_period_s", "api", "rate_limits", "ota_release_keys")
 _NAME = re.compile("^[a-z][a-z0-9_]*$")
 _HOST = re.compile("^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?$")
 _HEX = re.compile("^[0-9a-f]*$")
@@ -157,6 +157,10 @@ def _schema(c):
                       ("config_poll_period_s", 1, 86400)):
         if k in c:
             _int(c[k], k, lo, hi)
+    if "ota_release_keys" in c:
+        _list(c["ota_release_keys"], "ota_release_keys", 1, 4)
+        for i, k in enumerate(c["ota_release_keys"]):
+            _str(k, "ota_release_keys[%d]" % i, 64, 64, _HEX)
     if "log_level" in c:
         _enum(c["log_level"], "log_level", ("debug", "info", "warning", "error"))
     if "log_file" in c:
