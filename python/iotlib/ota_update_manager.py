@@ -247,6 +247,7 @@ class OTAUpdateManager:
         self._scope = scope
         self._platform_url = platform_url
         self._origin = None         # the platform's (scheme, host, port), set by each check
+        self._keys_seen = None      # the last release_keys manifest looked at
         self.trial = False          # running a pending version that is not confirmed yet
         self.reset_required = False  # a new version is installed; waiting for the reset
         self.rollback_needed = False  # the rollback hook failed: retry, never confirm
@@ -620,14 +621,9 @@ class OTAUpdateManager:
             return "failed"
         if not isinstance(o, dict):
             return "none"
+        self._rotate_keys(o.get("release_keys"))
         ident = None
         try:
-            rk = o.get("release_keys")
-            if isinstance(rk, dict) and rk.get("manifest") != self._load().get("keys_manifest"):
-                if self.update_keys(rk.get("manifest"), rk.get("signature")):
-                    st = self._load()
-                    st["keys_manifest"] = rk.get("manifest")
-                    self._save(st)
             if not o.get("available"):
                 return "none"
             ident = (o.get("manifest"), o.get("signature"), o.get("url"))
@@ -645,6 +641,17 @@ class OTAUpdateManager:
             self.refused += 1
             self._alarm(e.key, str(e), "error" if e.permanent else "warning")
             return "refused" if e.permanent else "failed"
+
+    def _rotate_keys(self, rk):
+        # A rotation that does not verify with our anchors is set aside, not fatal: a device
+        # provisioned after the rotation holds only the new key and must still get updates.
+        if not isinstance(rk, dict) or rk.get("manifest") in (self._keys_seen, None):
+            return
+        self._keys_seen = rk.get("manifest")
+        try:
+            self.update_keys(rk.get("manifest"), rk.get("signature"))
+        except OTAError as e:
+            self.log.warning("release key update not applied", reason=str(e), key=e.key)
 
     async def _update(self, m):
         self._check_space(m["size"])

@@ -480,6 +480,22 @@ def test_trust_anchors_saved_and_changed_only_by_a_signed_key_manifest():
     _with_folder(body)
 
 
+def test_rotation_not_verifiable_here_does_not_block_updates():
+    # a device provisioned after the rotation holds only the new key: the offered rotation
+    # (signed by the old key) is set aside, and the release signed by the new key installs
+    def body(d):
+        new_pk = binascii.hexlify(public_key(OTHER)).decode()
+        rotate = manifest(kind="release_keys", keys=[new_pk], counter=1, boards=None, size=None,
+                          sha256=None, version=None)
+        p = Platform(release(seed=OTHER))
+        p.offer["release_keys"] = dict(zip(("manifest", "signature"), signed(OWNER, rotate)))
+        dev = Device(d, p, release_keys=[new_pk])
+        assert run(dev.ota.check()) == "applied"
+        assert dev.ota.keys == [public_key(OTHER)] and dev.alarm_keys() == []
+        assert any(m == "release key update not applied" for _, m, _ in dev.ota.log.lines)
+    _with_folder(body)
+
+
 def test_image_changed_in_transit_refused():
     def body(d):
         p = Platform()
