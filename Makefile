@@ -4,6 +4,7 @@
 #   make test       set up, build everything, run every test
 #   make unix | natmod | firmware | deps
 #   make test-c | test-mpy | test-platform | test-rest | test-e2e | test-hil | bench
+#   make release KEY=keys/acme IMAGE=app.bin VERSION=1.2.0 COUNTER=7 [TENANT=..] (signed OTA)
 #
 # Everything fetched or built lands in .cache/ (git-ignored) and is reused.
 # MPY_DIR=/path/to/micropython builds against your own full checkout instead.
@@ -40,12 +41,12 @@ UNIX_ARGS := BUILD=$(UNIX_BUILD) USER_C_MODULES=$(ROOT)/cmodules \
 	FROZEN_MANIFEST=$(ROOT)/tools/manifest_unix.py MPY_LIB_DIR=$(MPYLIB_STUB) \
 	MICROPY_PY_BTREE=0
 
-.PHONY: all deps run demo test unix natmod firmware test-c test-mpy test-platform test-rest test-e2e test-hil bench bench-smoke clean-firmware help
+.PHONY: all deps run demo release test unix natmod firmware test-c test-mpy test-platform test-rest test-e2e test-hil bench bench-smoke clean-firmware help
 
 all: unix natmod firmware
 
 help:
-	@sed -n '2,9p' $(ROOT)/Makefile
+	@sed -n '2,10p' $(ROOT)/Makefile
 
 # ---- set-up ----
 
@@ -177,6 +178,20 @@ bench-smoke: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
 
 test: deps test-c test-mpy test-platform test-rest test-e2e test-hil bench-smoke
 	@echo "all tests passed"
+
+# ---- releases: signed offline by their owner (the platform never signs) ----
+
+# a key pair at $(KEY).key/.pub on first use, then $(IMAGE) signed into <image>-<version>.release.json
+BOARD_NAMES ?= RPI_PICO_W
+release: $(STAMPS)/venv
+	@test -n "$(KEY)" -a -n "$(IMAGE)" -a -n "$(VERSION)" -a -n "$(COUNTER)" || \
+		{ echo "usage: make release KEY=prefix IMAGE=file VERSION=x.y.z COUNTER=n" \
+		"[BOARD_NAMES=RPI_PICO_W] [KIND=app] [TENANT=t [NAMESPACE=ns]]"; exit 2; }
+	@test -f "$(KEY).key" || $(PY) $(ROOT)/tools/release.py keygen --out "$(KEY)"
+	$(PY) $(ROOT)/tools/release.py sign --key "$(KEY).key" --image "$(IMAGE)" \
+		--version "$(VERSION)" --counter "$(COUNTER)" --kind "$(or $(KIND),app)" \
+		$(foreach b,$(BOARD_NAMES),--board $(b)) $(if $(TENANT),--tenant $(TENANT)) \
+		$(if $(NAMESPACE),--namespace $(NAMESPACE))
 
 # ---- the simulated device ----
 

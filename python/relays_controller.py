@@ -16,6 +16,8 @@ try:
 except ImportError:
     import uasyncio as asyncio
 
+import sys
+
 from iotlib import atomic_file, logger
 from iotlib.auth_manager import AuthManager
 from iotlib.config_manager import ConfigManager
@@ -190,23 +192,24 @@ class RelaysController:
             self.timesync = TimeSyncManager(
                 servers=config_schema.get(cfg, "ntp_servers"),
                 period_s=config_schema.get(cfg, "ntp_period_s"), logger=logger.get("time"),
-                alarms=self.alarms, set_rtc=not self.simulate)
+                alarms=self.alarms, set_rtc=not self.simulate,
+                max_step_s=config_schema.get(cfg, "ntp_max_step_s"),
+                second_source=lambda: self.auth.now() if self.auth.registered else None,
+                floor_path=self.data_dir + "/time_floor")
             self.watchdog.on_resync = self.timesync.resync
         if ota_update_manager is not None:
-            self._ota_setup()
+            self._ota_setup(cfg)
 
-    def _ota_setup(self):
+    def _ota_setup(self, cfg):
         o = ota_update_manager
-        key = self.ota_public_key
-        if key is None:
+        # trust anchors: the constructor's, the provisioned file's, or the first config's;
+        # the manager keeps the first set it saw, later ones change nothing
+        keys = self.ota_public_key or cfg.get("ota_release_keys")
+        if not keys:
             try:
-                key = o.load_public_key(self.data_dir + "/ota_public_key")
+                keys = o.load_public_keys(self.data_dir + "/ota_public_key")
             except (OSError, ValueError):
-                key = None
-        if key is None:
-            _log.warning("OTA disabled: no public key provisioned",
-                         file=self.data_dir + "/ota_public_key")
-            return
+                keys = None
         apply_hook, rollback_hook = self.ota_apply_hook, self.ota_rollback_hook
         if self.simulate and apply_hook is None:
             # the simulated board "installs" an app version by recording it
@@ -214,12 +217,23 @@ class RelaysController:
             self.firmware_version = vf.read()
             self.state.firmware_version = self.firmware_version
             apply_hook, rollback_hook = vf.apply, vf.rollback
-        self.ota = o.OTAUpdateManager(
-            self.firmware_version, key, auth=self.auth,
-            offer_url=lambda: self.auth.services.get("ota"), logger=logger.get("ota"),
-            alarms=self.alarms, state_dir=self.data_dir + "/ota", apply_hook=apply_hook,
-            rollback_hook=rollback_hook, reset=lambda: self.watchdog.reset("ota"),
-            healthy=self.healthy, timeout_ms=self.timeout_ms)
+        try:
+            self.ota = o.OTAUpdateManager(
+                self.firmware_version, keys, auth=self.auth,
+                offer_url=lambda: self.auth.services.get("ota"), logger=logger.get("ota"),
+                alarms=self.alarms, state_dir=self.data_dir + "/ota", apply_hook=apply_hook,
+                rollback_hook=rollback_hook, reset=lambda: self.watchdog.reset("ota"),
+                healthy=self.healthy, timeout_ms=self.timeout_ms,
+                board="RPI_PICO_W" if self.simulate else getattr(sys.implementation, "_build", ""),
+                scope=lambda: (self.auth.tenant, self.auth.namespace),
+                platform_url=lambda: self.auth.url)
+        except ValueError as e:  # a key or the running version malformed
+            _log.warning("OTA disabled", error=str(e))
+            return
+        if not self.ota.keys:
+            _log.warning("OTA disabled: no release key provisioned",
+                         file=self.data_dir + "/ota_public_key")
+            self.ota = None
 
     # ---- status ----
 

@@ -30,8 +30,6 @@ def parse_args(argv):
                     help="accepted registration timestamp distance from server time, s")
     ap.add_argument("--issuer", default="relays-reference-platform", help="JWT iss claim")
     ap.add_argument("--public-url", help="base URL put in service URLs (default: from the request)")
-    ap.add_argument("--ota-key", help="PEM Ed25519 private key for OTA signatures"
-                                      " (default: one generated and kept in the database)")
     ap.add_argument("--max-image-bytes", type=int, default=16 * 1024 * 1024)
     ap.add_argument("--log-level", default="info",
                     choices=["critical", "error", "warning", "info", "debug"])
@@ -57,14 +55,10 @@ def is_loopback(host):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    ota_pem = None
-    if args.ota_key:
-        with open(args.ota_key, "rb") as f:
-            ota_pem = f.read()
     try:
         platform = Platform(args.db, args.operator_token, token_ttl_s=args.token_ttl,
                             clock_skew_s=args.clock_skew, issuer=args.issuer,
-                            public_url=args.public_url, ota_key_pem=ota_pem,
+                            public_url=args.public_url,
                             max_image_bytes=args.max_image_bytes)
         if args.seed:
             apply(platform, load(args.seed))

@@ -16,7 +16,8 @@ from starlette.routing import Route
 
 from . import CONTRACT_VERSION
 from .contract import Contract, ContractError
-from .security import JWTSigner, OTASigner, TokenError, check_proof, sign_hs256
+from . import releases
+from .security import JWTSigner, TokenError, check_proof, sign_hs256
 from .store import Store
 from .validation import CONFIG_SCHEMA, check_config
 
@@ -87,7 +88,7 @@ class Ctx:
 
 class Platform:
     def __init__(self, db_path, operator_token, token_ttl_s=900, clock_skew_s=300,
-                 issuer="relays-reference-platform", public_url=None, ota_key_pem=None,
+                 issuer="relays-reference-platform", public_url=None,
                  max_image_bytes=16 * 1024 * 1024):
         self.store = Store(db_path)
         self.contract = Contract()
@@ -100,15 +101,7 @@ class Platform:
             secret = secrets.token_bytes(32)
             self.store.meta_set("jwt_secret", secret)
         self.jwt = JWTSigner(bytes(secret), issuer, token_ttl_s)
-        if ota_key_pem is not None:
-            self.ota = OTASigner.from_pem(ota_key_pem)
-        else:
-            pem = self.store.meta_get("ota_private_key")
-            if pem is None:
-                self.ota = OTASigner.generate()
-                self.store.meta_set("ota_private_key", self.ota.private_pem())
-            else:
-                self.ota = OTASigner.from_pem(bytes(pem))
+        # no OTA signing key here: releases are signed by their owners (releases.py)
 
     @staticmethod
     def now():
@@ -274,10 +267,6 @@ def build_app(platform):
         cfg = s.current_config(device_id)
         return (cfg["version"] if cfg else 0), s.get_desired(device_id)["version"]
 
-    def release(row):
-        return {k: row[k] for k in ("image_id", "tenant", "namespace", "version", "kind", "size",
-                                     "sha256", "signature", "published_at")}
-
     # ---- meta ----
 
     @route("GET", "/v1/health")
@@ -318,7 +307,7 @@ def build_app(platform):
                 "config": base + "/v1/config", "config_schema": base + "/v1/config/schema",
                 "state": base + "/v1/state", "desired_state": base + "/v1/state/desired",
                 "heartbeat": base + "/v1/heartbeat", "alarms": base + "/v1/alarms",
-                "ota": base + "/v1/ota", "ota_public_key": base + "/v1/ota/public-key"},
+                "ota": base + "/v1/ota"},
         }, headers={"Cache-Control": "no-store"})
 
     # ---- ConfigurationServer ----
@@ -386,42 +375,9 @@ def build_app(platform):
                                 ctx.body["alarms"], p.now())
         return JSONResponse(result)
 
-    # ---- OTA ----
+    # ---- OTA (offers, downloads, release keys, uploads) ----
 
-    @route("GET", "/v1/ota", auth="device")
-    async def ota_offer(ctx):
-        rows = s.list_images(ctx.device["tenant"], ctx.device["namespace"])
-        if not rows:
-            return JSONResponse({"available": False})
-        r = rows[0]
-        return JSONResponse({
-            "available": True, "version": r["version"], "kind": r["kind"], "size": r["size"],
-            "sha256": r["sha256"], "signature": r["signature"], "signature_algorithm": "Ed25519",
-            "url": p.base_url(ctx.request) + "/v1/ota/images/" + r["image_id"],
-            "published_at": r["published_at"]})
-
-    @route("GET", "/v1/ota/images/{image_id}", auth="device")
-    async def ota_image(ctx):
-        meta = s.get_image_meta(ctx.params["image_id"])
-        # Another namespace's image answers exactly like a missing one.
-        if meta is None or meta["tenant"] != ctx.device["tenant"] or \
-                meta["namespace"] != ctx.device["namespace"]:
-            raise ApiError(404, "not_found", "no such image for this device", field="image_id")
-        size = meta["size"]
-        headers = {"Accept-Ranges": "bytes", "ETag": '"%s"' % meta["sha256"],
-                   "Content-Type": "application/octet-stream"}
-        rng = ctx.request.headers.get("range")
-        if rng is None:
-            return Response(s.read_image(meta["image_id"], 0, size), headers=headers)
-        start, end = parse_range(rng, size)
-        headers["Content-Range"] = "bytes %d-%d/%d" % (start, end, size)
-        return Response(s.read_image(meta["image_id"], start, end - start + 1), status_code=206,
-                        headers=headers)
-
-    @route("GET", "/v1/ota/public-key")
-    async def ota_public_key(ctx):
-        return JSONResponse({"algorithm": "Ed25519", "public_key_hex": p.ota.public_raw().hex(),
-                             "public_key_pem": p.ota.public_pem()})
+    releases.add_routes(route, p, ApiError, parse_range)
 
     # ---- Operator ----
 
@@ -596,37 +552,6 @@ def build_app(platform):
         keys = ("dedup_key", "severity", "message", "count", "first_seen", "last_seen",
                 "received_at")
         return JSONResponse({"alarms": [{k: r[k] for k in keys} for r in rows]})
-
-    ota_path = "/v1/operator/tenants/{tenant}/namespaces/{namespace}/ota"
-
-    @route("GET", ota_path, auth="operator")
-    async def list_releases(ctx):
-        rows = s.list_images(ctx.params["tenant"], ctx.params["namespace"])
-        return JSONResponse({"releases": [release(r) for r in rows]})
-
-    @route("POST", ota_path, auth="operator")
-    async def publish(ctx):
-        q = ctx.query
-        data = ctx.body
-        actual = hashlib.sha256(data).hexdigest()
-        advertised = q.get("sha256") or actual
-        if advertised != actual and not q["force"]:
-            raise ApiError(422, "sha256_mismatch", "sha256 does not match the image (%s)" % actual,
-                           field="sha256")
-        signature = q.get("signature")
-        if signature is None:
-            signature = p.ota.sign_digest(bytes.fromhex(advertised))
-        elif not p.ota.verify_digest(bytes.fromhex(advertised), signature) and not q["force"]:
-            raise ApiError(422, "bad_signature", "signature does not verify with the platform's"
-                           " public key over the sha256 digest", field="signature")
-        now = p.now()
-        image_id = secrets.token_hex(16)
-        tenant, ns = ctx.params["tenant"], ctx.params["namespace"]
-        if not s.add_image(image_id, tenant, ns, q["version"], q["kind"], advertised, signature,
-                           data, now):
-            raise ApiError(409, "conflict", "version %r is already published in %s/%s"
-                           % (q["version"], tenant, ns), field="version")
-        return JSONResponse(release(s.get_image_meta(image_id)), status_code=201)
 
     async def http_error(request, exc):
         if exc.status_code == 404:

@@ -183,10 +183,12 @@ class PlatformProcess:
         return http_json(method, self.url + path, json_body, self.token, data=data,
                          content_type=content_type)
 
-    def public_key_hex(self):
-        r = http("GET", self.url + "/v1/ota/public-key")
-        assert r.status == 200, r
-        return r.json()["public_key_hex"]
+    def add_release_key(self, tenant, public_key_hex):
+        """Register a tenant's release public key (uploads must verify with one of them)."""
+        r = self.op("POST", "/v1/operator/tenants/%s/release-keys" % tenant,
+                    json_body={"public_key_hex": public_key_hex})
+        assert r.status in (200, 201), r
+        return r.json()
 
 
 class OperatorDevice:

@@ -1,15 +1,11 @@
-"""Device-key proofs, HS256 JWTs (the platform's own, and device REST API tokens) and Ed25519
-OTA signing."""
+"""Device-key proofs and HS256 JWTs (the platform's own, and device REST API tokens). There is
+no OTA signing here: releases are signed offline by their owners (tools/release.py)."""
 
 import base64
 import hashlib
 import hmac
 import json
 import time
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 DEVICE_AUDIENCE = "relays-device"
 
@@ -96,42 +92,3 @@ class JWTSigner:
             raise TokenError("invalid_token", "token role is not 'device'")
         return payload
 
-
-class OTASigner:
-    def __init__(self, private_key):
-        self.private_key = private_key
-        self.public_key = private_key.public_key()
-
-    @classmethod
-    def generate(cls):
-        return cls(Ed25519PrivateKey.generate())
-
-    @classmethod
-    def from_pem(cls, pem):
-        key = serialization.load_pem_private_key(pem, password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError("the OTA signing key must be an Ed25519 private key")
-        return cls(key)
-
-    def private_pem(self):
-        return self.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption())
-
-    def public_raw(self):
-        return self.public_key.public_bytes(serialization.Encoding.Raw,
-                                            serialization.PublicFormat.Raw)
-
-    def public_pem(self):
-        return self.public_key.public_bytes(serialization.Encoding.PEM,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-
-    def sign_digest(self, digest):
-        return self.private_key.sign(digest).hex()
-
-    def verify_digest(self, digest, signature_hex):
-        try:
-            self.public_key.verify(bytes.fromhex(signature_hex), digest)
-            return True
-        except (InvalidSignature, ValueError):
-            return False

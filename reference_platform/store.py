@@ -50,12 +50,21 @@ CREATE TABLE IF NOT EXISTS alarms (
 CREATE TABLE IF NOT EXISTS alarm_batches (
     device_id TEXT NOT NULL REFERENCES devices(device_id) ON DELETE CASCADE,
     batch_id TEXT NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (device_id, batch_id));
-CREATE TABLE IF NOT EXISTS ota_images (
+CREATE TABLE IF NOT EXISTS ota_releases (
     image_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, namespace TEXT NOT NULL,
     version TEXT NOT NULL, kind TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL,
-    signature TEXT NOT NULL, data BLOB NOT NULL, published_at INTEGER NOT NULL,
+    counter INTEGER NOT NULL, manifest TEXT NOT NULL, signature TEXT NOT NULL,
+    key_id TEXT NOT NULL, data BLOB NOT NULL, published_at INTEGER NOT NULL,
     seq INTEGER NOT NULL, UNIQUE (tenant, namespace, version),
     FOREIGN KEY (tenant, namespace) REFERENCES namespaces(tenant, name) ON DELETE CASCADE);
+CREATE TABLE IF NOT EXISTS release_keys (
+    tenant TEXT NOT NULL REFERENCES tenants(name) ON DELETE CASCADE,
+    key_id TEXT NOT NULL, public_key TEXT NOT NULL, added_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, key_id));
+CREATE TABLE IF NOT EXISTS release_key_manifests (
+    tenant TEXT PRIMARY KEY REFERENCES tenants(name) ON DELETE CASCADE,
+    counter INTEGER NOT NULL, manifest TEXT NOT NULL, signature TEXT NOT NULL,
+    published_at INTEGER NOT NULL);
 """
 
 
@@ -80,7 +89,7 @@ class Store:
     def _all(self, sql, *args):
         return self.db.execute(sql, args).fetchall()
 
-    # meta: secrets that must survive restarts (JWT secret, OTA key)
+    # meta: secrets that must survive restarts (JWT secret)
     def meta_get(self, key):
         row = self._one("SELECT value FROM meta WHERE key=?", key)
         return None if row is None else row["value"]
@@ -275,30 +284,52 @@ class Store:
         return self._all("SELECT * FROM alarms WHERE device_id=? ORDER BY last_seen DESC,"
                          " dedup_key LIMIT ?", device_id, limit)
 
-    # OTA
-    def add_image(self, image_id, tenant, namespace, version, kind, sha256, signature, data, now):
+    # OTA: releases signed by their owners; the platform only checks and stores them
+    def add_image(self, image_id, tenant, namespace, manifest, text, signature, key_id, data,
+                  now):
         with self.db:
-            if self._one("SELECT 1 FROM ota_images WHERE tenant=? AND namespace=? AND version=?",
-                         tenant, namespace, version):
+            if self._one("SELECT 1 FROM ota_releases WHERE tenant=? AND namespace=? AND version=?",
+                         tenant, namespace, manifest["version"]):
                 return False
-            seq = self._one("SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM ota_images")["s"]
-            self.db.execute("INSERT INTO ota_images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (image_id, tenant, namespace, version, kind, len(data), sha256,
-                             signature, data, now, seq))
+            seq = self._one("SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM ota_releases")["s"]
+            self.db.execute("INSERT INTO ota_releases VALUES"
+                            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (image_id, tenant, namespace, manifest["version"], manifest["kind"],
+                             len(data), manifest["sha256"], manifest["counter"], text,
+                             signature, key_id, data, now, seq))
         return True
 
-    _IMG_COLS = ("image_id, tenant, namespace, version, kind, size, sha256, signature,"
-                 " published_at")
+    _IMG_COLS = ("image_id, tenant, namespace, version, kind, size, sha256, counter, manifest,"
+                 " signature, key_id, published_at")
 
     def list_images(self, tenant, namespace):
-        return self._all("SELECT %s FROM ota_images WHERE tenant=? AND namespace=?"
+        return self._all("SELECT %s FROM ota_releases WHERE tenant=? AND namespace=?"
                          " ORDER BY seq DESC" % self._IMG_COLS, tenant, namespace)
 
     def get_image_meta(self, image_id):
-        return self._one("SELECT %s FROM ota_images WHERE image_id=?" % self._IMG_COLS, image_id)
+        return self._one("SELECT %s FROM ota_releases WHERE image_id=?" % self._IMG_COLS,
+                         image_id)
+
+    def add_release_key(self, tenant, key_id, public_key, now):
+        with self.db:
+            cur = self.db.execute("INSERT OR IGNORE INTO release_keys VALUES (?, ?, ?, ?)",
+                                  (tenant, key_id, public_key, now))
+        return cur.rowcount == 1
+
+    def release_keys(self, tenant):
+        return self._all("SELECT * FROM release_keys WHERE tenant=? ORDER BY added_at, key_id",
+                         tenant)
+
+    def set_key_manifest(self, tenant, counter, text, signature, now):
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO release_key_manifests VALUES (?, ?, ?, ?, ?)",
+                            (tenant, counter, text, signature, now))
+
+    def key_manifest(self, tenant):
+        return self._one("SELECT * FROM release_key_manifests WHERE tenant=?", tenant)
 
     def read_image(self, image_id, start, length):
         # substr on a BLOB is 1-based and returns only the requested bytes
-        row = self._one("SELECT substr(data, ?, ?) AS chunk FROM ota_images WHERE image_id=?",
+        row = self._one("SELECT substr(data, ?, ?) AS chunk FROM ota_releases WHERE image_id=?",
                         start + 1, length, image_id)
         return None if row is None else bytes(row["chunk"])

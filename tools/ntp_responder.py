@@ -1,13 +1,20 @@
 """A small real NTP server for tests and simulation mode (CPython, loopback only).
 
     python tools/ntp_responder.py [--port 12300] [--offset SECONDS] [--lifetime SECONDS]
-                                  [--stratum N] [--kod] [--ignore-first N]
+                                  [--stratum N] [--kod] [--ignore-first N] [--hostile MODE]
 
 Answers each mode-3 (client) request with a mode-4 (server) reply whose receive and
 transmit timestamps are this host's clock plus --offset, so a device that syncs
 against it must end up exactly --offset away from the host clock. Prints
 "ntp responder listening on 127.0.0.1:PORT" once bound (--port 0 picks a free port)
 and one "answered N ignored M" line when it stops.
+
+--hostile MODE makes it an attacker, to test the client's checks:
+  wrong-origin   answers with an origin timestamp guessed from the clock, not the one sent
+  back-30-days   a well-formed answer 30 days behind (a step a strict client refuses)
+  kod            stratum 0 "RATE" (kiss-o'-death): the client must stop asking a while
+  unsynced       leap indicator 3 (clock not synchronised)
+  client-mode    mode 3 instead of 4
 """
 
 import argparse
@@ -20,6 +27,7 @@ import sys
 import time
 
 NTP_DELTA = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
+HOSTILE = ("wrong-origin", "back-30-days", "kod", "unsynced", "client-mode")
 
 
 def ntp_stamp(t):
@@ -27,23 +35,28 @@ def ntp_stamp(t):
     return struct.pack("!II", (sec + NTP_DELTA) & 0xFFFFFFFF, int((t - sec) * 2**32) & 0xFFFFFFFF)
 
 
-def reply(request, offset, stratum=2, kod=False):
+def reply(request, offset, stratum=2, kod=False, hostile=None):
     """The mode-4 answer to one client request, or None if it is not a client request."""
     if len(request) < 48 or request[0] & 7 != 3:
         return None
     version = (request[0] >> 3) & 7
+    if hostile == "back-30-days":
+        offset -= 30 * 86400
     t_recv = time.time() + offset
-    if kod:
+    if kod or hostile == "kod":
         # stratum 0 with a kiss code: "rate exceeded, go away"
         head = struct.pack("!BBbb", (3 << 6) | (version << 3) | 4, 0, request[2], -20)
         return head + bytes(8) + b"RATE" + bytes(8) + request[40:48] + bytes(16)
-    head = struct.pack("!BBbb", (version << 3) | 4, stratum, request[2], -20)
+    li = 3 if hostile == "unsynced" else 0
+    mode = 3 if hostile == "client-mode" else 4
+    head = struct.pack("!BBbb", (li << 6) | (version << 3) | mode, stratum, request[2], -20)
     root = struct.pack("!II", 0x10, 0x10) + b"LOCL"
-    return (head + root + ntp_stamp(t_recv - 1) + request[40:48] + ntp_stamp(t_recv)
+    origin = ntp_stamp(time.time()) if hostile == "wrong-origin" else request[40:48]
+    return (head + root + ntp_stamp(t_recv - 1) + origin + ntp_stamp(t_recv)
             + ntp_stamp(time.time() + offset))
 
 
-def serve(sock, offset, lifetime, stratum, kod, ignore_first, out=sys.stdout):
+def serve(sock, offset, lifetime, stratum, kod, ignore_first, out=sys.stdout, hostile=None):
     answered = ignored = 0
     deadline = time.monotonic() + lifetime if lifetime else None
     stop = []
@@ -61,7 +74,7 @@ def serve(sock, offset, lifetime, stratum, kod, ignore_first, out=sys.stdout):
             if ignored < ignore_first:
                 ignored += 1
                 continue
-            answer = reply(data, offset, stratum, kod)
+            answer = reply(data, offset, stratum, kod, hostile)
             if answer is None:
                 ignored += 1
                 continue
@@ -84,6 +97,7 @@ def main(argv=None):
     ap.add_argument("--kod", action="store_true", help="answer every request with a kiss-o'-death")
     ap.add_argument("--ignore-first", type=int, default=0,
                     help="drop this many requests before answering (simulates loss)")
+    ap.add_argument("--hostile", choices=HOSTILE, help="answer as an attacker would (see above)")
     args = ap.parse_args(argv)
     try:
         if not ipaddress.ip_address(args.host).is_loopback:
@@ -99,7 +113,8 @@ def main(argv=None):
         print("ntp_responder: cannot bind %s:%d: %s" % (args.host, args.port, e), file=sys.stderr)
         return 2
     print("ntp responder listening on %s:%d" % sock.getsockname(), flush=True)
-    serve(sock, args.offset, args.lifetime, args.stratum, args.kod, args.ignore_first)
+    serve(sock, args.offset, args.lifetime, args.stratum, args.kod, args.ignore_first,
+          hostile=args.hostile)
     sock.close()
     return 0
 

@@ -321,8 +321,16 @@ def simulation(args):
         dev.push_config(config)
     data_dir = os.path.join(work, "device")
     os.makedirs(data_dir, exist_ok=True)
+    # the owner's release key (tools/release.py): the platform learns the public half to check
+    # uploads; the device is provisioned with it and never fetches a key at update time
+    import release
+    key_prefix = os.path.join(work, "release")
+    if not os.path.exists(key_prefix + ".pub"):
+        release.keygen(key_prefix)
+    pub = release.load_public_hex(key_prefix + ".pub")
+    platform.add_release_key(st["tenant"], pub)
     with open(os.path.join(data_dir, "ota_public_key"), "w") as f:
-        f.write(platform.public_key_hex())  # provisioning: the key is never fetched at update time
+        f.write(pub + "\n")
     settings = {"wifi_ssid": "sim-ap", "wifi_password": st["wifi_password"],
                 "device_id": st["device_id"], "device_key": st["device_key"],
                 "service_discovery_url": platform.url + "/v1/devices/register",

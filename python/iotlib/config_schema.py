@@ -11,6 +11,7 @@ DEFAULTS = {
     "inputs": {},
     "ntp_servers": ["pool.ntp.org"],
     "ntp_period_s": 3600,
+    "ntp_max_step_s": 600,
     "log_level": "info",
     "heartbeat_period_s": 30,
     "heartbeat_max_missed": 3,
@@ -21,8 +22,8 @@ DEFAULTS = {
 # watchdog.stuck_reset: a reset for missed heartbeats only when the local stack is stuck
 STUCK_RESET = {"enabled": True, "after_missed": 3, "backoff_s": 300, "max_per_hour": 3}
 _TOP = ("relays", "restore_policy", "interlocks", "inputs", "ntp_servers", "ntp_period_s",
-        "log_level", "log_file", "heartbeat_period_s", "heartbeat_max_missed", "state_period_s",
-        "config_poll_period_s", "api", "rate_limits", "watchdog")
+        "ntp_max_step_s", "log_level", "log_file", "heartbeat_period_s", "heartbeat_max_missed",
+        "state_period_s", "config_poll_period_s", "api", "rate_limits", "watchdog", "ota_release_keys")
 _NAME = re.compile("^[a-z][a-z0-9_]*$")
 _HOST = re.compile("^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?$")
 _HEX = re.compile("^[0-9a-f]*$")
@@ -160,11 +161,16 @@ def _schema(c):
         _list(c["ntp_servers"], "ntp_servers", 0, 4)
         for i, s in enumerate(c["ntp_servers"]):
             _str(s, "ntp_servers[%d]" % i, 1, 253, _HOST)
-    for k, lo, hi in (("ntp_period_s", 10, 86400), ("heartbeat_period_s", 1, 3600),
+    for k, lo, hi in (("ntp_period_s", 10, 86400), ("ntp_max_step_s", 1, 86400),
+                      ("heartbeat_period_s", 1, 3600),
                       ("heartbeat_max_missed", 1, 100), ("state_period_s", 1, 3600),
                       ("config_poll_period_s", 1, 86400)):
         if k in c:
             _int(c[k], k, lo, hi)
+    if "ota_release_keys" in c:
+        _list(c["ota_release_keys"], "ota_release_keys", 1, 4)
+        for i, k in enumerate(c["ota_release_keys"]):
+            _str(k, "ota_release_keys[%d]" % i, 64, 64, _HEX)
     if "log_level" in c:
         _enum(c["log_level"], "log_level", ("debug", "info", "warning", "error"))
     if "log_file" in c:

@@ -23,9 +23,15 @@ except ImportError:
         return x
 
 MAX_LINE = const(2048)      # status and header lines
-MAX_HEADERS = const(40)
+MAX_HEADERS = const(40)     # per response head, and per chunked trailer
+MAX_HEAD = const(8192)      # all header lines of one response head together
+MAX_INTERIM = const(4)      # 1xx answers skipped before the final one
 MAX_BODY = 16384            # default body limit; request(..., max_body=n) to change
 _CHUNK = const(1024)
+_MAX_HEX_DIGITS = const(8)  # a chunk size: 8 hex digits is 4 GB, far above any body limit
+_MAX_DEC_DIGITS = const(10)
+
+received = 0                # bytes read from the network by this client, all requests
 
 _link_check = None          # callable -> False while the network is known to be down
 _tls_context = None         # tls.SSLContext for https, set by the application
@@ -105,10 +111,16 @@ class _Reader:
         self.buf = b""
 
     async def _fill(self):
-        d = await self.s.read(_CHUNK)
+        d = await self._read(_CHUNK)
+        self.buf += d
+
+    async def _read(self, n):
+        global received
+        d = await self.s.read(n)
         if not d:
             raise EOFError
-        self.buf += d
+        received += len(d)
+        return d
 
     async def line(self):
         while True:
@@ -131,9 +143,7 @@ class _Reader:
         parts.append(self.buf)
         self.buf = b""
         while have < n:
-            d = await self.s.read(min(_CHUNK * 4, n - have))
-            if not d:
-                raise EOFError
+            d = await self._read(min(_CHUNK * 4, n - have))
             parts.append(d)
             have += len(d)
         return b"".join(parts)
@@ -143,8 +153,9 @@ class _Reader:
         have = len(self.buf)
         self.buf = b""
         while True:
-            d = await self.s.read(_CHUNK)
-            if not d:
+            try:
+                d = await self._read(_CHUNK)
+            except EOFError:
                 return b"".join(parts)
             have += len(d)
             if have > limit:
@@ -183,23 +194,31 @@ async def _exchange(method, scheme, host, port, path, body, headers, max_body, w
                 writer.write(body)
             await writer.drain()
             r = _Reader(reader)
-            while True:
+            for _ in range(MAX_INTERIM + 1):
                 status, reason = _status(await r.line(), what)
                 hdrs = await _headers(r, what)
                 if status >= 200:
                     break  # skip 1xx interim answers
+            else:
+                raise HTTPError("%s: more than %d interim (1xx) answers" % (what, MAX_INTERIM))
+            te = hdrs.get("transfer-encoding")
+            if te is not None and te.lower() != "chunked":
+                raise HTTPError("%s: unsupported Transfer-Encoding %r" % (what, te[:40]))
+            if te is not None and "content-length" in hdrs:
+                # two framings for one body: which one a proxy used is unknowable (smuggling)
+                raise HTTPError("%s: both Transfer-Encoding and Content-Length" % what)
             if method == "HEAD" or status in (204, 304):
                 data = b""
-            elif hdrs.get("transfer-encoding", "").lower() == "chunked":
+            elif te is not None:
                 data = await _chunked(r, max_body)
             elif "content-length" in hdrs:
-                try:
-                    n = int(hdrs["content-length"])
-                except ValueError:
-                    raise HTTPError("%s: bad Content-Length %r" % (what, hdrs["content-length"]))
-                if n < 0 or n > max_body:
+                n = _digits(hdrs["content-length"], 10, _MAX_DEC_DIGITS, "Content-Length")
+                if n > max_body:
                     raise HTTPError("%s: response body of %d bytes exceeds %d" % (what, n, max_body))
                 data = await r.exact(n)
+                if r.buf:
+                    raise HTTPError("%s: response body longer than its Content-Length %d"
+                                    % (what, n))
             else:
                 data = await r.rest(max_body)
         except EOFError:
@@ -232,38 +251,57 @@ def _status(line, what):
     return status, parts[2] if len(parts) > 2 else ""
 
 
+def _digits(text, base, max_digits, what):
+    # int() takes signs, blanks, underscores and 0x prefixes: a size is bare digits only
+    text = text.strip() if isinstance(text, str) else text.strip().decode()
+    allowed = "0123456789abcdefABCDEF" if base == 16 else "0123456789"
+    if not 0 < len(text) <= max_digits:
+        raise HTTPError("bad %s %r (1 to %d digits)" % (what, text[:20], max_digits))
+    for c in text:
+        if c not in allowed:
+            raise HTTPError("bad %s %r (digits only)" % (what, text[:20]))
+    return int(text, base)
+
+
 async def _headers(r, what):
     hdrs = {}
+    count = size = 0
     while True:
         line = await r.line()
         if line in (b"\r\n", b"\n"):
             return hdrs
-        if len(hdrs) >= MAX_HEADERS:
+        count += 1
+        size += len(line)
+        if count > MAX_HEADERS:
             raise HTTPError("%s: more than %d response headers" % (what, MAX_HEADERS))
+        if size > MAX_HEAD:
+            raise HTTPError("%s: response head longer than %d bytes" % (what, MAX_HEAD))
         k, sep, v = line.decode().partition(":")
         if not sep:
             raise HTTPError("%s: malformed header line %r" % (what, line[:60]))
-        hdrs[k.strip().lower()] = v.strip()
+        k = k.strip().lower()
+        v = v.strip()
+        if k == "content-length" and k in hdrs and hdrs[k] != v:
+            raise HTTPError("%s: conflicting Content-Length headers" % what)
+        hdrs[k] = v
 
 
 async def _chunked(r, max_body):
     parts = []
     total = 0
     while True:
-        size_line = (await r.line()).split(b";")[0].strip()
-        try:
-            n = int(size_line, 16)
-        except ValueError:
-            raise HTTPError("bad chunk size %r" % size_line[:20])
+        n = _digits((await r.line()).split(b";")[0], 16, _MAX_HEX_DIGITS, "chunk size")
         if n == 0:
-            while (await r.line()) not in (b"\r\n", b"\n"):
-                pass  # trailers are ignored
-            return b"".join(parts)
-        total += n
-        if total > max_body:
+            for _ in range(MAX_HEADERS):
+                if (await r.line()) in (b"\r\n", b"\n"):
+                    return b"".join(parts)  # trailers are ignored
+            raise HTTPError("more than %d trailer lines" % MAX_HEADERS)
+        if n > max_body - total:
             raise HTTPError("response body exceeds %d bytes" % max_body)
+        total += n
         parts.append(await r.exact(n))
-        await r.exact(2)  # CRLF after each chunk
+        if await r.exact(2) != b"\r\n":
+            raise HTTPError("chunk of %d bytes not followed by CRLF" % n)
 
 
 async def request(method, url, body=None, headers=None, timeout_ms=5000, max_body=None):

@@ -3,13 +3,23 @@
 # The wall clock the application uses is now() = local clock + offset. On the
 # board machine.RTC is set as well, so time.time() is right too; on the unix port
 # the host clock is never touched and only the offset is kept.
+#
+# Tokens are judged against this clock, so a forged answer must not move it back:
+# - each request carries a random 64-bit origin that the answer must echo (RFC 5905);
+# - mode 4, stratum 1..15 and LI != 3 only; a kiss-o'-death silences that server a while;
+# - after the first sync (or below a persisted floor) a step larger than max_step_s is
+#   refused unless a second source agrees: another NTP server or the platform's time;
+# - now() never goes below the highest trusted time seen, kept across reboots (floor file).
 try:
     import asyncio
 except ImportError:
     import uasyncio as asyncio
+import os
 import socket
 import struct
 import time
+
+from iotlib import atomic_file
 
 try:
     from machine import RTC
@@ -20,6 +30,8 @@ NTP_PORT = 123
 # NTP counts from 1900; the port's epoch is 1970 (unix, rp2) or 2000 (older ports).
 _EPOCH_DELTA_S = 2208988800 if time.gmtime(0)[0] == 1970 else 3155673600
 _MAX_DELAY_MS = 4000  # a reply that took longer than this says little about the offset
+AGREE_MS = 10000      # two sources agree when within this (the platform's time is whole seconds)
+FLOOR_WRITE_S = 3600  # the floor file is coarse: one flash write per hour of clock at most
 
 
 class NTPError(Exception):
@@ -28,6 +40,14 @@ class NTPError(Exception):
 
 class StrayReply(NTPError):
     """A datagram that does not answer our request (late reply to an earlier one)."""
+
+
+class KissOfDeath(NTPError):
+    """Stratum 0: the server tells us to stop asking (code: RATE, DENY, RSTR...)."""
+
+    def __init__(self, code):
+        super().__init__("kiss-o'-death %r" % code)
+        self.code = code
 
 
 def _local_ms():
@@ -60,10 +80,10 @@ def ntp_to_ms(raw):
     return (sec - _EPOCH_DELTA_S) * 1000 + ((frac * 1000) >> 32)
 
 
-def make_request(t1_ms):
-    # LI 0, version 4, mode 3 (client); our send time as transmit timestamp, which
-    # the server echoes as origin timestamp so the reply can be matched.
-    return b"\x23" + bytes(39) + ms_to_ntp(t1_ms)
+def make_request():
+    # LI 0, version 4, mode 3 (client). The transmit timestamp is 64 random bits, not our
+    # clock: the server echoes it as origin, and an off-path forger must guess it.
+    return b"\x23" + bytes(39) + os.urandom(8)
 
 
 def parse_reply(pkt, request):
@@ -75,13 +95,14 @@ def parse_reply(pkt, request):
         raise NTPError("reply mode %d, not 4 (server)" % (li_vn_mode & 7))
     if not 1 <= (li_vn_mode >> 3) & 7 <= 4:
         raise NTPError("reply version %d" % ((li_vn_mode >> 3) & 7))
+    if bytes(pkt[24:32]) != bytes(request[40:48]):
+        # checked first: a kiss-o'-death that does not answer our request is forged
+        raise StrayReply("origin timestamp does not match our request")
     if stratum == 0:
-        raise NTPError("kiss-o'-death %r" % bytes(pkt[12:16]))
+        raise KissOfDeath(bytes(pkt[12:16]))
     if li_vn_mode >> 6 == 3 or stratum > 15:
         raise NTPError("server is not synchronised (LI %d, stratum %d)"
                        % (li_vn_mode >> 6, stratum))
-    if bytes(pkt[24:32]) != bytes(request[40:48]):
-        raise StrayReply("origin timestamp does not match our request")
     if bytes(pkt[40:48]) == bytes(8):
         raise NTPError("zero transmit timestamp")
     return ntp_to_ms(bytes(pkt[32:40])), ntp_to_ms(bytes(pkt[40:48]))
@@ -101,8 +122,18 @@ class _NullLog:
 
 class TimeSyncManager:
     def __init__(self, servers=(), period_s=3600, logger=None, alarms=None, timeout_ms=1500,
-                 retry_s=5, set_rtc=True, alarm_after=3):
+                 retry_s=5, set_rtc=True, alarm_after=3, max_step_s=600, second_source=None,
+                 floor_path=None, kod_hold_s=3600):
+        # second_source() -> epoch seconds from an authenticated channel, or None
         self.log = logger or _NullLog()
+        self.max_step_ms = max_step_s * 1000
+        self.second_source = second_source
+        self.floor_path = floor_path
+        self.kod_hold_ms = kod_hold_s * 1000
+        self._kod_until = {}  # (host, port) -> ticks_ms until which it is not asked
+        self.floor_s = self._read_floor()  # the highest trusted time seen, epoch seconds
+        self._floor_saved = self.floor_s
+        self.steps_refused = 0
         self.alarms = alarms
         self.timeout_ms = timeout_ms
         self.retry_s = retry_s
@@ -125,11 +156,34 @@ class TimeSyncManager:
     # ---- the application's clock ----
 
     def now_ms(self):
-        return _local_ms() + self.offset_ms
+        return max(_local_ms() + self.offset_ms, self.floor_s * 1000)
 
     def now(self):
-        """Wall clock in epoch seconds (correct once synced is True)."""
+        """Wall clock in epoch seconds (correct once synced is True), never below the floor."""
         return self.now_ms() // 1000
+
+    # ---- the trusted floor ----
+
+    def _read_floor(self):
+        if not self.floor_path:
+            return 0
+        try:
+            v = int(atomic_file.read(self.floor_path).decode())
+            return v if v > 0 else 0
+        except (OSError, ValueError, AttributeError):
+            return 0
+
+    def _raise_floor(self, wall_ms):
+        s = wall_ms // 1000
+        if s <= self.floor_s:
+            return
+        self.floor_s = s
+        if self.floor_path and s >= self._floor_saved + FLOOR_WRITE_S:
+            try:
+                atomic_file.write(self.floor_path, str(s).encode())
+                self._floor_saved = s
+            except OSError as e:
+                self.log.warning("time floor not saved", error=str(e))
 
     # ---- configuration ----
 
@@ -140,8 +194,10 @@ class TimeSyncManager:
         return changed
 
     def configure(self, config):
-        """Apply a device config (ntp_servers, ntp_period_s); resync when servers change."""
+        """Apply a device config (ntp_servers, ntp_period_s, ntp_max_step_s); resync when
+        servers change."""
         self.period_s = config.get("ntp_period_s", self.period_s)
+        self.max_step_ms = config.get("ntp_max_step_s", self.max_step_ms // 1000) * 1000
         if self.set_servers(config.get("ntp_servers", ["pool.ntp.org"])):
             self.resync()
 
@@ -151,7 +207,7 @@ class TimeSyncManager:
     def counters(self):
         return {"ntp_syncs": self.syncs, "ntp_failures": self.failures,
                 "ntp_offset_ms": self.last_offset_ms, "ntp_delay_ms": self.last_delay_ms,
-                "ntp_synced": 1 if self.synced else 0}
+                "ntp_synced": 1 if self.synced else 0, "ntp_steps_refused": self.steps_refused}
 
     # ---- one exchange ----
 
@@ -164,7 +220,7 @@ class TimeSyncManager:
             s.connect(addr)
             t1 = _local_ms()
             t1_ticks = time.ticks_ms()
-            req = make_request(t1)
+            req = make_request()
             s.send(req)
             reader = asyncio.StreamReader(s)
             rtt = 0
@@ -192,19 +248,33 @@ class TimeSyncManager:
 
     async def sync(self):
         """Ask each configured server once; apply the reply with the lowest delay."""
-        best = None
+        samples = []
         errors = []
         for host, port in self._servers:
+            name = "%s:%d" % (host, port)
+            until = self._kod_until.get((host, port))
+            if until is not None:
+                if time.ticks_diff(until, time.ticks_ms()) > 0:
+                    errors.append("%s: silenced by a kiss-o'-death" % name)
+                    continue
+                del self._kod_until[(host, port)]
             try:
                 offset, delay = await self.query(host, port)
+            except KissOfDeath as e:
+                # RFC 5905 7.4: stop asking it; another server may still answer
+                self._kod_until[(host, port)] = time.ticks_add(time.ticks_ms(), self.kod_hold_ms)
+                self.failures += 1
+                errors.append("%s: %s" % (name, e))
+                self.log.warning("ntp server sent a kiss-o'-death; not asking it for a while",
+                                 server=name, code=str(e.code), hold_s=self.kod_hold_ms // 1000)
+                continue
             except (NTPError, OSError, IndexError) as e:
                 self.failures += 1
-                errors.append("%s:%d: %s" % (host, port, e))
-                self.log.debug("ntp query failed", server="%s:%d" % (host, port), error=str(e))
+                errors.append("%s: %s" % (name, e))
+                self.log.debug("ntp query failed", server=name, error=str(e))
                 continue
-            if best is None or delay < best[1]:
-                best = (offset, delay, "%s:%d" % (host, port))
-        if best is None:
+            samples.append((offset, delay, name))
+        if not samples:
             self._failed_rounds += 1
             reason = "; ".join(errors) or "no NTP servers configured"
             self.log.warning("time sync failed", error=reason)
@@ -214,8 +284,46 @@ class TimeSyncManager:
                     "no NTP reply in %d rounds: %s" % (self._failed_rounds, reason), "warning")
             return False
         self._failed_rounds = 0
+        best = samples[0]
+        for smp in samples:
+            if smp[1] < best[1]:
+                best = smp
+        refused = self._step_refused(best, samples)
+        if refused:
+            self.steps_refused += 1
+            self.failures += 1
+            self.log.warning("time step refused", reason=refused)
+            if self.alarms is not None:
+                self.alarms.raise_alarm_nowait("ntp.step_refused", refused, "warning")
+            return False
         self._apply(*best)
         return True
+
+    def _step_refused(self, best, samples):
+        # None when best may be applied, else the reason it may not
+        wall = _local_ms() + best[0]
+        if self.synced:
+            ref, what = _local_ms() + self.offset_ms, "the synchronised clock"
+        elif self.floor_s:
+            # before the first sync only a step back below the floor is suspect
+            ref, what = max(wall, self.floor_s * 1000), "the last trusted time"
+        else:
+            return None
+        step = wall - ref
+        if -self.max_step_ms <= step <= self.max_step_ms:
+            return None
+        for offset, _, name in samples:
+            if name != best[2] and abs(offset - best[0]) <= AGREE_MS:
+                return None  # a second NTP server agrees
+        if self.second_source is not None:
+            try:
+                other = self.second_source()
+            except Exception:
+                other = None
+            if other is not None and abs(other * 1000 - wall) <= AGREE_MS:
+                return None  # the platform's time agrees
+        return ("%s would step the clock by %d s from %s (bound %d s) and no second source"
+                " agrees; not applied" % (best[2], step // 1000, what, self.max_step_ms // 1000))
 
     def _apply(self, offset, delay, server):
         self.last_offset_ms = offset
@@ -233,6 +341,7 @@ class TimeSyncManager:
             self.offset_ms = offset
         first = not self.synced
         self.synced = True
+        self._raise_floor(_local_ms() + self.offset_ms)
         self.log.info("time synchronised", server=server, offset_ms=offset, delay_ms=delay,
                       first=first)
 

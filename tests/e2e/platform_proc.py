@@ -7,9 +7,11 @@ import secrets
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+for _p in (ROOT, os.path.join(ROOT, "tools")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
+import release as release_tool  # noqa: E402  (tools/release.py)
 from reference_platform.process import (  # noqa: E402,F401
     OperatorDevice, PlatformProcess, Reply, free_port, http)
 
@@ -43,9 +45,10 @@ class PlatformProc(PlatformProcess):
 
 
 class DeviceCreds(OperatorDevice):
-    """A provisioned device; publish() posts an OTA image to its namespace."""
+    """A provisioned device; publish() posts an OTA image and its signed release
+    (tools/release.py's sign()) to its namespace."""
 
-    def publish(self, image, query):
-        path = "/v1/operator/tenants/%s/namespaces/%s/ota?%s" % (self.tenant, self.namespace,
-                                                                 query)
+    def publish(self, image, release):
+        path = "/v1/operator/tenants/%s/namespaces/%s/ota?%s" % (
+            self.tenant, self.namespace, release_tool.upload_query(release))
         return self.platform.op("POST", path, data=image)

@@ -1,6 +1,8 @@
 """Time sync, alarms and OTA end to end: the reference platform, the NTP responder and the
 MicroPython unix build running scenario scripts, all real processes on 127.0.0.1. A small
-proxy between device and platform drops an answer or alters image bytes in transit."""
+proxy between device and platform drops an answer, alters image bytes in transit or rewrites
+the OTA offer (a compromised platform or path: relabelled, another tenant's, replayed, a
+foreign image URL)."""
 
 import hashlib
 import json
@@ -14,7 +16,7 @@ import time
 
 import pytest
 
-from platform_proc import ROOT, PlatformProc, free_port
+from platform_proc import ROOT, PlatformProc, free_port, release_tool
 
 MPY = os.path.join(ROOT, ".cache", "build", "unix", "micropython")
 SCENARIOS = os.path.join(ROOT, "tests", "e2e", "scenarios")
@@ -92,10 +94,11 @@ class Scenario:
 
 
 class NTPResponder:
-    def __init__(self, offset_s, lifetime_s=60):
+    def __init__(self, offset_s, lifetime_s=60, hostile=None):
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "tools", "ntp_responder.py"), "--port", "0",
-             "--offset", str(offset_s), "--lifetime", str(lifetime_s)],
+             "--offset", str(offset_s), "--lifetime", str(lifetime_s)]
+            + (["--hostile", hostile] if hostile else []),
             stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         m = re.match(r"ntp responder listening on 127\.0\.0\.1:(\d+)", line)
@@ -128,6 +131,7 @@ class FaultProxy:
         self.dropped = []
         self._drop = None
         self._tamper = None
+        self._rewrite = None
         self._lock = threading.Lock()
         self._stop = False
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -140,6 +144,12 @@ class FaultProxy:
     def tamper(self, prefix):
         with self._lock:
             self._tamper = prefix
+
+    def rewrite(self, prefix, fn=None):
+        """Answers to requests whose path starts with prefix get body fn(body) (JSON: a dict
+        in, a dict out): a compromised platform or someone on the path."""
+        with self._lock:
+            self._rewrite = (prefix, fn) if fn else None
 
     def close(self):
         self._stop = True
@@ -204,6 +214,13 @@ class FaultProxy:
                     self.dropped.append((method, path, status))
                     return
                 tamper = self._tamper and path.startswith(self._tamper)
+                rewrite = self._rewrite if self._rewrite and path.startswith(self._rewrite[0]) \
+                    else None
+            if rewrite:
+                h, sep, b = answer.partition(b"\r\n\r\n")
+                b = json.dumps(rewrite[1](json.loads(b))).encode()
+                h = re.sub(rb"(?i)content-length: *\d+", b"content-length: %d" % len(b), h)
+                answer = h + sep + b
             if tamper:
                 h, sep, b = answer.partition(b"\r\n\r\n")
                 if b:
@@ -260,6 +277,37 @@ def test_time_sync_against_local_responder(platform, tmp_path):
     assert abs(r["before_ms"]) < 100 and abs(r["applied_ms"] - 1234500) < 100, r
     assert abs(r["now"] - (time.time() + 1234.5)) < 3
     assert answered == 1
+
+
+def test_forged_time_does_not_revive_an_expired_token(platform, tmp_path):
+    # each hostile mode of tools/ntp_responder.py against the device's strict SNTP client
+    honest = NTPResponder(offset_s=0)
+    hostile = {m: NTPResponder(offset_s=0, hostile=m) for m in
+               ("back-30-days", "wrong-origin", "kod", "unsynced", "client-mode")}
+    dev = platform.provision(CONFIG)
+    sc = Scenario(tmp_path, "timesync_attack", device_settings(
+        dev, platform.url, honest=honest.server,
+        hostile=[[m, r.server] for m, r in hostile.items()]))
+    try:
+        rc = sc.run()
+    finally:
+        honest.stop()
+        answered = {m: r.stop() for m, r in hostile.items()}
+    assert rc == 0, sc.out
+    res = sc.results()
+    assert res["honest"]["synced"] and res["honest"]["token"] == "expired", res["honest"]
+    for m in hostile:
+        print("forged time %s: %s" % (m, res[m]))
+        assert not res[m]["applied"] and res[m]["moved_ms"] == 0, (m, res[m])
+        assert res[m]["token"] == "expired", (m, res[m])
+        assert answered[m] >= 1, m
+    # the 30-day step was a well-formed answer: refused by the step bound (the platform's
+    # time, the second source, disagrees), the others by the packet checks
+    assert res["back-30-days"]["steps_refused"] == 1
+    assert res["client-mode"]["steps_refused"] == 1  # the ones after it: no further step
+    # after a reboot the saved floor refuses it again, and tokens stay expired
+    assert not res["reboot"]["applied"] and res["reboot"]["token"] == "expired", res["reboot"]
+    assert abs(res["reboot"]["floor_s"] - time.time()) < 3600 + 60
 
 
 # ---- alarms ----
@@ -328,18 +376,32 @@ def test_alarms_dedup_buffer_recover_no_duplicates(platform, proxy, tmp_path):
 # ---- OTA ----
 
 class OTADevice:
-    """A provisioned device whose state folder survives its boots (scenario runs)."""
+    """A provisioned device whose state folder survives its boots (scenario runs). Its tenant
+    has a release key (the owner's, made here as tools/release.py would); the device trusts it."""
 
-    def __init__(self, platform, proxy, tmp_path):
+    def __init__(self, platform, proxy, tmp_path, key=None):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
         self.dev = platform.provision(CONFIG)
+        self.key = key or Ed25519PrivateKey.generate()
+        pub = release_tool.public_raw(self.key).hex()
+        platform.add_release_key(self.dev.tenant, pub)
         self.tmp_path = tmp_path
         self.state_dir = str(tmp_path / "device")
         os.mkdir(self.state_dir)
         self.key_file = str(tmp_path / "ota_public_key.hex")
         with open(self.key_file, "w") as f:  # provisioning: the only key the device trusts
-            f.write(platform.public_key_hex())
+            f.write(pub + "\n")
         self.url = proxy.url
         self.boots = []
+
+    def release(self, img, version, counter=1, **scope):
+        return release_tool.sign(self.key, release_tool.release_manifest(
+            img, version, counter, ["RPI_PICO_W"], **scope))
+
+    def publish(self, img, version, counter=1, **scope):
+        r = self.dev.publish(img, self.release(img, version, counter, **scope))
+        assert r.status == 201, r
+        return r.json()
 
     def boot(self, mode="normal"):
         sc = Scenario(self.tmp_path, "ota", device_settings(
@@ -376,7 +438,7 @@ def image_requests(proxy, since):
 def test_ota_accepted_and_confirmed(platform, proxy, tmp_path):
     d = OTADevice(platform, proxy, tmp_path)
     img = image("1.1.0")
-    assert d.dev.publish(img, "version=1.1.0").status == 201
+    d.publish(img, "1.1.0", counter=5, tenant=d.dev.tenant)
     seen = len(proxy.requests)
     rc, b, out = d.boot()
     assert rc == RESET_EXIT and b["check"] == "applied" and b["boot"] == "none", out
@@ -386,10 +448,12 @@ def test_ota_accepted_and_confirmed(platform, proxy, tmp_path):
     with open(os.path.join(d.state_dir, "app_version.img"), "rb") as f:
         assert f.read() == img
     assert d.state()["pending"]["version"] == "1.1.0"
-    print("OTA: Ed25519 verify of the offer took %s ms on the unix build" % b["verify_ms"])
+    assert b["floor"] == 0  # raised only once the new version confirms
+    print("OTA: Ed25519 verify of the release manifest took %s ms on the unix build"
+          % b["verify_ms"])
     rc, b, out = d.boot()
     assert rc == 0 and b["boot"] == "trial" and b["version"] == "1.1.0", out
-    assert b["check"] == "up_to_date" and b["flushed"]
+    assert b["check"] == "up_to_date" and b["flushed"] and b["floor"] == 5
     st = d.state()
     assert st["pending"] is None and st["confirmed"] == "1.1.0"
     alarms = d.dev.alarms()
@@ -397,47 +461,144 @@ def test_ota_accepted_and_confirmed(platform, proxy, tmp_path):
     assert "1.1.0 confirmed" in alarms["ota.confirmed"]["message"]
 
 
-def test_ota_rejected_for_bad_hash(platform, proxy, tmp_path):
+def test_ota_relabelled_offer_refused_before_download(platform, proxy, tmp_path):
+    # a compromised platform (or the path) changes the version in the offered manifest
     d = OTADevice(platform, proxy, tmp_path)
-    img = image("1.2.0")
-    wrong = hashlib.sha256(b"another image").hexdigest()
-    # published with a wrong sha256, which the platform then signs as given
-    r = d.dev.publish(img, "version=1.2.0&sha256=%s&force=1" % wrong)
-    assert r.status == 201 and r.json()["sha256"] == wrong
-    seen = len(proxy.requests)
-    rc, b, out = d.boot()
-    assert rc == 0 and b["check"] == "refused", out
-    assert len(image_requests(proxy, seen)) == 5  # downloaded, then refused
-    assert not os.path.exists(os.path.join(d.state_dir, "app_version"))  # still the first
-    assert d.staged() == [] and d.state().get("pending") is None
-    a = d.dev.alarms()["ota.bad_hash"]
-    assert a["severity"] == "error" and wrong in a["message"]
-    assert hashlib.sha256(img).hexdigest() in a["message"]
-    # the same offer is not downloaded again
-    seen = len(proxy.requests)
-    rc, b, out = d.boot()
-    assert b["check"] == "refused" and len(image_requests(proxy, seen)) == 5, out
+    d.publish(image("1.3.0"), "1.3.0")
 
-
-def test_ota_rejected_for_bad_signature(platform, proxy, tmp_path):
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    d = OTADevice(platform, proxy, tmp_path)
-    img = image("1.3.0")
-    forged = Ed25519PrivateKey.generate().sign(hashlib.sha256(img).digest()).hex()
-    assert d.dev.publish(img, "version=1.3.0&signature=%s&force=1" % forged).status == 201
+    def relabel(offer):
+        offer["manifest"] = offer["manifest"].replace('"1.3.0"', '"99.0.0"')
+        return offer
+    proxy.rewrite("/v1/ota", relabel)
     seen = len(proxy.requests)
-    rc, b, out = d.boot()
+    try:
+        rc, b, out = d.boot()
+    finally:
+        proxy.rewrite(None)
     assert rc == 0 and b["check"] == "refused", out
     assert image_requests(proxy, seen) == []  # refused before any download
     assert not os.path.exists(os.path.join(d.state_dir, "app_version"))
     a = d.dev.alarms()["ota.bad_signature"]
-    assert "1.3.0" in a["message"] and "signature does not verify" in a["message"]
+    assert "does not verify" in a["message"]
+
+
+def test_ota_attack_other_tenants_image_as_99(platform, proxy, tmp_path):
+    # Before: tenant A's image offered to tenant B's device as "99.0.0" was applied. Now:
+    # with B's own key, A's signature does not verify; with a vendor key both trust, A's
+    # manifest is scoped to A. Either way nothing is downloaded.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    vendor = Ed25519PrivateKey.generate()
+    os.mkdir(tmp_path / "a")
+    a = OTADevice(platform, proxy, tmp_path / "a", key=vendor)
+    a_img = image("99.0.0")
+    a_offer = {}
+    a_rel = a.publish(a_img, "99.0.0", tenant=a.dev.tenant)
+    a_offer.update(manifest=a_rel["manifest"], signature=a_rel["signature"])
+    for tag, key, alarm in (("own-key", None, "ota.bad_signature"),
+                            ("vendor-key", vendor, "ota.wrong_scope")):
+        os.mkdir(tmp_path / tag)
+        b = OTADevice(platform, proxy, tmp_path / tag, key=key)
+        b.publish(image("1.0.1"), "1.0.1")  # B has its own release on offer
+
+        def swap(offer):
+            offer.update(a_offer)
+            return offer
+        proxy.rewrite("/v1/ota", swap)
+        seen = len(proxy.requests)
+        try:
+            rc, res, out = b.boot()
+        finally:
+            proxy.rewrite(None)
+        assert rc == 0 and res["check"] == "refused", (tag, out)
+        assert image_requests(proxy, seen) == [], tag
+        assert not os.path.exists(os.path.join(b.state_dir, "app_version")), tag
+        alarms = b.dev.alarms()
+        assert alarm in alarms, (tag, alarms)
+        if alarm == "ota.wrong_scope":
+            assert "signed for tenant %r" % a.dev.tenant in alarms[alarm]["message"]
+
+
+def test_ota_attack_replay_of_an_old_image(platform, proxy, tmp_path):
+    # Before: any old signed image could be offered as "newer". Now the version is signed,
+    # and a build below the anti-rollback floor is refused even with a newer version.
+    d = OTADevice(platform, proxy, tmp_path)
+    old = d.publish(image("1.1.0"), "1.1.0", counter=2)
+    d.publish(image("1.2.0"), "1.2.0", counter=3)
+    rc, b, out = d.boot()
+    assert rc == RESET_EXIT and b["check"] == "applied", out
+    rc, b, out = d.boot()
+    assert b["boot"] == "trial" and b["floor"] == 3, out
+
+    def replay(offer):
+        offer.update(manifest=old["manifest"], signature=old["signature"],
+                     url=offer["url"].rsplit("/", 1)[0] + "/" + old["image_id"])
+        return offer
+    proxy.rewrite("/v1/ota", replay)
+    seen = len(proxy.requests)
+    try:
+        rc, b, out = d.boot()
+    finally:
+        proxy.rewrite(None)
+    assert rc == 0 and b["check"] == "refused" and image_requests(proxy, seen) == [], out
+    assert "1.1.0 is not above the running 1.2.0" in d.dev.alarms()["ota.not_newer"]["message"]
+    # a newer version number on a build below the floor (a withdrawn line)
+    d.publish(image("1.3.0"), "1.3.0", counter=2)
+    seen = len(proxy.requests)
+    rc, b, out = d.boot()
+    assert rc == 0 and b["check"] == "refused" and image_requests(proxy, seen) == [], out
+    assert "counter 2 is below the floor 3" in \
+        d.dev.alarms()["ota.counter_below_floor"]["message"]
+    assert d.app_version() == "1.2.0"
+
+
+def test_ota_attack_token_to_a_foreign_host(platform, proxy, tmp_path):
+    # Before: the device sent its bearer token to whatever host the offer's url named. Now
+    # an image URL on another origin is refused and nothing reaches that host.
+    seen_by_foreign = []
+    foreign = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    foreign.bind(("127.0.0.1", 0))
+    foreign.listen(4)
+    foreign.settimeout(0.2)
+    stop = []
+
+    def serve():
+        while not stop:
+            try:
+                c, _ = foreign.accept()
+            except OSError:
+                continue
+            c.settimeout(2)
+            try:
+                seen_by_foreign.append(c.recv(4096))
+            except OSError:
+                seen_by_foreign.append(b"")
+            c.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    d = OTADevice(platform, proxy, tmp_path)
+    d.publish(image("1.6.0"), "1.6.0")
+    port = foreign.getsockname()[1]
+
+    def redirect(offer):
+        offer["url"] = "http://127.0.0.1:%d/v1/ota/images/x" % port
+        return offer
+    proxy.rewrite("/v1/ota", redirect)
+    try:
+        rc, b, out = d.boot()
+    finally:
+        proxy.rewrite(None)
+        stop.append(1)
+        t.join(timeout=5)
+        foreign.close()
+    assert rc == 0 and b["check"] == "refused", out
+    assert seen_by_foreign == []  # no connection at all, so no token
+    a = d.dev.alarms()["ota.foreign_url"]
+    assert "127.0.0.1:%d" % port in a["message"]
 
 
 def test_ota_rejected_when_altered_in_transit(platform, proxy, tmp_path):
     d = OTADevice(platform, proxy, tmp_path)
-    img = image("1.4.0")
-    assert d.dev.publish(img, "version=1.4.0").status == 201
+    d.publish(image("1.4.0"), "1.4.0")
     proxy.tamper("/v1/ota/images/")
     try:
         rc, b, out = d.boot()
@@ -451,7 +612,7 @@ def test_ota_rejected_when_altered_in_transit(platform, proxy, tmp_path):
 
 def test_ota_rolled_back_when_never_confirmed(platform, proxy, tmp_path):
     d = OTADevice(platform, proxy, tmp_path)
-    assert d.dev.publish(image("1.5.0"), "version=1.5.0").status == 201
+    d.publish(image("1.5.0"), "1.5.0", counter=4)
     rc, b, out = d.boot()
     assert rc == RESET_EXIT and b["check"] == "applied", out
     for n in (1, 2):  # max_boots=2: the new version dies before confirming, twice
@@ -464,6 +625,7 @@ def test_ota_rolled_back_when_never_confirmed(platform, proxy, tmp_path):
     rc, b, out = d.boot()
     assert rc == 0 and b["boot"] == "none" and b["version"] == "1.0.0", out
     assert b["check"] == "skipped" and b["flushed"]  # the failed version is not retried
+    assert b["floor"] == 0  # the unconfirmed counter 4 never raised the floor
     st = d.state()
     assert st["bad"] == ["1.5.0"] and st["pending"] is None
     a = d.dev.alarms()["ota.rolled_back"]

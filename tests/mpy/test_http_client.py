@@ -22,6 +22,10 @@ ANSWERS = {
     "/short": b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
     "/longline": b"HTTP/1.1 200 OK\r\nX: " + b"y" * 5000 + b"\r\n\r\n",
     "/silent": None,
+    "/negchunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n-fa0\r\n"
+                 + b"x" * 3000,
+    "/cl-sign": b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello",
+    "/headers": b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 41 + b"\r\n",
 }
 seen = []
 
@@ -132,6 +136,20 @@ def test_errors_are_clear():
     fails(lambda b: http_client.request("GET", b + "/longline"), "longer than")
     fails(lambda b: http_client.request("GET", "http://127.0.0.1:1/"), "ECONNREFUSED")
     fails(lambda b: http_client.request("GET", "ftp://x/"), "unsupported URL")
+
+
+def test_sizes_are_digits_only_and_counts_bounded():
+    fails(lambda b: http_client.request("GET", b + "/negchunk"), "bad chunk size '-fa0'")
+    fails(lambda b: http_client.request("GET", b + "/cl-sign"), "bad Content-Length '+5'")
+    fails(lambda b: http_client.request("GET", b + "/headers"), "more than 40 response headers")
+    for bad in ("", "-1", " 1 2", "1_0", "0x1", "123456789", "g"):
+        try:
+            http_client._digits(bad, 16, 8, "chunk size")
+        except http_client.HTTPError as e:
+            true("chunk size" in str(e), str(e))
+            continue
+        raise AssertionError("accepted chunk size %r" % bad)
+    eq(http_client._digits(b" fFfF ", 16, 8, "chunk size"), 0xffff, "hex either case")
 
 
 def test_link_check_fails_fast():

@@ -1,6 +1,8 @@
-# Ed25519 (RFC 8032 vectors, mutations, timing), SHA-512, and OTAUpdateManager:
-# accepted, refused for a bad signature / hash / offer, download retries, apply
-# failure, confirm, and rollback when the new version never confirms.
+# Ed25519 (RFC 8032 vectors, mutations, timing), SHA-512, SemVer order, and
+# OTAUpdateManager with signed release manifests: accepted, each refusal before download
+# (signature, product, board, kind, scope, version, counter floor, foreign URL), the
+# attacks (another tenant's image relabelled, an old image replayed, the token sent to a
+# foreign host), download retries, apply failure, confirm, rollback and a failed rollback.
 import binascii
 import os
 import time
@@ -14,6 +16,7 @@ from iotlib import ed25519
 from iotlib.alarm_manager import AlarmManager
 from iotlib.ota_update_manager import AppVersionFile, OTAUpdateManager, version_key
 from iotlib.sha512 import sha512
+from release_signer import manifest, public_key, sign, signed
 from standins import FixedAuth, ListLog, Resp, ScriptedHTTP, rm_tree, run, scratch_dir
 
 h = binascii.unhexlify
@@ -59,20 +62,14 @@ T1024_SIG = ("0aab4c900501b3e24d7cdf4663326a3a87df5e4843b2cbdb67cbf6e460fec350"
 RFC8032.append(("278117fc144c72340f67d0f2316e8386ceffbf2b2428c9c51fef7c597f1d426e", T1024_MSG,
                 T1024_SIG))
 
-# An OTA image signed (over its raw SHA-256 digest) with a test key, and two bad signatures.
 IMAGE = bytes((i * 7 + 3) & 0xFF for i in range(10000))
-PK = "091467dcf7a667a6e085a6610a345644d92ae3a7ea77b82f760089c0524b5938"
 SHA = "6e97d8601cb17906a4819e0fcc8d03150d3e4331353ecaa516c0084cadad54dd"
-SIG = ("b33ffed84052d2b18f4d3204f023e427998ed61889af9d906eb8aeafba3f5698"
-       "77290d0df6c8e1523c13b29cacb74442a34e90d6cb8c530c0d6fdad48af6590f")
-SIG_OTHER_KEY = ("938b8fa033fa7c64d5ef8f8326c4a20e376e8512f099dc9a7ceb800ec9cf6646"
-                 "7b698a0a3ade083c303863fd2b4919c4f5f63e038c303841cffe4af630d3e00d")
-# the test key's valid signature over a digest that is not the image's
-SHA_WRONG = "7c8d3dd2e675b10348b9c7a8db5f7aa59778b6ca032ed9ff070da186132add69"
-SIG_WRONG = ("451c155bc650006eccf73a78454fa21fda3ed72192673063d6c32b023a55b86f"
-             "8644ef604c4de8c9dc7cfbbe446549b46b5fbd5efc2a09bb647e6d109bffb604")
+OWNER = b"\x01" * 32        # the release key this device trusts (tenant acme's)
+OTHER = b"\x02" * 32        # another tenant's release key
+PK = binascii.hexlify(public_key(OWNER)).decode()
 OFFER_URL = "http://127.0.0.1:9/v1/ota"
 IMAGE_URL = "http://127.0.0.1:9/v1/ota/images/" + "ab" * 16
+SCOPE = ("acme", "lab")
 
 
 def _expect_bad(pk, sig, msg, words):
@@ -124,15 +121,27 @@ def test_malformed_inputs_say_why():
     _expect_bad(pk, sig, b"x", "does not verify")
 
 
+def test_test_signer_matches_rfc8032():
+    # RFC 8032 7.1 test 1 and 2: secret key -> public key and signature
+    for seed, pk, msg, sig in (
+            ("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+             RFC8032[0][0], RFC8032[0][1], RFC8032[0][2]),
+            ("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+             RFC8032[1][0], RFC8032[1][1], RFC8032[1][2])):
+        assert public_key(h(seed)) == h(pk)
+        assert sign(h(seed), h(msg)) == h(sig)
+
+
 def test_bench_ed25519_verify():
-    pk, sig, digest = h(PK), h(SIG), h(SHA)
+    text, sig = signed(OWNER, manifest(size=len(IMAGE), sha256=SHA))
+    pk, sig, digest = h(PK), h(sig), text.encode()
     n = 5
     t0 = time.ticks_us()
     for _ in range(n):
         ed25519.verify(pk, sig, digest)
     us = time.ticks_diff(time.ticks_us(), t0) // n
-    print("bench: ed25519 verify of an OTA digest: %d.%d ms (mean of %d, this MicroPython build)"
-          % (us // 1000, (us % 1000) // 100, n))
+    print("bench: ed25519 verify of a release manifest (%d bytes): %d.%d ms (mean of %d, this MicroPython build)"
+          % (len(digest), us // 1000, (us % 1000) // 100, n))
 
 
 def test_sha512_vectors():
@@ -158,28 +167,48 @@ def test_sha512_vectors():
 
 
 def test_version_order():
-    assert version_key("1.10.0") > version_key("1.9.9")
-    assert version_key("2.0") > version_key("1.99.99")
-    assert version_key("1.0.1") > version_key("1.0.0")
-    assert version_key("1.0.0") == version_key("1.0.0")
+    order = ["0.9.9", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta",
+             "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0-rc1", "1.0.0", "1.0.1",
+             "1.9.9", "1.10.0", "2.0.0"]
+    for a, b in zip(order, order[1:]):
+        assert version_key(a) < version_key(b), (a, b)
+    assert version_key("1.0.0+build.5") == version_key("1.0.0")
+    for bad in ("2.0", "1.0.0.0", "01.0.0", "1.0.0-", "1.0.0-a..b", "v1.0.0", "1.0.0+", "1.x.0",
+                "", 1):
+        try:
+            version_key(bad)
+        except ValueError:
+            continue
+        raise AssertionError("accepted version %r" % (bad,))
 
 
 # ---- the update manager ----
 
+def release(seed=OWNER, **over):
+    over.setdefault("size", len(IMAGE))
+    over.setdefault("sha256", SHA)
+    return signed(seed, manifest(**over))
+
+
 class Platform:
     """The offer and ranged image download of /v1/ota, with faults on request."""
 
-    def __init__(self, **offer):
-        self.offer = {"available": True, "version": "1.1.0", "kind": "app", "size": len(IMAGE),
-                      "sha256": SHA, "signature": SIG, "signature_algorithm": "Ed25519",
-                      "url": IMAGE_URL, "published_at": 1}
+    def __init__(self, rel=None, **offer):
+        text, sig = rel or release()
+        self.offer = {"available": True, "manifest": text, "signature": sig, "url": IMAGE_URL,
+                      "published_at": 1}
         self.offer.update(offer)
         self.image = IMAGE
         self.fail = []       # per image request: None, an exception or a status
         self.ranges = []
+        self.foreign = []    # requests to another host, with their headers
 
     def __call__(self, method, url, body, headers):
-        assert method == "GET" and headers["Authorization"] == "Bearer tok"
+        assert method == "GET"
+        if not url.startswith("http://127.0.0.1:9/"):
+            self.foreign.append((url, dict(headers)))
+            return Resp(206, b"", {})
+        assert headers["Authorization"] == "Bearer tok"
         if url == OFFER_URL:
             return Resp(200, self.offer)
         assert url == IMAGE_URL, url
@@ -205,7 +234,8 @@ class Device:
         self.alarms = AlarmManager(url=None)
         self.resets = []
         self.http = ScriptedHTTP(platform)
-        kw.setdefault("public_key", PK)
+        kw.setdefault("release_keys", [PK])
+        kw.setdefault("scope", SCOPE)
         self.ota = OTAUpdateManager(
             self.app.read(), auth=FixedAuth(), offer_url=OFFER_URL, http=self.http,
             logger=ListLog(), alarms=self.alarms, state_dir=folder + "/ota",
@@ -214,6 +244,9 @@ class Device:
 
     def alarm_keys(self):
         return [k for k, _ in self.alarms.pending()]
+
+    def last_alarm(self):
+        return self.alarms._buf[-1][2]
 
     def state(self):
         return self.ota._load()
@@ -231,9 +264,20 @@ def _staged_files(folder):
     return sorted(n for n in os.listdir(folder + "/ota") if n.startswith("image"))
 
 
+def _install(d, p, version="1.1.0", counter=1):
+    # apply and confirm a release: the device then runs it
+    p.offer["manifest"], p.offer["signature"] = release(version=version, counter=counter)
+    dev = Device(d, p)
+    dev.ota.boot()
+    assert run(dev.ota.check()) == "applied"
+    dev = Device(d, p)
+    assert dev.ota.boot() == "trial" and dev.ota.confirm()
+    return Device(d, p)
+
+
 def test_update_accepted_then_confirmed():
     def body(d):
-        p = Platform()
+        p = Platform(release(counter=4))
         dev = Device(d, p)
         assert dev.ota.boot() == "none"
         assert run(dev.ota.check()) == "applied"
@@ -242,9 +286,11 @@ def test_update_accepted_then_confirmed():
         with open(d + "/app_version.img", "rb") as f:
             assert f.read() == IMAGE
         st = dev.state()["pending"]
-        assert (st["version"], st["previous"], st["boots"]) == ("1.1.0", "1.0.0", 0)
+        assert (st["version"], st["previous"], st["boots"], st["counter"]) == \
+            ("1.1.0", "1.0.0", 0, 4)
         assert _staged_files(d) == []
         assert dev.ota.reset_required and dev.ota.verify_ms is not None
+        assert dev.ota.counter_floor() == 0  # not raised before a confirmed boot
         assert run(dev.ota.check()) == "trial" and len(p.ranges) == 3  # nothing more until reset
         # reboot into the new version
         dev = Device(d, p)
@@ -252,7 +298,7 @@ def test_update_accepted_then_confirmed():
         assert dev.ota.boot() == "trial" and dev.state()["pending"]["boots"] == 1
         assert dev.ota.confirm()
         st = dev.state()
-        assert st["pending"] is None and st["confirmed"] == "1.1.0"
+        assert st["pending"] is None and st["confirmed"] == "1.1.0" and st["counter_floor"] == 4
         assert dev.alarm_keys() == ["ota.confirmed"]
         assert run(dev.ota.check()) == "up_to_date"
         dev = Device(d, p)
@@ -260,19 +306,193 @@ def test_update_accepted_then_confirmed():
     _with_folder(body)
 
 
+def test_fleet_wide_and_scoped_releases_accepted():
+    def body(d):
+        for i, scope in enumerate(({}, {"tenant": "acme"}, {"tenant": "acme", "namespace": "lab"})):
+            folder = d + "/%d" % i
+            os.mkdir(folder)
+            dev = Device(folder, Platform(release(**scope)))
+            assert run(dev.ota.check()) == "applied", scope
+    _with_folder(body)
+
+
 def test_bad_signature_refused_before_download():
     def body(d):
-        p = Platform(signature=SIG_OTHER_KEY)
+        p = Platform(release(seed=OTHER))
         dev = Device(d, p)
         assert run(dev.ota.check()) == "refused"
         assert [c[1] for c in dev.http.calls] == [OFFER_URL]
         assert dev.alarm_keys() == ["ota.bad_signature"]
-        msg = dev.alarms._buf[0][2]
-        assert "1.1.0" in msg and "signature does not verify" in msg, msg
+        assert "does not verify with any of 1 release key" in dev.last_alarm()
         assert dev.app.read() == "1.0.0" and _staged_files(d) == []
         # the same offer is not tried (or alarmed) again
         assert run(dev.ota.check()) == "skipped"
         assert dev.alarms.pending() == [("ota.bad_signature", 1)]
+    _with_folder(body)
+
+
+def test_attack_other_tenants_image_relabelled_99():
+    # Before: tenant A's image offered to tenant B's device as "99.0.0" was applied (the
+    # version, kind and tenant came unsigned from the offer). Now each variant is refused
+    # before any download.
+    def body(d):
+        theirs = release(seed=OTHER, tenant="other", version="1.2.0")
+        # 1. relabelled: the offer's text changed to 99.0.0 -> the signature fails
+        text = theirs[0].replace('"1.2.0"', '"99.0.0"')
+        # 2. as signed by its owner, whom this device does not trust
+        # 3. signed by a key this device trusts (a fleet vendor key), scoped to another tenant
+        # 4. ... or to another namespace of this tenant
+        cases = [((text, theirs[1]), "ota.bad_signature"),
+                 (theirs, "ota.bad_signature"),
+                 (release(tenant="other", version="99.0.0"), "ota.wrong_scope"),
+                 (release(tenant="acme", namespace="prod", version="99.0.0"), "ota.wrong_scope")]
+        for i, (rel, key) in enumerate(cases):
+            folder = d + "/%d" % i
+            os.mkdir(folder)
+            dev = Device(folder, Platform(rel))
+            assert run(dev.ota.check()) == "refused", key
+            assert dev.alarm_keys() == [key], (i, dev.alarm_keys())
+            assert [c[1] for c in dev.http.calls] == [OFFER_URL], i
+            assert dev.app.read() == "1.0.0"
+        assert "signed for tenant 'other'; this device is in 'acme'" in dev.alarms._buf[0][2] \
+            or "namespace 'prod'" in dev.alarms._buf[0][2]
+    _with_folder(body)
+
+
+def test_attack_old_image_replayed_as_newer():
+    # Before: any old signed image could be offered under a newer label (downgrade). Now the
+    # version is signed, and the anti-rollback counter floor refuses old builds.
+    def body(d):
+        p = Platform()
+        _install(d, p, "1.2.0", counter=3)
+        old = release(version="1.1.0", counter=2)
+        cases = [(old, "ota.not_newer"),
+                 ((old[0].replace('"1.1.0"', '"9.0.0"'), old[1]), "ota.bad_signature"),
+                 # a newer version number on a build below the floor (a revoked line)
+                 (release(version="1.3.0", counter=2), "ota.counter_below_floor")]
+        for rel, key in cases:
+            p.offer["manifest"], p.offer["signature"] = rel
+            dev = Device(d, p)
+            dev.ota.boot()
+            n = len(p.ranges)
+            assert run(dev.ota.check()) == "refused", key
+            assert dev.alarm_keys()[-1] == key, (key, dev.alarm_keys())
+            assert len(p.ranges) == n and dev.app.read() == "1.2.0"
+        assert "counter 2 is below the floor 3" in dev.last_alarm()
+        # the floor itself allows equal counters: a fix on the same line
+        p.offer["manifest"], p.offer["signature"] = release(version="1.2.1", counter=3)
+        assert run(Device(d, p).ota.check()) == "applied"
+    _with_folder(body)
+
+
+def test_attack_token_never_sent_to_a_foreign_host():
+    # Before: the device sent its platform bearer token to whatever host the offer's url
+    # named. Now an image URL off the platform's origin is refused before any request.
+    def body(d):
+        for i, url in enumerate(("http://evil.example/img", "http://127.0.0.1:10/v1/ota/images/x",
+                                 "https://127.0.0.1:9/v1/ota/images/x", "ftp://127.0.0.1:9/x",
+                                 None)):
+            folder = d + "/%d" % i
+            os.mkdir(folder)
+            p = Platform(url=url)
+            dev = Device(folder, p)
+            assert run(dev.ota.check()) == "refused", url
+            assert dev.alarm_keys() == ["ota.foreign_url"], (url, dev.alarm_keys())
+            assert p.foreign == [] and [c[1] for c in dev.http.calls] == [OFFER_URL]
+        # and the client itself never attaches the token off the platform's origin
+        dev = Device(d + "/0", Platform())
+        dev.ota._origin = ("http", "127.0.0.1", 9)
+        run(dev.ota._get("http://evil.example/x"))
+        assert "Authorization" not in dev.http.calls[-1][3]
+    _with_folder(body)
+
+
+def test_manifest_refusals_without_download():
+    def body(d):
+        cases = [
+            (dict(size=2 << 20), "ota.too_large"),
+            (dict(sha256="XYZ"), "ota.bad_manifest"),
+            (dict(boards=["RPI_PICO"]), "ota.wrong_board"),
+            (dict(kind="firmware"), "ota.wrong_kind"),
+            (dict(product="door-controller"), "ota.wrong_product"),
+            (dict(format="relays-release/9"), "ota.bad_manifest"),
+            (dict(version="1.2"), "ota.bad_manifest"),
+            (dict(counter="5"), "ota.bad_manifest"),
+            (dict(counter=None), "ota.bad_manifest"),
+        ]
+        for i, (over, key) in enumerate(cases):
+            over.setdefault("version", "1.1.%d" % i)
+            folder = d + "/%d" % i
+            os.mkdir(folder)
+            dev = Device(folder, Platform(release(**over)))
+            assert run(dev.ota.check()) == "refused", key
+            assert dev.alarm_keys() == [key], (key, dev.alarm_keys())
+            assert len(dev.http.calls) == 1
+        for i, offer in enumerate((dict(signature="00" * 10), dict(manifest=None),
+                                   dict(manifest="x" * 3000))):
+            folder = d + "/o%d" % i
+            os.mkdir(folder)
+            dev = Device(folder, Platform(**offer))
+            assert run(dev.ota.check()) == "refused" and dev.alarm_keys() == ["ota.bad_offer"]
+        os.mkdir(d + "/nokey")
+        dev = Device(d + "/nokey", Platform(), release_keys=None)
+        assert run(dev.ota.check()) == "refused" and dev.alarm_keys() == ["ota.no_public_key"]
+    _with_folder(body)
+
+
+def test_signature_checked_before_any_field_is_read():
+    def body(d):
+        # text that is not even JSON: refused as a bad signature, not as bad JSON
+        dev = Device(d, Platform(manifest="{not json", signature="ab" * 64))
+        assert run(dev.ota.check()) == "refused" and dev.alarm_keys() == ["ota.bad_signature"]
+        # a signed non-JSON text passes the signature, then fails as a manifest
+        os.mkdir(d + "/2")
+        dev = Device(d + "/2", Platform(signed(OWNER, "{not json")))
+        assert run(dev.ota.check()) == "refused" and dev.alarm_keys() == ["ota.bad_manifest"]
+    _with_folder(body)
+
+
+def test_trust_anchors_saved_and_changed_only_by_a_signed_key_manifest():
+    def body(d):
+        p = Platform(release(seed=OTHER))
+        dev = Device(d, p)
+        assert dev.state()["keys"] == [PK]
+        # provisioning another key later (e.g. a config from the platform) changes nothing
+        dev = Device(d, p, release_keys=[binascii.hexlify(public_key(OTHER)).decode()])
+        assert dev.ota.keys == [h(PK)]
+        assert run(dev.ota.check()) == "refused" and dev.alarm_keys() == ["ota.bad_signature"]
+        other_pk = binascii.hexlify(public_key(OTHER)).decode()
+        rotate = manifest(kind="release_keys", keys=[other_pk], counter=1, boards=None,
+                          size=None, sha256=None, version=None)
+        # a key manifest signed by the key it introduces: refused
+        try:
+            dev.ota.update_keys(*signed(OTHER, rotate))
+            raise AssertionError("self-signed key update accepted")
+        except Exception as e:
+            assert getattr(e, "key", None) == "ota.bad_signature", e
+        # signed by the current key, delivered with the offer: applied, then old ones refused
+        p.offer["release_keys"] = dict(zip(("manifest", "signature"), signed(OWNER, rotate)))
+        dev = Device(d, p)
+        assert run(dev.ota.check()) == "applied"
+        assert dev.ota.keys == [public_key(OTHER)] and dev.state()["keys_counter"] == 1
+        assert dev.alarm_keys() == ["ota.keys_changed"]
+        assert not dev.ota.update_keys(*signed(OTHER, rotate))  # the same counter: a replay
+    _with_folder(body)
+
+
+def test_rotation_not_verifiable_here_does_not_block_updates():
+    # a device provisioned after the rotation holds only the new key: the offered rotation
+    # (signed by the old key) is set aside, and the release signed by the new key installs
+    def body(d):
+        new_pk = binascii.hexlify(public_key(OTHER)).decode()
+        rotate = manifest(kind="release_keys", keys=[new_pk], counter=1, boards=None, size=None,
+                          sha256=None, version=None)
+        p = Platform(release(seed=OTHER))
+        p.offer["release_keys"] = dict(zip(("manifest", "signature"), signed(OWNER, rotate)))
+        dev = Device(d, p, release_keys=[new_pk])
+        assert run(dev.ota.check()) == "applied"
+        assert dev.ota.keys == [public_key(OTHER)] and dev.alarm_keys() == []
+        assert any(m == "release key update not applied" for _, m, _ in dev.ota.log.lines)
     _with_folder(body)
 
 
@@ -291,50 +511,28 @@ def test_image_changed_in_transit_refused():
     _with_folder(body)
 
 
-def test_signed_wrong_hash_refused():
-    def body(d):
-        # the signature is genuine, but over a digest that is not the image's
-        dev = Device(d, Platform(sha256=SHA_WRONG, signature=SIG_WRONG))
-        assert run(dev.ota.check()) == "refused"
-        assert dev.alarm_keys() == ["ota.bad_hash"]
-        assert dev.app.read() == "1.0.0" and _staged_files(d) == []
-    _with_folder(body)
-
-
-def test_offers_refused_without_download():
-    def body(d):
-        cases = [
-            (dict(size=2 << 20), "ota.too_large"),
-            (dict(sha256="XYZ"), "ota.bad_offer"),
-            (dict(signature="00" * 10), "ota.bad_offer"),
-            (dict(kind="firmware"), "ota.bad_offer"),
-            (dict(signature_algorithm="ECDSA"), "ota.bad_offer"),
-            (dict(url=None), "ota.bad_offer"),
-        ]
-        for i, (offer, key) in enumerate(cases):
-            offer["version"] = "1.1.%d" % i
-            dev = Device(d, Platform(**offer))
-            assert run(dev.ota.check()) == "refused", key
-            assert dev.alarm_keys() == [key], (key, dev.alarm_keys())
-            assert len(dev.http.calls) == 1
-        dev = Device(d, Platform(), public_key=None)
-        assert run(dev.ota.check()) == "refused" and dev.alarm_keys() == ["ota.no_public_key"]
-        assert dev.app.read() == "1.0.0"
-    _with_folder(body)
-
-
-def test_nothing_offered_or_not_newer():
+def test_nothing_offered_or_same_version():
     def body(d):
         assert run(Device(d, Platform(available=False)).ota.check()) == "none"
-        assert run(Device(d, Platform(version="1.0.0")).ota.check()) == "up_to_date"
-        assert run(Device(d, Platform(version="0.9.9")).ota.check()) == "up_to_date"
+        dev = Device(d, Platform(release(version="1.0.0")))
+        assert run(dev.ota.check()) == "up_to_date" and dev.alarm_keys() == []
+    _with_folder(body)
+
+
+def test_pre_release_then_release():
+    def body(d):
+        p = Platform()
+        dev = _install(d, p, "1.1.0-rc.1")
+        assert dev.ota.version == "1.1.0-rc.1"
+        p.offer["manifest"], p.offer["signature"] = release(version="1.1.0", counter=1)
+        assert run(dev.ota.check()) == "applied"
     _with_folder(body)
 
 
 def test_short_server_image_refused():
     def body(d):
         p = Platform()
-        p.image = IMAGE[:9000]  # the server holds fewer bytes than offered
+        p.image = IMAGE[:9000]  # the server holds fewer bytes than the manifest says
         dev = Device(d, p)
         assert run(dev.ota.check()) == "refused"
         assert dev.alarm_keys() == ["ota.bad_download"]
@@ -380,10 +578,13 @@ def test_apply_hook_failure_leaves_old_version():
     _with_folder(body)
 
 
-def test_rollback_when_never_confirmed():
+def test_rollback_when_never_confirmed_keeps_the_floor():
     def body(d):
         p = Platform()
+        _install(d, p, "1.0.5", counter=2)
+        p.offer["manifest"], p.offer["signature"] = release(version="1.1.0", counter=7)
         dev = Device(d, p)
+        dev.ota.boot()
         assert run(dev.ota.check()) == "applied"
         for boot in (1, 2):  # max_boots=2: two boots that never get healthy
             dev = Device(d, p)
@@ -391,18 +592,51 @@ def test_rollback_when_never_confirmed():
             assert dev.ota.boot() == "trial" and dev.state()["pending"]["boots"] == boot
         dev = Device(d, p)
         assert dev.ota.boot() == "rolled_back" and dev.resets == [1]
-        assert dev.app.read() == "1.0.0"
+        assert dev.app.read() == "1.0.5"
         st = dev.state()
         assert st["pending"] is None and st["bad"] == ["1.1.0"]
+        assert st["counter_floor"] == 2  # the unconfirmed 7 never raised it
         # the next boot runs the old version and reports what happened
         dev = Device(d, p)
-        assert dev.ota.version == "1.0.0" and dev.ota.boot() == "none"
+        assert dev.ota.version == "1.0.5" and dev.ota.boot() == "none"
         assert dev.alarm_keys() == ["ota.rolled_back"]
         msg = dev.alarms._buf[0][2]
-        assert "1.1.0 did not confirm within 2 boots; rolled back to 1.0.0" in msg, msg
+        assert "1.1.0 did not confirm within 2 boots; rolled back to 1.0.5" in msg, msg
         assert "report" not in dev.state()
         # and the version that failed is not installed again
-        assert run(dev.ota.check()) == "skipped" and len(p.ranges) == 3
+        n = len(p.ranges)
+        assert run(dev.ota.check()) == "skipped" and len(p.ranges) == n
+    _with_folder(body)
+
+
+def test_failed_rollback_hook_stays_pending_and_retries():
+    def body(d):
+        p = Platform()
+        dev = Device(d, p)
+        assert run(dev.ota.check()) == "applied"
+        for _ in (1, 2):
+            Device(d, p).ota.boot()
+        broken = [True]
+
+        def rollback(pending):
+            if broken[0]:
+                raise OSError("flash write failed")
+            dev.app.rollback(pending)
+        dev = Device(d, p, healthy=lambda: True, confirm_after_s=0)
+        dev.ota.rollback_hook = rollback
+        assert dev.ota.boot() == "rollback_failed" and dev.resets == []
+        st = dev.state()
+        assert st["pending"]["version"] == "1.1.0" and st["pending"]["rollback_failures"] == 1
+        assert dev.alarm_keys() == ["ota.rollback_failed"]
+        # never treated as confirmed, even though it is healthy; no update checks either
+        assert not dev.ota.confirm() and "confirmed" not in dev.state()
+        assert run(dev.ota.check()) == "trial"
+        assert not dev.ota.retry_rollback() and dev.state()["pending"]["rollback_failures"] == 2
+        broken[0] = False
+        assert dev.ota.retry_rollback() and dev.resets == [1]
+        assert dev.app.read() == "1.0.0" and dev.state()["pending"] is None
+        # a reboot after a failed hook tries again too
+        assert "confirmed" not in dev.state()
     _with_folder(body)
 
 

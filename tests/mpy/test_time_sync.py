@@ -12,7 +12,8 @@ except ImportError:
 
 from iotlib import time_sync_manager as tsm
 from iotlib.alarm_manager import AlarmManager
-from standins import ListLog, run
+from iotlib.jwt_validator import JWTValidator, TokenError
+from standins import ListLog, rm_tree, run, scratch_dir
 
 NTP_1970 = 2208988800
 
@@ -38,7 +39,7 @@ class Responder:
 
     def __init__(self, offset_ms=0, mode="ok", hold_ms=0):
         self.offset_ms = offset_ms
-        self.mode = mode  # ok | silent | stray_first | kod
+        self.mode = mode  # ok | silent | stray_first | kod | guess_origin
         self.hold_ms = hold_ms  # what the server claims it spent between receive and transmit
         self.requests = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -72,6 +73,10 @@ class Responder:
             if self.mode == "kod":
                 self.sock.sendto(_reply(req, 0, stratum=0, li=3), addr)
                 continue
+            if self.mode == "guess_origin":
+                # an off-path forger that guesses the origin from the clock, as the old client sent it
+                self.sock.sendto(_reply(req, self.offset_ms, origin=_stamp(_host_ms())), addr)
+                continue
             self.sock.sendto(_reply(req, self.offset_ms, hold_ms=self.hold_ms), addr)
 
     def close(self):
@@ -103,10 +108,19 @@ def test_timestamps_after_2036_use_era_1():
 
 
 def test_request_is_sntp_v4_client():
-    req = tsm.make_request(1700000000000)
+    req = tsm.make_request()
     assert len(req) == 48
     assert req[0] == 0x23  # LI 0, VN 4, mode 3
-    assert req[40:48] == tsm.ms_to_ntp(1700000000000)
+    assert req[1:40] == bytes(39)
+
+
+def test_request_origin_is_random_not_the_clock():
+    seen = set(bytes(tsm.make_request()[40:48]) for _ in range(50))
+    assert len(seen) == 50
+    # a forger who knows our clock cannot predict it: almost none lie near the current time
+    now = _host_ms()
+    near = [o for o in seen if abs(tsm.ntp_to_ms(o) - now) < 60000]
+    assert len(near) <= 1, len(near)
 
 
 def test_offset_and_delay():
@@ -119,7 +133,7 @@ def test_offset_and_delay():
 
 
 def test_parse_reply_checks():
-    req = tsm.make_request(_host_ms())
+    req = tsm.make_request()
     t2, t3 = tsm.parse_reply(_reply(req, 5000), req)
     assert abs(t2 - (_host_ms() + 5000)) < 1000
     cases = [
@@ -257,6 +271,182 @@ def test_kiss_of_death_is_refused():
             r.close()
         assert not t.synced and t.offset_ms == 0
     run(main())
+
+
+def test_kiss_of_death_silences_that_server():
+    async def main():
+        kod = Responder(mode="kod")
+        good = Responder(offset_ms=700)
+        log = ListLog()
+        t = tsm.TimeSyncManager([kod.server, good.server], logger=log, set_rtc=False)
+        try:
+            assert await t.sync()
+            assert await t.sync()
+            assert kod.requests == 1 and good.requests == 2, (kod.requests, good.requests)
+            t.kod_hold_ms = 0  # the hold is over: asked again
+            t._kod_until[tsm.parse_server(kod.server)] = time.ticks_ms()
+            assert await t.sync()
+            assert kod.requests == 2
+        finally:
+            kod.close()
+            good.close()
+        assert abs(t.offset_ms - 700) < 50
+        assert [f["code"] for _, m, f in log.lines if "kiss-o'-death" in m] == ["b'LOCL'"] * 2
+    run(main())
+
+
+def test_forged_reply_with_a_guessed_origin_is_not_applied():
+    async def main():
+        r = Responder(offset_ms=-30 * 86400 * 1000, mode="guess_origin")
+        t = tsm.TimeSyncManager([r.server], set_rtc=False, timeout_ms=300)
+        try:
+            assert not await t.sync()
+        finally:
+            r.close()
+        assert not t.synced and t.offset_ms == 0
+    run(main())
+
+
+DAY_MS = 86400 * 1000
+
+
+def test_step_back_after_first_sync_is_refused_and_alarmed():
+    async def main():
+        r = Responder(offset_ms=0)
+        alarms = AlarmManager(url=None)
+        t = tsm.TimeSyncManager([r.server], set_rtc=False, alarms=alarms, max_step_s=600)
+        try:
+            assert await t.sync()
+            r.offset_ms = -30 * DAY_MS
+            assert not await t.sync()
+            r.offset_ms = 5 * 60 * 1000  # within the bound: applied
+            assert await t.sync()
+        finally:
+            r.close()
+        assert abs(t.offset_ms - 300000) < 50 and t.steps_refused == 1
+        assert alarms.pending() == [("ntp.step_refused", 1)], alarms.pending()
+    run(main())
+
+
+def test_step_applied_when_a_second_source_agrees():
+    async def main():
+        a = Responder(offset_ms=0)
+        b = Responder(offset_ms=3 * DAY_MS)
+        c = Responder(offset_ms=3 * DAY_MS + 500)
+        t = tsm.TimeSyncManager([a.server], set_rtc=False, max_step_s=600)
+        try:
+            assert await t.sync()
+            t.set_servers([b.server, c.server])  # two NTP servers agree
+            assert await t.sync()
+            assert abs(t.offset_ms - 3 * DAY_MS) < 1000
+            platform = []
+            t.second_source = lambda: platform[0] if platform else None
+            t.set_servers([a.server])  # back by 3 days: only the platform can vouch for it
+            assert not await t.sync()
+            platform.append(_host_ms() // 1000 + 3 * DAY_MS // 1000)  # it disagrees
+            assert not await t.sync()
+            platform[0] = _host_ms() // 1000  # it agrees
+            assert await t.sync()
+        finally:
+            for r in (a, b, c):
+                r.close()
+        assert abs(t.offset_ms) < 50 and t.steps_refused == 2
+    run(main())
+
+
+def test_floor_kept_across_reboots():
+    d = scratch_dir("floor")
+
+    async def main():
+        r = Responder(offset_ms=0)
+        try:
+            t = tsm.TimeSyncManager([r.server], set_rtc=False, floor_path=d + "/floor")
+            assert await t.sync()
+            floor = t.floor_s
+            assert abs(floor - _host_ms() // 1000) <= 1
+            r.offset_ms = -30 * DAY_MS
+            # reboot: the first answer is 30 days behind the saved floor, nobody agrees
+            t2 = tsm.TimeSyncManager([r.server], set_rtc=False, floor_path=d + "/floor")
+            assert t2.floor_s == floor and not t2.synced
+            assert not await t2.sync()
+            assert t2.steps_refused == 1
+            # a first answer ahead of the floor is normal after a long power-off
+            r.offset_ms = 2 * DAY_MS
+            assert await t2.sync()
+        finally:
+            r.close()
+    try:
+        run(main())
+    finally:
+        rm_tree(d)
+
+
+def test_30_days_back_does_not_revive_an_expired_token():
+    # The attack: a token expired an hour ago; a forged NTP server (here two that agree, so
+    # the step check lets it through) moves the clock back 30 days. The floor still says now.
+    d = scratch_dir("attack")
+    key = b"k" * 32
+
+    def token(exp):
+        import binascii
+        import hashlib
+        import json
+
+        def b64(b):
+            return binascii.b2a_base64(b).decode().strip().replace("+", "-").replace(
+                "/", "_").rstrip("=")
+
+        def hmac(k, m):
+            k = k + bytes(64 - len(k))
+            i = hashlib.sha256(bytes(x ^ 0x36 for x in k))
+            i.update(m)
+            o = hashlib.sha256(bytes(x ^ 0x5C for x in k))
+            o.update(i.digest())
+            return o.digest()
+        si = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(json.dumps(
+            {"iss": "i", "aud": "a", "sub": "s", "exp": exp}).encode())
+        return si + "." + b64(hmac(key, si.encode()))
+
+    async def main():
+        honest = Responder(offset_ms=0)
+        evil1 = Responder(offset_ms=-30 * DAY_MS)
+        evil2 = Responder(offset_ms=-30 * DAY_MS + 200)
+        try:
+            t = tsm.TimeSyncManager([honest.server], set_rtc=False, floor_path=d + "/floor")
+            assert await t.sync()
+            v = JWTValidator(key, "i", "a", t.now, leeway_s=30)
+            expired = token(t.now() - 3600)
+            for attempt in range(2):
+                try:
+                    v.validate(expired)
+                    raise AssertionError("an expired token was accepted")
+                except TokenError as e:
+                    assert e.reason == "expired", e.reason
+                if attempt == 0:
+                    # a single forged server: the step is refused outright
+                    t.set_servers([evil1.server])
+                    assert not await t.sync()
+                    # two forged servers agree: the step applies, the floor holds
+                    t.set_servers([evil1.server, evil2.server])
+                    assert await t.sync()
+                    assert t.offset_ms < -29 * DAY_MS
+            # after a reboot too, with the saved floor
+            t2 = tsm.TimeSyncManager([evil1.server, evil2.server], set_rtc=False,
+                                     floor_path=d + "/floor")
+            assert await t2.sync()
+            v2 = JWTValidator(key, "i", "a", t2.now, leeway_s=30)
+            try:
+                v2.validate(expired)
+                raise AssertionError("an expired token was accepted after a reboot")
+            except TokenError as e:
+                assert e.reason == "expired", e.reason
+        finally:
+            for r in (honest, evil1, evil2):
+                r.close()
+    try:
+        run(main())
+    finally:
+        rm_tree(d)
 
 
 def test_best_of_several_servers():

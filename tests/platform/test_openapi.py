@@ -38,7 +38,7 @@ def test_every_served_route_is_documented_and_vice_versa(tmp_path):
 
 def test_every_device_operation_requires_the_device_jwt_or_is_public():
     from reference_platform.contract import Contract
-    public = {"health", "registerDevice", "getConfigSchema", "getOtaPublicKey"}
+    public = {"health", "registerDevice", "getConfigSchema"}
     for (method, path), op in Contract().operations.items():
         sec = op.spec.get("security")
         if path.startswith("/v1/operator/"):

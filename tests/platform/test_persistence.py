@@ -5,7 +5,12 @@ import os
 import subprocess
 import sys
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from platform_harness import OPERATOR_TOKEN, ROOT, Device, Fleet, register_body
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import release  # noqa: E402  (tools/release.py)
 
 
 def test_state_survives_restart(fresh_server):
@@ -23,10 +28,15 @@ def test_state_survives_restart(fresh_server):
     srv.op("POST", dev.op_path("commands"), json_body={"command": "resync"})
     state = {"relays": {"pump": True}, "uptime_s": 9, "firmware_version": "1.2.3"}
     dev.call("PUT", "/v1/state", json_body=state)
-    srv.op("POST", "/v1/operator/tenants/%s/namespaces/%s/ota?version=9.9.9"
-           % (dev.tenant, dev.namespace), data=b"image-bytes",
+    release_key = Ed25519PrivateKey.generate()
+    srv.op("POST", "/v1/operator/tenants/%s/release-keys" % dev.tenant,
+           json_body={"public_key_hex": release.public_raw(release_key).hex()})
+    rel = release.sign(release_key, release.release_manifest(b"image-bytes", "9.9.9", 1,
+                                                             ["RPI_PICO_W"]))
+    srv.op("POST", "/v1/operator/tenants/%s/namespaces/%s/ota?%s"
+           % (dev.tenant, dev.namespace, release.upload_query(rel)), data=b"image-bytes",
            content_type="application/octet-stream")
-    key_before = srv.call("GET", "/v1/ota/public-key").json()
+    keys_before = srv.op("GET", "/v1/operator/tenants/%s/release-keys" % dev.tenant).json()
     offer_before = dev.call("GET", "/v1/ota").json()
     tenant_tok = srv.op("POST", "/v1/operator/tenants/%s/tokens" % dev.tenant).json()["token"]
 
@@ -48,10 +58,10 @@ def test_state_survives_restart(fresh_server):
     assert srv.op("GET", dev.op_path("alarms")).json()["alarms"][0]["count"] == 3
     assert len(srv.op("GET", dev.op_path("heartbeats")).json()["heartbeats"]) == 2
     assert srv.op("GET", dev.op_path()).json()["reported"] == state
-    # OTA key and release
-    assert srv.call("GET", "/v1/ota/public-key").json() == key_before
+    # release keys and the release
+    assert srv.op("GET", "/v1/operator/tenants/%s/release-keys" % dev.tenant).json() == keys_before
     offer = dev.call("GET", "/v1/ota").json()
-    assert offer["signature"] == offer_before["signature"]
+    assert offer == offer_before and offer["signature"] == rel["signature"]
     assert dev.call("GET", offer["url"][len(srv.url):]).body == b"image-bytes"
     assert srv.call("GET", "/v1/operator/tenants", token=tenant_tok).status == 200
 

@@ -24,7 +24,7 @@ def test_good_proof_returns_identity_services_and_token(server, fleet):
     assert b["token_type"] == "Bearer"
     assert b["expires_in"] == 900 and b["expires_at"] >= before + 900
     assert b["services"]["config"] == server.url + "/v1/config"
-    assert b["services"]["ota_public_key"] == server.url + "/v1/ota/public-key"
+    assert b["services"]["ota"] == server.url + "/v1/ota"
     header = json.loads(base64.urlsafe_b64decode(b["token"].split(".")[0] + "=="))
     assert header == {"alg": "HS256", "typ": "JWT"}
     c = _claims(b["token"])

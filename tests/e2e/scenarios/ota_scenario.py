@@ -6,7 +6,7 @@ import sys
 
 from scenario_common import RESET_EXIT, asyncio, auth_for, log, result, settings
 from iotlib.alarm_manager import AlarmManager
-from iotlib.ota_update_manager import AppVersionFile, OTAUpdateManager, load_public_key
+from iotlib.ota_update_manager import AppVersionFile, OTAUpdateManager, load_public_keys
 
 
 def reset():
@@ -19,11 +19,12 @@ async def main():
     app = AppVersionFile(cfg["state_dir"] + "/app_version", default="1.0.0")
     auth = auth_for(cfg)
     alarms = AlarmManager(auth, url=lambda: auth.services.get("alarms"), logger=log("alarms"))
-    ota = OTAUpdateManager(app.read(), load_public_key(cfg["public_key_file"]), auth=auth,
+    ota = OTAUpdateManager(app.read(), load_public_keys(cfg["public_key_file"]), auth=auth,
                            offer_url=lambda: auth.services.get("ota"), logger=log("ota"),
                            alarms=alarms, state_dir=cfg["state_dir"] + "/ota",
                            apply_hook=app.apply, rollback_hook=app.rollback, reset=reset,
-                           max_boots=2, chunk_size=4096)
+                           max_boots=2, chunk_size=4096, platform_url=cfg["platform_url"],
+                           scope=lambda: (auth.tenant, auth.namespace))
     boot = ota.boot()
     if cfg["mode"] == "crash" and ota.trial:
         result("boot", boot=boot, version=ota.version)
@@ -34,7 +35,8 @@ async def main():
     outcome = await ota.check()
     flushed = await alarms.flush()
     result("boot", boot=boot, version=ota.version, check=outcome, flushed=flushed,
-           verify_ms=ota.verify_ms, alarms=alarms.counters(), app_version=app.read())
+           verify_ms=ota.verify_ms, alarms=alarms.counters(), app_version=app.read(),
+           floor=ota.counter_floor())
     if outcome == "applied":
         reset()
 
