@@ -29,7 +29,7 @@ def set_relay(api, name, level, tok=OP):
 def settled_audit(api):
     """The audit trail once every line of the earlier requests is on file (audit lines reach
     the file in batches, each within 500 ms: polled, not slept through)."""
-    api.settle()
+    api.settle(state_write=False)
     return api.audit()
 
 
