@@ -72,7 +72,8 @@ def describe_exception(exc, where=None):
 class AlarmManager:
     def __init__(self, auth=None, url=None, http=None, logger=None, clock=None, synced=None,
                  online=None, max_buffer=32, batch_size=20, window_s=300, flush_period_s=30,
-                 coalesce_ms=500, retry_s=2, max_retry_s=120, timeout_ms=5000, boot_id=None):
+                 coalesce_ms=500, retry_s=2, max_retry_s=120, timeout_ms=5000, boot_id=None,
+                 ticks_ms=None):
         if not 1 <= batch_size < MAX_BATCH:
             raise ValueError("batch_size must be 1..%d" % (MAX_BATCH - 1))
         if max_buffer < 2:
@@ -82,6 +83,7 @@ class AlarmManager:
         self._http = http
         self.log = logger or _NullLog()
         self._clock = clock or time.time
+        self._ticks_ms = ticks_ms or time.ticks_ms  # tests pass the loop's virtual clock
         self._synced = synced
         self._online = online
         self.max_buffer = max_buffer
@@ -135,7 +137,7 @@ class AlarmManager:
         key = _clean_key(key)
         message = str(message)[:MAX_MESSAGE]
         now_s = self._now()
-        ticks = time.ticks_ms()
+        ticks = self._ticks_ms()
         self.raised += 1
         if severity == "critical":
             self._urgent = True
@@ -205,7 +207,7 @@ class AlarmManager:
         self._seq += 1
         bid = "%s-%d" % (self.boot_id, self._seq)
         now_s = self._now()
-        ticks = time.ticks_ms()
+        ticks = self._ticks_ms()
         exact = self._clock_ok()
         for e in fresh:
             e[_BATCH] = bid
@@ -292,7 +294,7 @@ class AlarmManager:
 
     def _failed(self, why):
         self.send_failures += 1
-        self._retry_at = time.ticks_add(time.ticks_ms(), self._backoff_ms)
+        self._retry_at = time.ticks_add(self._ticks_ms(), self._backoff_ms)
         self.log.warning("alarms not delivered", error=why, retry_ms=self._backoff_ms,
                          buffered=len(self._buf))
         self._backoff_ms = min(self._backoff_ms * 2, self.max_retry_ms)
@@ -302,7 +304,7 @@ class AlarmManager:
         while True:
             wait_ms = self.flush_period_ms
             if self._retry_at is not None:
-                wait_ms = max(0, min(wait_ms, time.ticks_diff(self._retry_at, time.ticks_ms())))
+                wait_ms = max(0, min(wait_ms, time.ticks_diff(self._retry_at, self._ticks_ms())))
             if not self._wake.is_set():
                 try:
                     await asyncio.wait_for_ms(self._wake.wait(), wait_ms)
@@ -311,7 +313,7 @@ class AlarmManager:
             self._wake.clear()
             if not self._buf and self._dropped_since is None:
                 continue
-            if self._retry_at is not None and time.ticks_diff(self._retry_at, time.ticks_ms()) > 0:
+            if self._retry_at is not None and time.ticks_diff(self._retry_at, self._ticks_ms()) > 0:
                 continue
             if self._online is not None and not self._online():
                 continue

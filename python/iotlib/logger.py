@@ -45,9 +45,10 @@ def _is_secret_name(name):
 
 class Logger:
     def __init__(self, path=None, level="info", max_bytes=16384, keep=3, echo=True,
-                 buffer_bytes=0, audit_path=None):
+                 buffer_bytes=0, audit_path=None, ticks_ms=None):
         self.path = path
         self.audit_path = audit_path
+        self._ticks_ms = ticks_ms or time.ticks_ms  # tests pass the loop's virtual clock
         self.level = LEVELS.get(level, 20)
         self.max_bytes = max_bytes
         self.keep = keep
@@ -243,14 +244,14 @@ class Logger:
         self.lines += 1
         if self.echo:
             print(line)
-        if self._abuf and time.ticks_diff(time.ticks_ms(), self._abuf_t0) >= AUDIT_MAX_AGE_MS:
+        if self._abuf and time.ticks_diff(self._ticks_ms(), self._abuf_t0) >= AUDIT_MAX_AGE_MS:
             self.flush_audit()  # the flusher is late (a busy loop): keep the bound anyway
         buf = self._abuf
         buf.append(line)
         if len(buf) >= AUDIT_MAX_LINES:
             self.flush_audit()
         elif len(buf) == 1:
-            self._abuf_t0 = time.ticks_ms()
+            self._abuf_t0 = self._ticks_ms()
             if self._aflusher is None:
                 self._aflusher = asyncio.Event()
                 asyncio.create_task(self._audit_flusher(self._aflusher))
@@ -261,7 +262,7 @@ class Logger:
         # one task per logger (none created per batch): waits for a batch, then sleeps until
         # its oldest line is due
         while True:
-            wait = AUDIT_MAX_AGE_MS - time.ticks_diff(time.ticks_ms(), self._abuf_t0)
+            wait = AUDIT_MAX_AGE_MS - time.ticks_diff(self._ticks_ms(), self._abuf_t0)
             if not self._abuf:
                 ev.clear()
                 await ev.wait()

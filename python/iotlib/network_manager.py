@@ -43,8 +43,9 @@ class SimWLAN:
     # "stuck" (associated, but every new socket fails with ENOMEM, as an exhausted lwIP).
     join_ms = 150  # association takes a little time, as on a real chip
 
-    def __init__(self, control_path):
+    def __init__(self, control_path, ticks_ms=None):
         self.control = control_path
+        self._ticks_ms = ticks_ms or time.ticks_ms  # tests pass the loop's virtual clock
         self._active = False
         self._joined = False
         self._ssid = None
@@ -72,7 +73,7 @@ class SimWLAN:
         self._ssid = ssid
         self._joined = False
         self._failed = 0
-        self._since = time.ticks_ms()
+        self._since = self._ticks_ms()
 
     def disconnect(self):
         self._joined = False
@@ -97,7 +98,7 @@ class SimWLAN:
             self._since = None
             self._failed = STAT_WRONG_PASSWORD
             return STAT_WRONG_PASSWORD
-        if not self._joined and time.ticks_diff(time.ticks_ms(), self._since) >= self.join_ms:
+        if not self._joined and time.ticks_diff(self._ticks_ms(), self._since) >= self.join_ms:
             self._joined = True
             self.joins += 1
         return STAT_GOT_IP if self._joined else STAT_CONNECTING
@@ -142,8 +143,9 @@ def board_wlan():
 
 class NetworkManager:
     def __init__(self, ssid, password, wlan, connect_timeout_ms=15000, backoff_min_ms=500,
-                 backoff_max_ms=60000, check_ms=1000):
+                 backoff_max_ms=60000, check_ms=1000, ticks_ms=None):
         self.ssid = ssid
+        self._ticks_ms = ticks_ms or time.ticks_ms  # tests pass the loop's virtual clock
         self.password = password
         self.wlan = wlan
         self.connect_timeout_ms = connect_timeout_ms
@@ -227,7 +229,7 @@ class NetworkManager:
             return
         self.up = up
         if up:
-            self.up_since = time.ticks_ms()
+            self.up_since = self._ticks_ms()
             self._event.set()
         for fn in self._listeners:
             try:
@@ -255,8 +257,8 @@ class NetworkManager:
         except OSError as e:
             self.last_error = str(e)
             return False
-        t0 = time.ticks_ms()
-        while time.ticks_diff(time.ticks_ms(), t0) < self.connect_timeout_ms:
+        t0 = self._ticks_ms()
+        while time.ticks_diff(self._ticks_ms(), t0) < self.connect_timeout_ms:
             st = w.status()
             if w.isconnected():
                 return True

@@ -4,7 +4,7 @@ tests/rest and tests/platform).
 
 - `platform`: the reference platform shared by the session; `own_platform(extra_args)`: one of
   the test's own (to stop, restart or start with other options), on a fixed port.
-- `ntp`: a local NTP responder (tools/ntp_responder.py) for the session.
+- `ntp`: a local NTP responder (tools/ntp_responder.py) for the session; none is an error.
 - `sim_device(platform, config=..., ...)`: a device provisioned on the platform and started as
   the unix build running python/main.py, with a fresh data folder (e2e_harness.SimDevice)."""
 
@@ -18,10 +18,14 @@ from e2e_harness import OPERATOR_TOKEN, SimDevice, base_config, sim
 
 @pytest.fixture(scope="session")
 def ntp(tmp_path_factory):
-    responder = sim.NtpResponder(tmp_path_factory.mktemp("ntp")).start()
-    yield responder.port if responder else None
-    if responder:
-        responder.stop()
+    work = tmp_path_factory.mktemp("ntp")
+    responder = sim.NtpResponder(work).start()
+    if responder is None:
+        # the device would run with no clock sync and its time checks would be left out
+        pytest.fail("no NTP responder: tools/ntp_responder.py did not start (see %s/ntp.log)"
+                    % work)
+    yield responder.port
+    responder.stop()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -72,8 +73,15 @@ class SimDevice:
 
     # ---- board view and controls ----
 
-    def status(self):
-        return self.proc.status()
+    def status(self, timeout=2):
+        """The device's status file. The device rewrites it in place, so a read can meet it
+        missing or half-written: read again, bounded (None only after timeout s)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.proc.status()
+            if st is not None or time.monotonic() > deadline:
+                return st
+            time.sleep(0.02)
 
     def wait_status(self, predicate, what, timeout=15):
         def check():

@@ -39,8 +39,7 @@ def test_registration_state_and_heartbeats(platform, sim_device, ntp):
     assert [h["seq"] for h in hb][:2] == sorted([h["seq"] for h in hb][:2], reverse=True)
     # the board comes up with every relay off in its own polarity: r2 is active-low
     assert dev.pins() == {2: 0, 3: 1}
-    if ntp:
-        dev.wait_status(lambda s: "time" not in s["missing"], "time synchronised")
+    dev.wait_status(lambda s: "time" not in s["missing"], "time synchronised")
 
 
 def test_config_change_is_hot_reloaded(platform, sim_device, ntp):

@@ -10,6 +10,7 @@ except ImportError:
 
 from iotlib.alarm_manager import AlarmManager, describe_exception
 from standins import FixedAuth, ListLog, Resp, ScriptedHTTP, run
+from virtual_time import VirtualTime
 
 URL = "http://127.0.0.1:9/v1/alarms"
 
@@ -219,19 +220,22 @@ def test_no_url_yet_keeps_alarms():
 def test_timestamps_before_clock_sync_are_placed_by_age():
     clock = [1000]
     synced = [False]
+    ticks = [5000]
     p = Platform()
-    m, http = _manager(p, clock=lambda: clock[0], synced=lambda: synced[0])
+    m, http = _manager(p, clock=lambda: clock[0], synced=lambda: synced[0],
+                       ticks_ms=lambda: ticks[0])
     m.raise_alarm_nowait("early", "before sync")
-    time.sleep_ms(1100)
+    ticks[0] += 1100
     m.raise_alarm_nowait("early", "before sync")
+    ticks[0] += 300
     clock[0] = 1700000000
     synced[0] = True
     m.raise_alarm_nowait("late", "after sync")
     assert run(m.flush())
     got = {a["dedup_key"]: a for a in json.loads(http.calls[0][2])["alarms"]}
     e = got["early"]
-    assert e["first_seen"] in (1699999998, 1699999999), e
-    assert e["last_seen"] in (1699999999, 1700000000), e
+    assert e["first_seen"] == 1700000000 - 1400 // 1000, e
+    assert e["last_seen"] == 1700000000 - 300 // 1000, e
     assert got["late"]["first_seen"] == 1700000000
 
 
@@ -242,53 +246,74 @@ def test_batch_ids_differ_across_boots():
 
 
 def test_run_waits_for_network_then_flushes_on_reconnect():
-    async def main():
-        p = Platform()
-        up = [False]
-        m, http = _manager(p, online=lambda: up[0], coalesce_ms=10, flush_period_s=3600)
-        task = asyncio.create_task(m.run())
-        try:
-            m.raise_alarm_nowait("k", "m")
-            await asyncio.sleep_ms(60)
-            assert http.calls == []
-            up[0] = True
-            m.notify_online()
-            for _ in range(50):
-                if p.count("k"):
-                    break
-                await asyncio.sleep_ms(10)
-            assert p.count("k") == 1
-        finally:
-            task.cancel()
-            await asyncio.sleep_ms(0)
-    run(main())
+    with VirtualTime() as vt:
+        async def main():
+            p = Platform()
+            up = [False]
+            m, http = _manager(p, online=lambda: up[0], coalesce_ms=10, flush_period_s=3600,
+                               ticks_ms=vt.ticks_ms)
+            task = asyncio.create_task(m.run())
+            try:
+                m.raise_alarm_nowait("k", "m")
+                await asyncio.sleep_ms(60)
+                assert http.calls == []
+                up[0] = True
+                m.notify_online()
+                t0 = vt.ticks_ms()
+                idle0 = vt.skipped_ms
+                while not p.count("k") and time.ticks_diff(vt.ticks_ms(), t0) < 1000:
+                    await asyncio.sleep_ms(1)
+                assert p.count("k") == 1
+                idle = vt.skipped_ms - idle0  # time waited on timers, host delays left out
+                assert idle < 10, "a reconnect sends at once, not after %d ms" % idle
+            finally:
+                task.cancel()
+                await asyncio.sleep_ms(0)
+        run(main())
 
 
 def test_run_backs_off_after_failure():
-    async def main():
-        p = Platform()
-        p.fail = [OSError("down"), OSError("down")]
-        m, http = _manager(p, coalesce_ms=0, retry_s=1, flush_period_s=3600)
-        task = asyncio.create_task(m.run())
-        try:
-            m.raise_alarm_nowait("k", "m")
-            await asyncio.sleep_ms(100)
-            assert len(http.calls) == 1
-            m.raise_alarm_nowait("k2", "m")  # new alarms do not cut the backoff short
-            await asyncio.sleep_ms(300)
-            assert len(http.calls) == 1
-            await asyncio.sleep_ms(900)
-            assert len(http.calls) == 2  # second failure: now 2 s
-            m.notify_online()  # but a reconnect retries at once
-            for _ in range(50):
-                if p.count("k2"):
-                    break
-                await asyncio.sleep_ms(10)
-            assert p.count("k") == 1 and p.count("k2") == 1
-        finally:
-            task.cancel()
-            await asyncio.sleep_ms(0)
-    run(main())
+    with VirtualTime() as vt:
+        async def calls_after(http, ms):
+            await asyncio.sleep_ms(ms)
+            return len(http.calls)
+
+        async def main():
+            p = Platform()
+            p.fail = [OSError("down"), OSError("down"), OSError("down")]
+            m, http = _manager(p, coalesce_ms=0, retry_s=1, flush_period_s=3600,
+                               ticks_ms=vt.ticks_ms)
+            task = asyncio.create_task(m.run())
+            try:
+                m.raise_alarm_nowait("k", "m")
+                # checked half a backoff step away from each due time: host delays (a loaded
+                # machine) add to the virtual time and must not move a result
+                assert await calls_after(http, 100) == 1
+                m.raise_alarm_nowait("k2", "m")  # new alarms do not cut the backoff short
+                n = await calls_after(http, 400)
+                assert n == 1, ("500 ms after the failure", n)
+                n = await calls_after(http, 1000)
+                assert n == 2, ("retried at 1 s", n)
+                n = await calls_after(http, 1000)
+                assert n == 2, ("second failure: now 2 s", n)
+                n = await calls_after(http, 1000)
+                assert n == 3, ("retried 2 s after the second failure", n)
+                n = await calls_after(http, 3000)
+                assert n == 3, ("third failure: now 4 s", n)
+                m.notify_online()  # but a reconnect retries at once
+                t0 = vt.ticks_ms()
+                idle0 = vt.skipped_ms
+                while not p.count("k2") and time.ticks_diff(vt.ticks_ms(), t0) < 1000:
+                    await asyncio.sleep_ms(1)
+                idle = vt.skipped_ms - idle0  # time waited on timers, host delays left out
+                assert idle < 10, "a reconnect retries at once, not after %d ms" % idle
+                # the frozen batch (k) again, then a new one with k2
+                n = (p.count("k"), p.count("k2"), len(http.calls))
+                assert n == (1, 1, 5), n
+            finally:
+                task.cancel()
+                await asyncio.sleep_ms(0)
+        run(main())
 
 
 async def _boom():
@@ -302,7 +327,10 @@ def test_task_exceptions_become_alarms():
         m.install_exception_handler(asyncio.get_event_loop())
         try:
             asyncio.create_task(_boom())
-            await asyncio.sleep_ms(20)
+            for _ in range(20):  # a few scheduler rounds: _boom raises in its second
+                if m._buf:
+                    break
+                await asyncio.sleep_ms(0)
         finally:
             asyncio.get_event_loop().set_exception_handler(None)
         assert len(m._buf) == 1, m.pending()

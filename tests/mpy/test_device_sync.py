@@ -106,6 +106,7 @@ def test_desired_state_applied_once_with_retry():
     cfg = {"relays": {"a": {"pin": 2, "min_interval_ms": 300}, "b": {"pin": 3}}}
     auth, cm, relays, sm, got = setup_state(d, handler, cfg)
     asyncio.run(sm.fetch_desired())
+    t0 = time.ticks_us()  # a switches on after this (the core's clock is ticks_us)
     eq(sm._apply_pending(), True, "applied")
     eq((relays.states(), relays.desired_version), ({"a": True, "b": False}, 1), "v1")
     eq(got[0][0], "state.unknown_relay", "unknown relay named")
@@ -115,8 +116,11 @@ def test_desired_state_applied_once_with_retry():
     asyncio.run(sm.fetch_desired())
     eq(sm._apply_pending(), False, "a is inside its interval: later")
     eq(relays.states(), {"a": True, "b": True}, "b switched already")
-    time.sleep_ms(320)
-    eq(sm._apply_pending(), True, "retried")
+    # retried as the state task does, until the relay core's 300 ms interval has passed
+    while not sm._apply_pending():
+        true(time.ticks_diff(time.ticks_us(), t0) < 3000000, "still refused after 3 s")
+        time.sleep_ms(10)  # the core reads its own clock: polled, bounded
+    true(time.ticks_diff(time.ticks_us(), t0) >= 300000, "retried only after the interval")
     eq((relays.states(), relays.desired_version), ({"a": False, "b": True}, 2), "v2")
     doc = sm.doc()
     eq((doc["relays"], doc["desired_version"], doc["firmware_version"]),

@@ -6,6 +6,7 @@ import time
 from check import eq, true
 from iotlib import logger
 from standins import rm_tree, scratch_dir
+from virtual_time import VirtualTime
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwaWNvIn0.c2lnbmF0dXJlLWJ5dGVzLWhlcmU"
 
@@ -156,7 +157,8 @@ def test_audit_burst_written_in_batches():
     import asyncio
     d = scratch_dir("logbb")
     a = d + "/a.log"
-    log = logger.Logger(d + "/d.log", echo=False, audit_path=a)
+    vt = VirtualTime()
+    log = logger.Logger(d + "/d.log", echo=False, audit_path=a, ticks_ms=vt.ticks_ms)
     tasks, per = 4, 25
     total = tasks * per
     seen = {}
@@ -170,16 +172,18 @@ def test_audit_burst_written_in_batches():
         await asyncio.gather(*[burst(k) for k in range(tasks)])
         seen["appends"] = log.audit_appends
         seen["lines"] = len(_audit_lines(a))
-        t0 = time.ticks_ms()
-        while len(_audit_lines(a)) < total and time.ticks_diff(time.ticks_ms(), t0) < 2000:
-            await asyncio.sleep_ms(10)
-        seen["ms"] = time.ticks_diff(time.ticks_ms(), t0)
+        t0 = vt.ticks_ms()
+        idle0 = vt.skipped_ms
+        while len(_audit_lines(a)) < total and time.ticks_diff(vt.ticks_ms(), t0) < 2000:
+            await asyncio.sleep_ms(5)
+        seen["ms"] = vt.skipped_ms - idle0  # time waited on timers, host delays left out
 
-    asyncio.run(main())
+    with vt:
+        asyncio.run(main())
     full = total // logger.AUDIT_MAX_LINES
     eq(seen["appends"], full, "full batches during the burst")
     eq(seen["lines"], full * logger.AUDIT_MAX_LINES, "lines of the full batches")
-    true(seen["ms"] < logger.AUDIT_MAX_AGE_MS + 100, "rest on file after %d ms" % seen["ms"])
+    true(seen["ms"] <= logger.AUDIT_MAX_AGE_MS + 5, "rest on file after %d ms" % seen["ms"])
     eq(sorted(_audit_lines(a)), list(range(total)), "every line once")
     eq(log.audit_appends, full + 1, "the rest in one more append")
     rm_tree(d)
@@ -189,19 +193,24 @@ def test_audit_line_on_file_within_age_bound():
     import asyncio
     d = scratch_dir("logal")
     a = d + "/a.log"
-    log = logger.Logger(d + "/d.log", echo=False, audit_path=a)
+    vt = VirtualTime()
+    log = logger.Logger(d + "/d.log", echo=False, audit_path=a, ticks_ms=vt.ticks_ms)
     seen = {}
 
     async def main():
         log.audit("relay", n=1)
-        t0 = time.ticks_ms()
-        while not _audit_lines(a) and time.ticks_diff(time.ticks_ms(), t0) < 2000:
-            await asyncio.sleep_ms(10)
-        seen["ms"] = time.ticks_diff(time.ticks_ms(), t0)
+        t0 = vt.ticks_ms()
+        idle0 = vt.skipped_ms
+        while not _audit_lines(a) and time.ticks_diff(vt.ticks_ms(), t0) < 2000:
+            await asyncio.sleep_ms(5)
+        seen["ms"] = time.ticks_diff(vt.ticks_ms(), t0)
+        seen["idle"] = vt.skipped_ms - idle0  # host delays left out
 
-    asyncio.run(main())
-    true(logger.AUDIT_MAX_AGE_MS - 50 <= seen["ms"] < logger.AUDIT_MAX_AGE_MS + 100,
-         "on file after %d ms" % seen["ms"])
+    with vt:
+        asyncio.run(main())
+    # polled every 5 ms of (virtual) time: on file when the age bound is reached, not before
+    true(logger.AUDIT_MAX_AGE_MS <= seen["ms"], "on file after %d ms" % seen["ms"])
+    true(seen["idle"] <= logger.AUDIT_MAX_AGE_MS + 5, "on file after %d ms idle" % seen["idle"])
     eq(_audit_lines(a), [1], "the line")
     eq(log.audit_appends, 1, "one append")
     rm_tree(d)
@@ -211,26 +220,31 @@ def test_audit_age_bound():
     import asyncio
     d = scratch_dir("logag")
     a = d + "/a.log"
-    log = logger.Logger(d + "/d.log", echo=False, audit_path=a)
+    vt = VirtualTime()
+    log = logger.Logger(d + "/d.log", echo=False, audit_path=a, ticks_ms=vt.ticks_ms)
     seen = {}
 
     async def main():
-        t0 = time.ticks_ms()
+        t0 = vt.ticks_ms()
+        idle0 = vt.skipped_ms
         n = 0
         # a new line in every round (so never a quiet one), one per 40 ms, fewer than the
         # line bound: the age bound writes them
-        while not _audit_lines(a) and time.ticks_diff(time.ticks_ms(), t0) < 2000:
+        while not _audit_lines(a) and time.ticks_diff(vt.ticks_ms(), t0) < 2000:
             if n < logger.AUDIT_MAX_LINES - 2:
                 log.audit("relay", n=n)
                 n += 1
-            time.sleep_ms(40)  # the round is busy
+            vt.advance(40)  # the round is busy for 40 ms
             await asyncio.sleep_ms(0)
         seen["n"] = len(_audit_lines(a))
-        seen["ms"] = time.ticks_diff(time.ticks_ms(), t0)
+        seen["ms"] = time.ticks_diff(vt.ticks_ms(), t0)
+        seen["busy"] = vt.skipped_ms - idle0  # the rounds' 40 ms, host delays left out
 
-    asyncio.run(main())
-    true(logger.AUDIT_MAX_AGE_MS <= seen["ms"] < logger.AUDIT_MAX_AGE_MS + 200,
-         "age bound %d ms" % seen["ms"])
+    with vt:
+        asyncio.run(main())
+    # written in the first round that ends past the bound
+    true(logger.AUDIT_MAX_AGE_MS <= seen["ms"], "age bound %d ms" % seen["ms"])
+    true(seen["busy"] <= logger.AUDIT_MAX_AGE_MS + 40, "age bound %d ms busy" % seen["busy"])
     true(0 < seen["n"] < logger.AUDIT_MAX_LINES, "before the line bound")
     rm_tree(d)
 

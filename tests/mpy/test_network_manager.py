@@ -4,12 +4,11 @@ try:
 except ImportError:
     import uasyncio as asyncio
 
-import time
-
 from check import eq, true
 from iotlib import http_client, logger
 from iotlib.network_manager import NetworkManager, SimWLAN, STAT_NO_AP_FOUND
 from standins import rm_tree, scratch_dir
+from virtual_time import VirtualTime
 
 logger.setup(echo=False)
 
@@ -21,16 +20,19 @@ def ap(path, state):
 
 def test_sim_wlan_needs_connect_after_a_loss():
     d = scratch_dir("net")
-    w = SimWLAN(d + "/wifi")
+    now = [1000]
+    w = SimWLAN(d + "/wifi", ticks_ms=lambda: now[0])
     w.active(True)
     w.connect("ssid", "pw")
     true(not w.isconnected(), "associating")
-    time.sleep_ms(SimWLAN.join_ms + 20)
-    true(w.isconnected(), "joined")
+    now[0] += SimWLAN.join_ms - 1
+    true(not w.isconnected(), "still associating")
+    now[0] += 1
+    true(w.isconnected(), "joined after join_ms")
     ap(d + "/wifi", "down")
     true(not w.isconnected(), "AP gone")
     ap(d + "/wifi", "up")
-    time.sleep_ms(SimWLAN.join_ms + 20)
+    now[0] += SimWLAN.join_ms + 20
     true(not w.isconnected(), "no rejoin without connect()")
     ap(d + "/wifi", "down")
     w.connect("ssid", "pw")
@@ -40,9 +42,10 @@ def test_sim_wlan_needs_connect_after_a_loss():
 
 def test_reconnects_and_counts():
     d = scratch_dir("net")
-    w = SimWLAN(d + "/wifi")
+    vt = VirtualTime()
+    w = SimWLAN(d + "/wifi", ticks_ms=vt.ticks_ms)
     n = NetworkManager("ssid", "secret-password", w, backoff_min_ms=50, backoff_max_ms=200,
-                       check_ms=50)
+                       check_ms=50, ticks_ms=vt.ticks_ms)
     changes = []
     n.on_change(changes.append)
 
@@ -58,7 +61,8 @@ def test_reconnects_and_counts():
         await asyncio.wait_for_ms(n.wait_up(), 2000)
         task.cancel()
 
-    asyncio.run(scenario())
+    with vt:
+        asyncio.run(scenario())
     eq(changes, [True, False, True], "listeners")
     eq((n.connects, n.reconnects), (2, 1), "counters")
     eq(n.health()["connected"], True, "health")

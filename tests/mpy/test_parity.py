@@ -5,6 +5,12 @@ import impl
 import pyrelaygpio
 from check import eq
 
+# the twin against itself proves nothing: parity runs for the C module and the natmod only
+if impl.rg is pyrelaygpio:
+    raise ValueError("parity needs the C module or the natmod (IMPL c or natmod), not python")
+COMPARED = "%s (IMPL %s) against pyrelaygpio (IMPL %s)" % (impl.rg.__name__, impl.rg.IMPL,
+                                                          pyrelaygpio.IMPL)
+
 RING = 1 << 30
 PINS = [2, 3, 4, 5, 6, 7, 8, 9]
 INPUT_PINS = [20, 21, 22, 23]

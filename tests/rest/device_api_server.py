@@ -108,7 +108,11 @@ def control_app(app, sim, relays):
     @ctl.get("/api")
     def api_state(req):
         gc.collect()
-        return {"connection_errors": app.api.connection_errors, "heap_free": gc.mem_free()}
+        # the writes still waiting (audit batch, coalesced relay state): tests poll these
+        # instead of sleeping through the batching windows
+        return {"connection_errors": app.api.connection_errors, "heap_free": gc.mem_free(),
+                "audit_pending": len(logger.root()._abuf),
+                "state_write_pending": relays._save_at is not None}
 
     return ctl
 

@@ -309,6 +309,18 @@ class DeviceApiServer:
     def api_state(self):
         return self.http(self.control_port, "GET", "/api", timeout=5).json
 
+    def settle(self, state_write=True, timeout=5):
+        """The API state once no write is waiting: every audit line of the earlier requests
+        on file, and (state_write) the relay state file written (polled, bounded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.api_state()
+            if not st["audit_pending"] and not (state_write and st["state_write_pending"]):
+                return st
+            assert time.monotonic() < deadline, "writes still waiting after %s s: %s" % (
+                timeout, st)
+            time.sleep(0.02)
+
     def audit(self):
         path = os.path.join(self.settings["data_dir"], "log", "audit.log")
         if not os.path.exists(path):

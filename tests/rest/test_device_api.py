@@ -26,14 +26,10 @@ def set_relay(api, name, level, tok=OP):
     return a.json
 
 
-# audit lines reach the file in batches, each within AUDIT_MAX_AGE_MS (500 ms)
-AUDIT_WINDOW = 0.6
-SETTLED = 1.2  # the audit batch and the relay state write (at most once per 1 s) both done
-
-
 def settled_audit(api):
-    """The audit trail once every line of the earlier requests is on file."""
-    time.sleep(AUDIT_WINDOW)
+    """The audit trail once every line of the earlier requests is on file (audit lines reach
+    the file in batches, each within 500 ms: polled, not slept through)."""
+    api.settle(state_write=False)
     return api.audit()
 
 
@@ -163,7 +159,6 @@ def test_core_refusals_answer_409_and_change_nothing(api):
 def test_interlock_change_over_is_deferred(api):
     set_relay(api, "rev", "LOW")
     set_relay(api, "fwd", "HIGH")
-    time.sleep(0.35)  # past any dead time left from an earlier change in the group
     a = api.post("/gpio/rev", {"state": "HIGH"}, OP)
     assert a.status == 202, a
     assert a.json["state"] == "LOW" and a.json["pending"] == "HIGH"
@@ -313,8 +308,7 @@ def test_too_many_headers_are_refused(api):
 
 def test_an_endless_header_line_is_cut_off(api):
     before = api.relays()
-    time.sleep(SETTLED)  # a deferred write still waiting would be freed during the measure
-    heap = api.api_state()["heap_free"]
+    heap = api.settle()["heap_free"]  # a write still waiting would be freed during the measure
     for _ in range(5):
         st, doc, out = api.raw(b"GET /gpio HTTP/1.0\r\nX-Endless: " + b"a" * 200000)
         # answered 400 after reading a few KB, or reset while we were still sending
@@ -407,10 +401,8 @@ def test_no_heap_kept_per_request(api):
         round_trip()
     # measured with no deferred write waiting: the audit batch (500 ms) and the coalesced
     # relays.json write (persist_min_ms, 1 s in the test server)
-    time.sleep(SETTLED)
-    before = api.api_state()["heap_free"]
+    before = api.settle()["heap_free"]
     for _ in range(40):
         round_trip()
-    time.sleep(SETTLED)
-    after = api.api_state()["heap_free"]
+    after = api.settle()["heap_free"]
     assert before - after < 1024, (before, after)

@@ -56,7 +56,6 @@ def test_relay_list_follows_pulse_expiry(api):
 def test_relay_list_follows_deferred_change_over(api):
     assert api.post("/gpio", {"relays": {"fwd": "LOW", "rev": "LOW"}}, OP).status == 200
     assert api.post("/gpio/fwd", {"state": "HIGH"}, OP).status == 200
-    time.sleep(0.35)
     assert api.post("/gpio/rev", {"state": "HIGH"}, OP).status == 202
     assert relays(api)["rev"]["state"] == "LOW"
     api.wait_board(lambda b: b["states"]["rev"], "rev on after the dead time", 3)
@@ -75,11 +74,9 @@ def test_relay_list_keeps_per_token_scope(api):
 
 def test_audit_lines_reach_the_file(api):
     assert api.post("/gpio/r1", {"state": "LOW"}, OP).status == 200
-    time.sleep(0.6)  # that line (if any) on file too: batches wait at most 500 ms
+    api.settle(state_write=False)  # that line (if any) on file too
     n = len(api.audit())
     for level in ("HIGH", "LOW") * 3:
         assert api.post("/gpio/r1", {"state": level}, OP).status == 200
-    deadline = time.monotonic() + 2
-    while len(api.audit()) < n + 6 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    api.settle(state_write=False)  # batches wait at most 500 ms
     assert [e["new"] for e in api.audit()[n:]] == [True, False] * 3
