@@ -33,6 +33,8 @@ def parse_args(argv):
     ap.add_argument("--ota-key", help="PEM Ed25519 private key for OTA signatures"
                                       " (default: one generated and kept in the database)")
     ap.add_argument("--max-image-bytes", type=int, default=16 * 1024 * 1024)
+    ap.add_argument("--api-token-max-ttl", type=int, default=3600,
+                    help="longest lifetime of a device-API token an operator may mint, s")
     ap.add_argument("--log-level", default="info",
                     choices=["critical", "error", "warning", "info", "debug"])
     args = ap.parse_args(argv)
@@ -65,7 +67,8 @@ def main(argv=None):
         platform = Platform(args.db, args.operator_token, token_ttl_s=args.token_ttl,
                             clock_skew_s=args.clock_skew, issuer=args.issuer,
                             public_url=args.public_url, ota_key_pem=ota_pem,
-                            max_image_bytes=args.max_image_bytes)
+                            max_image_bytes=args.max_image_bytes,
+                            api_token_max_ttl_s=args.api_token_max_ttl)
         if args.seed:
             apply(platform, load(args.seed))
     except (SeedError, ValueError) as e:
