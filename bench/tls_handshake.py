@@ -3,13 +3,23 @@ as the REST API's TLS server and as the platform's TLS client, against CPython p
 127.0.0.1. Time per handshake (median, p90) and the memory a session holds (GC heap and the
 C library's heap, where the unix build's mbedtls allocates).
 
-With --board (needs `make firmware`): the same handshake on the emulated RP2040 (rp2040js,
+With --board: the same handshake on the emulated RP2040 (rp2040js,
 125 MHz model), both ends on the board joined by in-memory pipes (bench/tls_handshake_board.py):
 the emulated time in each end and the GC heap mbedtls takes there (peak and held). The
 emulator's cycle counts are exact for the instruction stream but model no flash-cache misses
 (XIP): real silicon is slower by that, so read them as a lower bound.
 
     .cache/venv/bin/python bench/tls_handshake.py [--smoke] [-n N] [--board]
+
+RPI_PICO has no `tls` module (rp2 enables it with the network stack, and rp2040js emulates no
+WiFi chip), so --board runs a UF2 of bench/boards/RPI_PICO_TLS (RPI_PICO + MICROPY_PY_SSL),
+given as HIL_UF2; build it with
+
+    B=$PWD/.cache/build/rp2-RPI_PICO_TLS
+    CMAKE_ARGS="-DMICROPY_LIB_DIR=$PWD/.cache/mpylib-stub -Dpicotool_DIR=$PWD/.cache/picotool/picotool" \
+      make -C .cache/src/micropython-1.25.0/ports/rp2 BOARD_DIR=$PWD/bench/boards/RPI_PICO_TLS \
+      BUILD=$B USER_C_MODULES=$PWD/cmodules/micropython.cmake FROZEN_MANIFEST=$PWD/manifest.py
+    HIL_UF2=$B/firmware.uf2 .cache/venv/bin/python bench/tls_handshake.py --board
 """
 
 import argparse
