@@ -160,3 +160,25 @@ def test_deleted_device_loses_access(server, fleet):
     assert r.status == 401 and r.json()["error"] == "invalid_token"
     r = server.call("POST", "/v1/devices/register", json_body=register_body(dev.device_id, dev.key))
     assert r.status == 401 and r.json()["error"] == "bad_proof"
+
+
+def test_cross_tenant_lookups_answer_like_missing_ones(server, fleet):
+    # a tenant operator cannot tell another tenant's device or tenant from one that does not
+    # exist: same status, code and field; the message only repeats what the caller sent
+    mine = fleet.device()
+    other = fleet.device()
+    tok = server.op("POST", "/v1/operator/tenants/%s/tokens" % mine.tenant).json()["token"]
+    from platform_harness import dev_path
+
+    def body(tenant, device_id):
+        r = server.call("GET", dev_path(tenant, mine.namespace, device_id), token=tok)
+        b = r.json()
+        b["message"] = b["message"].replace(device_id, "<id>").replace(tenant, "<tenant>")
+        return r.status, b
+
+    assert body(mine.tenant, other.device_id) == body(mine.tenant, "pico-never-made") == \
+        (404, {"error": "not_found", "field": "device_id",
+               "message": "no device '<id>' in <tenant>/%s" % mine.namespace})
+    theirs = body(other.tenant, other.device_id)
+    assert theirs == body("t-never-made", other.device_id)
+    assert theirs[0] == 403 and theirs[1]["field"] == "tenant"
