@@ -6,8 +6,10 @@
 # --rest-host --rest-port].
 # The JSON file holds RelaysController's arguments: wifi_ssid, wifi_password, device_id,
 # device_key, service_discovery_url, relay_pins and any keyword option (data_dir, tenant,
-# namespace, log_level, ota_public_key, rest, rest_host, rest_port, ...). The REST API listens
-# on 0.0.0.0:80 on the board, on 127.0.0.1:8081 on the unix port unless told otherwise.
+# namespace, log_level, ota_public_key, ca_cert, rest, rest_host, rest_port, rest_tls_cert,
+# rest_tls_key, rest_plain_port, ...). The REST API listens on 0.0.0.0:443 with TLS on the board
+# (plain 0.0.0.0:80 then serves /health and /ready), on 127.0.0.1:8081 on the unix port, with TLS
+# when given a certificate and key. The platform URL must be https:// unless it is loopback.
 # The process exits with RESET_EXIT_CODE (75) when the watchdog supervisor reset the simulated
 # board; whoever started it starts it again.
 import sys
@@ -22,7 +24,8 @@ _FLAGS = {"--device-id": "device_id", "--device-key": "device_key",
           "--platform": "service_discovery_url", "--data-dir": "data_dir",
           "--ssid": "wifi_ssid", "--password": "wifi_password", "--log-level": "log_level",
           "--tenant": "tenant", "--namespace": "namespace", "--rest-host": "rest_host",
-          "--rest-port": "rest_port"}
+          "--rest-port": "rest_port", "--ca-cert": "ca_cert", "--rest-tls-cert": "rest_tls_cert",
+          "--rest-tls-key": "rest_tls_key"}
 
 
 def options(argv):
@@ -44,11 +47,12 @@ def options(argv):
     opts.setdefault("wifi_ssid", "sim-ap")
     opts.setdefault("wifi_password", "sim-wifi-password")
     opts.setdefault("relay_pins", {"relay1": 2, "relay2": 3})
-    if opts.get("rest_port") is not None:
-        try:
-            opts["rest_port"] = int(opts["rest_port"])
-        except ValueError:
-            raise ValueError("rest_port must be a port number")
+    for k in ("rest_port", "rest_plain_port"):
+        if opts.get(k) is not None:
+            try:
+                opts[k] = int(opts[k])
+            except ValueError:
+                raise ValueError("%s must be a port number" % k)
     for k in ("device_id", "device_key", "service_discovery_url"):
         if not opts.get(k):
             raise ValueError("missing %s" % k)
@@ -62,7 +66,11 @@ def run(opts):
         import uasyncio as asyncio
     from relays_controller import RelaysController
 
-    c = RelaysController(**opts)
+    try:
+        c = RelaysController(**opts)
+    except (OSError, ValueError) as e:  # a refused platform URL, an unusable certificate...
+        print("main: %s" % e)
+        return 2
     try:
         return asyncio.run(c.main())
     except KeyboardInterrupt:

@@ -79,7 +79,10 @@ class RelaysController:
                  persist_min_ms=None, tick_ms=10, wdt_timeout_ms=8000, loop_window_ms=10000,
                  timeout_ms=5000, ota_public_key=None, ota_apply_hook=None,
                  ota_rollback_hook=None, wlan=None, ntp_servers=None, extensions=(),
-                 ca_cert=None, rest=True, rest_host=None, rest_port=None):
+                 ca_cert=None, rest=True, rest_host=None, rest_port=None, rest_tls_cert=None,
+                 rest_tls_key=None, rest_plain_port=None, rest_probes_only=None):
+        from iotlib import platform_url
+        platform_url.check(service_discovery_url)  # before anything is created or written
         self.simulate = _simulated() if simulate is None else simulate
         self.data_dir = data_dir or ("data" if self.simulate else "/data")
         self.device_id = device_id
@@ -152,12 +155,18 @@ class RelaysController:
         self.rest = None  # the RestService once attached
         if rest:  # the device REST API: 0.0.0.0:80 on the board, loopback in simulation
             from iotlib import rest_service
+            tls = rest_tls_cert is not None
             if rest_host is None:
                 rest_host = "127.0.0.1" if self.simulate else "0.0.0.0"
             if rest_port is None:
-                rest_port = SIM_REST_PORT if self.simulate else 80
-            extensions = tuple(extensions) + (
-                rest_service.rest_extension(rest_host, int(rest_port)),)
+                rest_port = SIM_REST_PORT if self.simulate else (443 if tls else 80)
+            if rest_plain_port is None and tls and not self.simulate:
+                rest_plain_port = 80  # the probes stay on plain HTTP for load balancers
+            if rest_probes_only is None:  # a board's plain HTTP: /health and /ready only
+                rest_probes_only = not self.simulate
+            extensions = tuple(extensions) + (rest_service.rest_extension(
+                rest_host, int(rest_port), rest_tls_cert, rest_tls_key,
+                None if rest_plain_port is None else int(rest_plain_port), rest_probes_only),)
         self.extensions = extensions
         self._extra = []
         self.restart_ms = 1000    # first delay before a failed task starts again

@@ -31,6 +31,10 @@ def parse_args(argv):
     ap.add_argument("--issuer", default="relays-reference-platform", help="JWT iss claim")
     ap.add_argument("--public-url", help="base URL put in service URLs (default: from the request)")
     ap.add_argument("--max-image-bytes", type=int, default=16 * 1024 * 1024)
+    ap.add_argument("--tls-cert", help="PEM certificate (chain): serve https instead of http")
+    ap.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    ap.add_argument("--api-token-max-ttl", type=int, default=3600,
+                    help="longest lifetime of a device-API token an operator may mint, s")
     ap.add_argument("--log-level", default="info",
                     choices=["critical", "error", "warning", "info", "debug"])
     args = ap.parse_args(argv)
@@ -59,15 +63,19 @@ def main(argv=None):
         platform = Platform(args.db, args.operator_token, token_ttl_s=args.token_ttl,
                             clock_skew_s=args.clock_skew, issuer=args.issuer,
                             public_url=args.public_url,
-                            max_image_bytes=args.max_image_bytes)
+                            max_image_bytes=args.max_image_bytes,
+                            api_token_max_ttl_s=args.api_token_max_ttl)
         if args.seed:
             apply(platform, load(args.seed))
     except (SeedError, ValueError) as e:
         print("reference_platform: %s" % e, file=sys.stderr)
         return 2
-    if not is_loopback(args.host):
-        print("reference_platform: WARNING: listening on %s, beyond this machine; the reference"
-              " platform has no TLS" % args.host, file=sys.stderr)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("reference_platform: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    if not is_loopback(args.host) and args.tls_cert is None:
+        print("reference_platform: WARNING: listening on %s, beyond this machine, without TLS"
+              " (--tls-cert/--tls-key)" % args.host, file=sys.stderr)
     # Bind here so --port 0 can report the real port before serving (tests rely on this line).
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -81,9 +89,16 @@ def main(argv=None):
     sock.listen(128)
     port = sock.getsockname()[1]
     shown = "[%s]" % args.host if family == socket.AF_INET6 else args.host
-    print("reference platform listening on http://%s:%d" % (shown, port), flush=True)
+    scheme = "https" if args.tls_cert else "http"
     config = uvicorn.Config(build_app(platform), log_level=args.log_level, lifespan="off",
-                            access_log=args.log_level == "debug")
+                            access_log=args.log_level == "debug", ssl_certfile=args.tls_cert,
+                            ssl_keyfile=args.tls_key)
+    try:
+        config.load()   # a bad certificate or key fails here, before the listening line
+    except (OSError, ValueError) as e:
+        print("reference_platform: TLS certificate or key unusable: %s" % e, file=sys.stderr)
+        return 2
+    print("reference platform listening on %s://%s:%d" % (scheme, shown, port), flush=True)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -15,9 +15,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import CONTRACT_VERSION
+from . import device_tokens
 from .contract import Contract, ContractError
 from . import releases
-from .security import JWTSigner, TokenError, check_proof, sign_hs256
+from .security import JWTSigner, TokenError, check_proof
 from .store import Store
 from .validation import CONFIG_SCHEMA, check_config
 
@@ -25,8 +26,6 @@ log = logging.getLogger("reference_platform")
 
 MAX_JSON_BYTES = 64 * 1024
 RELAY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-DEVICE_API_ROLES = ("viewer", "operator", "admin")  # built into the device (iotlib/rbac.py)
-DEVICE_API_TOKEN_TTL_S = 3600
 
 
 class ApiError(Exception):
@@ -89,8 +88,10 @@ class Ctx:
 class Platform:
     def __init__(self, db_path, operator_token, token_ttl_s=900, clock_skew_s=300,
                  issuer="relays-reference-platform", public_url=None,
-                 max_image_bytes=16 * 1024 * 1024):
+                 max_image_bytes=16 * 1024 * 1024,
+                 api_token_max_ttl_s=device_tokens.DEFAULT_MAX_TTL_S):
         self.store = Store(db_path)
+        self.tokens = device_tokens.DeviceTokens(self.store, api_token_max_ttl_s)
         self.contract = Contract()
         self.operator_token = operator_token
         self.clock_skew_s = clock_skew_s
@@ -101,6 +102,7 @@ class Platform:
             secret = secrets.token_bytes(32)
             self.store.meta_set("jwt_secret", secret)
         self.jwt = JWTSigner(bytes(secret), issuer, token_ttl_s)
+        self.decoy_key = secrets.token_urlsafe(24)   # proof work for ids that do not exist
         # no OTA signing key here: releases are signed by their owners (releases.py)
 
     @staticmethod
@@ -139,10 +141,11 @@ class Platform:
         if hmac.compare_digest(token.encode(), self.operator_token.encode()):
             ctx.operator = {"admin": True, "tenant": None}
         else:
-            tenant = self.store.tenant_for_token(hashlib.sha256(token.encode()).hexdigest())
+            h = hashlib.sha256(token.encode()).hexdigest()
+            tenant = self.store.tenant_for_token(h)
             if tenant is None:
                 raise ApiError(401, "invalid_token", "unknown operator token")
-            ctx.operator = {"admin": False, "tenant": tenant}
+            ctx.operator = {"admin": False, "tenant": tenant, "token_sha256": h}
         if admin_only and not ctx.operator["admin"]:
             raise ApiError(403, "forbidden", "only the admin operator token may do this")
 
@@ -281,17 +284,19 @@ def build_app(platform):
         b = ctx.body
         now = p.now()
         dev = s.get_device(b["device_id"])
-        # Distinct codes let a device tell "fix my clock" from "I am not provisioned".
-        if dev is None:
-            raise ApiError(401, "unknown_device", "no device %r is provisioned" % b["device_id"],
-                           field="device_id")
+        # The clock is judged before the device is looked up, so "fix my clock" tells nothing
+        # about which ids exist; an unknown id and a wrong proof then answer the same, after
+        # the same HMAC work, so device ids cannot be enumerated.
         if abs(now - b["timestamp"]) > p.clock_skew_s:
             raise ApiError(401, "stale_timestamp", "timestamp is more than %d s from server time;"
                            " retry with server_time" % p.clock_skew_s, field="timestamp",
                            server_time=now)
-        if not check_proof(dev["device_key"], b["device_id"], b["timestamp"], b["nonce"], b["proof"]):
+        key = dev["device_key"] if dev is not None else p.decoy_key
+        proof_ok = check_proof(key, b["device_id"], b["timestamp"], b["nonce"], b["proof"])
+        if dev is None or not proof_ok:
             raise ApiError(401, "bad_proof", "proof is not HMAC-SHA256(device key,"
-                           " '<device_id>|<timestamp>|<nonce>')", field="proof")
+                           " '<device_id>|<timestamp>|<nonce>') of a provisioned device",
+                           field="proof")
         if not s.use_nonce(b["device_id"], b["nonce"], now, 2 * p.clock_skew_s + 1):
             raise ApiError(401, "nonce_reused", "this nonce was already used; send a fresh one",
                            field="nonce")
@@ -398,10 +403,13 @@ def build_app(platform):
     @route("POST", "/v1/operator/tenants/{tenant}/tokens", auth="admin")
     async def create_tenant_token(ctx):
         token = "tt_" + secrets.token_urlsafe(32)
-        s.add_tenant_token(hashlib.sha256(token.encode()).hexdigest(), ctx.params["tenant"],
-                           p.now())
-        return JSONResponse({"tenant": ctx.params["tenant"], "token": token}, status_code=201,
-                            headers={"Cache-Control": "no-store"})
+        h = hashlib.sha256(token.encode()).hexdigest()
+        s.add_tenant_token(h, ctx.params["tenant"], p.now())
+        # the highest device-API role its holder may mint
+        role = ctx.query.get("role") or "operator"
+        p.tokens.set_tenant_token_role(h, role)
+        return JSONResponse({"tenant": ctx.params["tenant"], "token": token, "role": role},
+                            status_code=201, headers={"Cache-Control": "no-store"})
 
     @route("GET", "/v1/operator/tenants/{tenant}/namespaces", auth="operator")
     async def list_namespaces(ctx):
@@ -468,7 +476,9 @@ def build_app(platform):
         problem = check_config(ctx.body)
         if problem and not ctx.query["force"]:
             raise ApiError(422, "invalid_config", "%s: %s" % problem, field=problem[0])
-        version = s.push_config(ctx.device["device_id"], ctx.body, problem is None, p.now())
+        now = p.now()
+        body = p.tokens.with_revocations(ctx.device["device_id"], ctx.body, now)
+        version = s.push_config(ctx.device["device_id"], body, problem is None, now)
         out = {"version": version, "valid": problem is None, "etag": '"cfg-%d"' % version}
         if problem:
             out["problem"] = {"error": "invalid_config", "message": "%s: %s" % problem,
@@ -497,43 +507,7 @@ def build_app(platform):
         return JSONResponse({"command_id": cid, "command": ctx.body["command"], "created_at": now},
                             status_code=202)
 
-    @route("POST", one + "/api-tokens", auth="operator")
-    async def mint_device_api_token(ctx):
-        # a token for the device's own REST API, signed with its config's api.jwt key
-        b = ctx.body
-        device_id = ctx.device["device_id"]
-        cfg = s.current_config(device_id)
-        if cfg is not None and not cfg["valid"]:
-            raise ApiError(409, "config_invalid", "the device's current config (version %d) is"
-                           " invalid; push a valid one with api.jwt first" % cfg["version"])
-        config = cfg["config"] if cfg else {}
-        api = config.get("api") or {}
-        jwt = api.get("jwt")
-        if jwt is None:
-            raise ApiError(409, "no_api_key", "device %r has no REST API key: push a config with"
-                           " api.jwt {key, issuer, audience} first" % device_id)
-        role = b["role"]
-        if role not in DEVICE_API_ROLES and role not in (api.get("roles") or {}):
-            raise ApiError(422, "unknown_role", "role %r is neither built in (%s) nor in the"
-                           " device's api.roles" % (role, ", ".join(DEVICE_API_ROLES)),
-                           field="role")
-        for i, name in enumerate(b.get("relays", [])):
-            if name not in config["relays"]:
-                raise ApiError(422, "unknown_relay", "relay %r is not in the device's config"
-                               " (version %d)" % (name, cfg["version"]), field="relays[%d]" % i)
-        ttl = b.get("ttl_s", api.get("token_ttl_s", DEVICE_API_TOKEN_TTL_S))
-        op = ctx.operator
-        now = p.now()
-        claims = {"iss": jwt["issuer"], "aud": jwt["audience"],
-                  "sub": b.get("sub") or ("operator" if op["admin"] else
-                                          "operator@" + op["tenant"]),
-                  "tenant": ctx.device["tenant"], "namespace": ctx.device["namespace"],
-                  "role": role, "iat": now, "nbf": now, "exp": now + ttl}
-        if "relays" in b:
-            claims["relays"] = b["relays"]
-        token = sign_hs256(bytes.fromhex(jwt["key"]), claims)
-        return JSONResponse({"token": token, "expires_at": claims["exp"]}, status_code=201,
-                            headers={"Cache-Control": "no-store"})
+    device_tokens.mount(route, p)
 
     @route("GET", one + "/heartbeats", auth="operator")
     async def list_heartbeats(ctx):

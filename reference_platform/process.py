@@ -1,4 +1,4 @@
-"""The reference platform as a child process on 127.0.0.1, and plain HTTP calls to it.
+"""The reference platform as a child process on 127.0.0.1, and HTTP(S) calls to it.
 
 Host-side helpers shared by tests/platform, tests/e2e and tools/run_simulation.py. CPython
 standard library only: importing this module does not import the server."""
@@ -9,6 +9,7 @@ import re
 import selectors
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -18,7 +19,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_PYTHON = os.path.join(ROOT, ".cache", "venv", "bin", "python")
 START_TIMEOUT_S = 20
-_LISTENING = re.compile(rb"reference platform listening on http://127\.0\.0\.1:(\d+)")
+_LISTENING = re.compile(rb"reference platform listening on (https?)://127\.0\.0\.1:(\d+)")
+_trusted = {}   # CA file -> ssl.SSLContext, for https calls
 
 
 def platform_python():
@@ -49,11 +51,18 @@ class Reply:
         return "<%s %d %r>" % (type(self).__name__, self.status, self.body[:300])
 
 
+def trust_ca(ca_file):
+    """https calls (http(), http_json()) from now on verify servers against this CA only."""
+    _trusted.clear()
+    _trusted[ca_file] = ssl.create_default_context(cafile=ca_file)
+
+
 def http(method, url, body=None, headers=None, timeout=10):
     """One request; error statuses are answers too, not exceptions."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    ctx = next(iter(_trusted.values()), None) if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
             return Reply(r.status, r.headers, r.read())
     except urllib.error.HTTPError as e:
         return Reply(e.code, e.headers, e.read())
@@ -106,7 +115,7 @@ class PlatformProcess:
     and a device's service URLs and tokens outlive the outage."""
 
     def __init__(self, workdir, operator_token, port=0, extra_args=(), seed=None, db=None,
-                 log_path=None, python=None, new_session=False):
+                 log_path=None, python=None, new_session=False, tls=None):
         self.workdir = str(workdir)
         self.db = db or os.path.join(self.workdir, "platform.sqlite")
         self.log_path = log_path or os.path.join(self.workdir, "platform.log")
@@ -117,6 +126,10 @@ class PlatformProcess:
         self.seed = seed
         self.python = python
         self.new_session = new_session  # own process group: a terminal's Ctrl-C does not reach it
+        self.tls = tls      # (cert file, key file): serve https
+        self.scheme = "https" if tls else "http"
+        if port:
+            self.url = "%s://127.0.0.1:%d" % (self.scheme, port)
         self.proc = None
 
     def command(self):
@@ -125,6 +138,8 @@ class PlatformProcess:
                 "--operator-token", self.token, "--log-level", "warning"] + self.extra_args
         if self.seed:
             args += ["--seed", self.seed]
+        if self.tls:
+            args += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
         return args
 
     def start(self, extra_args=None):
@@ -139,9 +154,9 @@ class PlatformProcess:
                                              stderr=log, start_new_session=self.new_session)
                 line = read_first_line(self.proc, START_TIMEOUT_S)
                 m = _LISTENING.match(line)
-                if m and (not self.port or int(m.group(1)) == self.port):
-                    self.port = int(m.group(1))
-                    self.url = "http://127.0.0.1:%d" % self.port
+                if m and (not self.port or int(m.group(2)) == self.port):
+                    self.port = int(m.group(2))
+                    self.url = "%s://127.0.0.1:%d" % (m.group(1).decode(), self.port)
                     return self
                 self.stop()
                 if b"cannot listen" not in self.read_log()[-300:].encode():

@@ -5,9 +5,10 @@ unix build running python/main.py), all on 127.0.0.1.
                                                    [--dev] [--quiet]
 
 State lives in .cache/sim/ (platform database, operator token, the device's REST API key, device
-data folder) and is kept between runs; --fresh starts over (new secrets). The device serves its
-REST API on 127.0.0.1:--rest-port; the banner shows how to get a token for it from the
-platform. The device is restarted when it exits with the reset code (75: the watchdog
+data folder, tls/: the local CA and the certificates it signed) and is kept between runs; --fresh
+starts over (new secrets). TLS end to end: the platform serves https with the CA's certificate,
+the device trusts only that CA and serves its REST API over TLS on 127.0.0.1:--rest-port; the
+banner shows curl lines (with --cacert) to get a token from the platform and switch a relay. The device is restarted when it exits with the reset code (75: the watchdog
 supervisor reset the simulated board). Ctrl-C stops everything cleanly: the
 device gets SIGINT (it persists its relay states and exits), then the servers are stopped.
 
@@ -31,7 +32,7 @@ if ROOT not in sys.path:
 
 from reference_platform.process import (  # noqa: E402,F401
     START_TIMEOUT_S, OperatorDevice, PlatformProcess, Reply, free_port, http_json,
-    read_first_line, stop_process)
+    read_first_line, stop_process, trust_ca)
 
 MICROPYTHON = os.path.join(ROOT, ".cache", "build", "unix", "micropython")
 MAIN = os.path.join(ROOT, "python", "main.py")
@@ -46,9 +47,9 @@ class Platform(PlatformProcess):
     """python -m reference_platform on a fixed loopback port; stop() then start() keeps the
     database and the port, so a device's service URLs and tokens outlive an outage."""
 
-    def __init__(self, workdir, operator_token, port=None, seed=None, extra_args=()):
+    def __init__(self, workdir, operator_token, port=None, seed=None, extra_args=(), tls=None):
         super().__init__(workdir, operator_token, port=port or free_port(), seed=seed,
-                         extra_args=extra_args, new_session=True)
+                         extra_args=extra_args, new_session=True, tls=tls)
 
     def provision(self, config, device_id=None, key=None, tenant=None, namespace="lab",
                   desired=None):
@@ -298,6 +299,15 @@ def simulation(args):
             json.dump(st, f, indent=1)
         os.chmod(state_path, 0o600)
 
+    # TLS end to end: a local CA (kept in the run's folder) signs the platform's certificate
+    # and the device's; the device trusts that CA for the platform, curl for both
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from local_ca import LocalCA
+    ca = LocalCA(os.path.join(work, "tls"))
+    platform_tls = ca.issue("platform")
+    device_tls = ca.issue("device")
+    trust_ca(ca.cert_path)
+
     procs = []
     ntp = NtpResponder(work).start()
     if ntp:
@@ -305,7 +315,7 @@ def simulation(args):
     config = dict(SIM_CONFIG, ntp_servers=["127.0.0.1:%d" % ntp.port] if ntp else [],
                   api={"jwt": {"key": st["api_jwt_key"], "issuer": SIM_ISSUER,
                                "audience": st["device_id"]}})
-    platform = Platform(work, st["operator_token"], port=args.port)
+    platform = Platform(work, st["operator_token"], port=args.port, tls=platform_tls)
     try:
         platform.start()
     except RuntimeError as e:
@@ -337,13 +347,15 @@ def simulation(args):
                 "relay_pins": {"pump": 2, "fan": 3}, "data_dir": data_dir,
                 "tenant": st["tenant"], "namespace": st["namespace"],
                 "ntp_servers": config["ntp_servers"],
-                "rest_host": "127.0.0.1", "rest_port": args.rest_port}
+                "rest_host": "127.0.0.1", "rest_port": args.rest_port,
+                "ca_cert": ca.cert_path, "rest_tls_cert": device_tls[0],
+                "rest_tls_key": device_tls[1]}
     device = Device(work, settings, dev_path=args.dev,
                     on_line=None if args.quiet else (lambda l: print(_pretty(l), flush=True)))
     tok = st["operator_token"]
     base = platform.url + "/v1/operator/tenants/%s/namespaces/%s/devices/%s" % (
         st["tenant"], st["namespace"], st["device_id"])
-    rest = "http://127.0.0.1:%d" % args.rest_port
+    rest = "https://127.0.0.1:%d" % args.rest_port
     print("""
 RelaysController simulation
   platform      %(url)s   (contract: reference_platform/openapi.yaml; log: %(work)s/platform.log)
@@ -353,30 +365,31 @@ RelaysController simulation
                 board view (relays, pin levels, counters): %(data)s/sim/status.json
                 WiFi: echo down > %(data)s/sim/wifi   (echo up to restore)
   device REST API %(rest)s   (docs/device_api.openapi.yaml; /health and /ready need no token)
+  TLS: both serve certificates of a local CA made for this run: %(ca)s
   operator token: %(tok)s
 
-  export TOKEN=%(tok)s
-  curl -s -H "Authorization: Bearer $TOKEN" %(base)s | python3 -m json.tool
-  curl -s -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+  export TOKEN=%(tok)s CA=%(ca)s
+  curl -s --cacert $CA -H "Authorization: Bearer $TOKEN" %(base)s | python3 -m json.tool
+  curl -s --cacert $CA -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
        -d '{"relays": {"pump": true, "fan": true}}' %(base)s/desired-state
-  curl -s -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+  curl -s --cacert $CA -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
        -d '{"command": "resync"}' %(base)s/commands
   a device token (as the device gets it): POST %(url)s/v1/devices/register with the proof in
   openapi.yaml; device id %(id)s, key in %(work)s/sim.json
 
   The device REST API: a token from the platform (operator role, one hour), then switch a relay
   and list them (503 time_not_synced until the device clock is synced, seconds after start):
-  export DEVTOKEN=$(curl -s -X POST -H "Authorization: Bearer $TOKEN" \\
-       -H 'Content-Type: application/json' -d '{"role": "operator", "sub": "me"}' \\
+  export DEVTOKEN=$(curl -s --cacert $CA -X POST -H "Authorization: Bearer $TOKEN" \\
+       -H 'Content-Type: application/json' -d '{"role": "operator"}' \\
        %(base)s/api-tokens | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-  curl -s -X POST -H "Authorization: Bearer $DEVTOKEN" -H 'Content-Type: application/json' \\
+  curl -s --cacert $CA -X POST -H "Authorization: Bearer $DEVTOKEN" -H 'Content-Type: application/json' \\
        -d '{"state": "HIGH"}' %(rest)s/gpio/pump
-  curl -s -H "Authorization: Bearer $DEVTOKEN" %(rest)s/gpio | python3 -m json.tool
+  curl -s --cacert $CA -H "Authorization: Bearer $DEVTOKEN" %(rest)s/gpio | python3 -m json.tool
 
 Ctrl-C stops everything.
 """ % {"url": platform.url, "work": work, "ntp": "127.0.0.1:%d" % ntp.port if ntp else "(none)",
        "dev": st["device_id"], "data": data_dir, "tok": tok, "base": base, "id": st["device_id"],
-       "rest": rest}, flush=True)
+       "rest": rest, "ca": ca.cert_path}, flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     signal.signal(signal.SIGTERM, lambda *a: stop.set())

@@ -28,6 +28,7 @@ _NAME = re.compile("^[a-z][a-z0-9_]*$")
 _HOST = re.compile("^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?$")
 _HEX = re.compile("^[0-9a-f]*$")
 _HEX_BYTES = re.compile("^([0-9a-f][0-9a-f])*$")
+_JTI = re.compile("^[A-Za-z0-9_-]*$")
 _PERMS = ("relays:read", "relays:write", "metrics:read", "admin")
 
 
@@ -195,7 +196,7 @@ def _schema(c):
 
 
 def _api(a):
-    _obj(a, "api", ("roles", "keys", "token_ttl_s", "jwt"))
+    _obj(a, "api", ("roles", "keys", "token_ttl_s", "jwt", "revoked", "allow_plain_http"))
     if "roles" in a:
         _names(a["roles"], "api.roles", 0, 8)
         for n in a["roles"]:
@@ -226,6 +227,15 @@ def _api(a):
         _str(j["audience"], "api.jwt.audience", 1, 128)
         if "leeway_s" in j:
             _int(j["leeway_s"], "api.jwt.leeway_s", 0, 300)
+    if "revoked" in a:
+        _list(a["revoked"], "api.revoked", 0, 64)
+        for i, r in enumerate(a["revoked"]):
+            f = "api.revoked[%d]" % i
+            _obj(r, f, ("jti", "exp"), ("jti", "exp"))
+            _str(r["jti"], f + ".jti", 16, 64, _JTI)
+            _int(r["exp"], f + ".exp", 0, 4102444800)
+    if "allow_plain_http" in a:
+        _bool(a["allow_plain_http"], "api.allow_plain_http")
 
 
 def _watchdog(w):

@@ -36,7 +36,9 @@ MESSAGES = {
     "not_yet_valid": "the token is not valid yet",
     "wrong_tenant": "the token belongs to another tenant",
     "wrong_namespace": "the token belongs to another namespace",
+    "revoked": "the token has been revoked",
 }
+MAX_REVOKED = 64         # config api.revoked entries; the platform caps token lifetimes so it drains
 
 
 class TokenError(Exception):
@@ -156,6 +158,24 @@ class JWTValidator:
         self.audience = audience
         self._now = now
         self.leeway_s = leeway_s
+        self._revoked = ()
+
+    def set_revoked(self, entries):
+        # config api.revoked: [{"jti", "exp"}]; refused from then on, cached or not. Entries whose
+        # token has expired change nothing (the token fails on exp) and are not kept
+        if len(entries) > MAX_REVOKED:
+            raise ValueError("at most %d revoked tokens, got %d" % (MAX_REVOKED, len(entries)))
+        now = self._now()
+        keep = []
+        for e in entries:
+            if now is None or now < e["exp"] + self.leeway_s:
+                keep.append(e["jti"])
+        self._revoked = tuple(keep)
+
+    def _check_revoked(self, claims):
+        jti = claims.get("jti")
+        if jti is not None and jti in self._revoked:
+            raise TokenError("revoked", "jti")
 
     # the cache holds what was checked against the key, issuer and audience: a change of any
     # of them empties it
@@ -202,6 +222,7 @@ class JWTValidator:
         if hit is not None:
             # signature, iss, aud and sub were checked when it was cached; the clock moves
             self._check_time(hit[1], hit[2], hit[3])
+            self._check_revoked(hit[0])
             order = self._order
             if order[-1] != token:
                 order.remove(token)
@@ -258,6 +279,7 @@ class JWTValidator:
         if not isinstance(sub, str) or not sub:
             raise TokenError("missing_sub", "sub")
         self._check_time(exp, nbf, iat)
+        self._check_revoked(claims)
         return (claims, exp, nbf, iat)
 
     def _check_time(self, exp, nbf, iat):

@@ -6,8 +6,18 @@
 # limits from rate_limits. Each applied config rebuilds them in place (no restart): a new key
 # makes every token signed with the old one fail at once. Until the config has api.jwt the
 # relay routes answer 503 not_configured; /health and /ready answer from the start.
+#
+# TLS: with a certificate and key (files, PEM or DER; ECDSA P-256 is the cheap choice on the
+# RP2040) the API listens with TLS on `port`, and an optional plain listener on `plain_port`
+# serves the probes. With probes_only (the default on a board) a plain connection reaches
+# /health and /ready only, unless the config says api.allow_plain_http: true.
 import time
-from binascii import unhexlify
+from binascii import a2b_base64, unhexlify
+
+try:
+    import asyncio
+except ImportError:
+    import uasyncio as asyncio
 
 from iotlib import logger, rbac, rest_api
 from iotlib.jwt_validator import DEFAULT_LEEWAY_S, JWTValidator
@@ -34,12 +44,48 @@ def public_config(cfg):
     return out
 
 
+PLAIN_ROUTES = ("/health", "/ready")
+
+
+def der(data):
+    # PEM -> DER (the first block); DER passes through: this mbedtls build parses DER only
+    if data.startswith(b"-----BEGIN"):
+        return a2b_base64(b"".join(data.split(b"-----")[2].split()))
+    return data
+
+
+def server_context(cert_file, key_file):
+    # -> tls.SSLContext for the API listener; OSError/ValueError name the file that is wrong
+    import tls
+    blobs = []
+    for what, path in (("certificate", cert_file), ("key", key_file)):
+        try:
+            with open(path, "rb") as f:
+                blobs.append(der(f.read()))
+        except OSError as e:
+            raise OSError("REST TLS %s %s: %s" % (what, path, e))
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(blobs[0], blobs[1])
+    except (OSError, ValueError) as e:
+        raise ValueError("REST TLS certificate %s or key %s unusable: %s" % (cert_file, key_file, e))
+    return ctx
+
+
 class RestService:
-    def __init__(self, controller, host, port):
+    def __init__(self, controller, host, port, tls_cert=None, tls_key=None, plain_port=None,
+                 probes_only=False):
         c = controller
         self.c = c
         self.host = host
         self.port = port
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("REST TLS needs both a certificate and a key")
+        # built now: a bad certificate or key fails at start-up, not at the first client
+        self.tls = server_context(tls_cert, tls_key) if tls_cert is not None else None
+        self.plain_port = plain_port
+        self.probes_only = probes_only
+        self._plain = None   # the plain listener beside the TLS one
         cfg = c.config.config or {}
         self.app = rest_api.create_app(
             c.relays, self._validator(cfg),
@@ -48,6 +94,22 @@ class RestService:
             counters=c.counters, roles=self._roles(cfg), get_config=self.get_config,
             reload_config=c.config.kick, check_ota=c.ota.check_now if c.ota else None)
         self.api = self.app.api
+        self.allow_plain = bool((cfg.get("api") or {}).get("allow_plain_http"))
+        self.app.before_request(self._plain_gate)
+
+    def _plain_gate(self, req):
+        # a plain connection: every one when there is no TLS, else those of the plain listener
+        if not self.probes_only or self.allow_plain or req.path in PLAIN_ROUTES:
+            return None
+        if self.tls is not None and not getattr(req.sock[1], "plain", False):
+            return None
+        return self.api.refuse(rest_api.Refusal(
+            403, "tls_required", "plain HTTP serves only /health and /ready on this device;"
+            " use https (or set api.allow_plain_http)"))
+
+    async def _plain_conn(self, reader, writer):
+        writer.plain = True
+        await self.app.handle_request(reader, writer)
 
     def now(self):
         # epoch seconds once time is synced; None before, so no token is judged (503)
@@ -58,8 +120,10 @@ class RestService:
         j = jwt_config(cfg)
         if j is None:
             return None
-        return JWTValidator(unhexlify(j["key"]), j["issuer"], j["audience"], self.now,
-                            j.get("leeway_s", DEFAULT_LEEWAY_S))
+        v = JWTValidator(unhexlify(j["key"]), j["issuer"], j["audience"], self.now,
+                         j.get("leeway_s", DEFAULT_LEEWAY_S))
+        v.set_revoked(cfg["api"].get("revoked", ()))
+        return v
 
     @staticmethod
     def _roles(cfg):
@@ -80,6 +144,7 @@ class RestService:
             limiter = ApiRateLimiter.from_config(new.get("rate_limits"))
         had = api.validator is not None
         api.validator, api.roles, api.limiter = validator, roles, limiter
+        self.allow_plain = bool((new.get("api") or {}).get("allow_plain_http"))
         if jwt_config(new) != jwt_config(old):
             if validator is None:
                 _log.warning("REST API key removed: relay routes answer 503 until one is set")
@@ -89,20 +154,24 @@ class RestService:
 
     async def serve(self):
         _log.info("REST API listening", host=self.host, port=self.port,
-                  configured=self.api.validator is not None)
+                  tls=self.tls is not None, plain_port=self.plain_port,
+                  probes_only=self.probes_only, configured=self.api.validator is not None)
         try:
-            await self.app.start_server(host=self.host, port=self.port)
-        finally:  # stopped or failed: the listening socket goes with the task
-            srv = self.app.server
-            self.app.server = None
-            if srv is not None:
-                srv.close()
+            if self.tls is not None and self.plain_port is not None:
+                self._plain = await asyncio.start_server(self._plain_conn, self.host,
+                                                         self.plain_port)
+            await self.app.start_server(host=self.host, port=self.port, ssl=self.tls)
+        finally:  # stopped or failed: the listening sockets go with the task
+            for srv in (self.app.server, self._plain):
+                if srv is not None:
+                    srv.close()
+            self.app.server = self._plain = None
 
 
-def rest_extension(host, port):
+def rest_extension(host, port, tls_cert=None, tls_key=None, plain_port=None, probes_only=False):
     # -> attach(controller) for RelaysController's extensions
     def attach(c):
-        svc = RestService(c, host, port)
+        svc = RestService(c, host, port, tls_cert, tls_key, plain_port, probes_only)
         c.rest = svc
         c.config.on_change(svc.reconfigure)
         c.add_task("rest", svc.serve)

@@ -1,11 +1,15 @@
-"""iotlib.http_client over TLS on the unix build (mbedtls) against a CPython HTTPS server on
+"""TLS on the unix build (mbedtls). iotlib.http_client against a CPython HTTPS server on
 127.0.0.1: the certificate is checked against the CA the device trusts, and a refusal is an
-HTTPError that names the mbedtls reason."""
+HTTPError that names the mbedtls reason. The device end to end with TLS: the platform over https
+with a local CA's certificate, the device REST API over TLS (a CPython client with the CA
+switches a relay), plain HTTP limited to the probes on a board, http:// platform URLs refused
+unless loopback."""
 
 import datetime
 import http.server
 import ipaddress
 import os
+import socket
 import ssl
 import subprocess
 import threading
@@ -17,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import run_simulation as sim
+from e2e_harness import OPERATOR_TOKEN, base_config, wait_for
+from local_ca import LocalCA
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "device_scripts",
                       "https_get.py")
@@ -95,3 +101,123 @@ def test_https_refused_without_trust(https_server, tmp_path):
     other = self_signed(tmp_path, "other")
     assert get(url, other["der"]) == "HTTPError GET %s: TLS: The certificate is not correctly" \
         " signed by the trusted CA" % url
+
+
+# ---- the device end to end over TLS ----
+
+ISSUER = "https://platform.e2e/relays"
+
+
+def api_config(ntp, **api):
+    cfg = base_config(ntp)
+    cfg["api"] = dict({"jwt": {"key": os.urandom(32).hex(), "issuer": ISSUER,
+                               "audience": "e2e-devices"}}, **api)
+    return cfg
+
+
+@pytest.fixture
+def local_ca(tmp_path):
+    ca = LocalCA(str(tmp_path / "tls"))
+    sim.trust_ca(ca.cert_path)   # the test's https calls trust this CA only
+    return ca
+
+
+@pytest.fixture
+def tls_platform(tmp_path, local_ca):
+    d = tmp_path / "tls-platform"
+    d.mkdir()
+    p = sim.Platform(d, OPERATOR_TOKEN, tls=local_ca.issue("platform")).start()
+    yield p
+    p.stop()
+
+
+def mint(cloud, **body):
+    body.setdefault("role", "operator")
+    r = cloud.platform.op("POST", cloud.op_path("api-tokens"), body)
+    assert r.status == 201, r
+    return r.json()["token"]
+
+
+def answers(url):
+    try:
+        return sim.http("GET", url).status in (200, 503)
+    except OSError:
+        return False
+
+
+def test_device_api_over_tls_switches_a_relay(tls_platform, local_ca, sim_device, ntp):
+    if not ntp:
+        pytest.fail("no NTP responder: the device clock cannot be synced")
+    assert tls_platform.url.startswith("https://127.0.0.1:")
+    cert, key = local_ca.issue("device")
+    plain_port = sim.free_port()
+    dev = sim_device(tls_platform, config=api_config(ntp), ca_cert=local_ca.cert_path,
+                     rest_tls_cert=cert, rest_tls_key=key, rest_plain_port=plain_port,
+                     rest_probes_only=True)
+    tls_url = "https://127.0.0.1:%d" % dev.settings["rest_port"]
+    plain_url = "http://127.0.0.1:%d" % plain_port
+    # registered over https with the CA it trusts, config and time: ready
+    dev.wait_status(lambda s: s["ready"] and s["config_version"] >= 1,
+                    "registered over https, config applied, time synced", timeout=30)
+    wait_for(lambda: answers(tls_url + "/health"), 15, "the device REST API over TLS")
+    # the handshake: the device's certificate, checked against the CA
+    ctx = ssl.create_default_context(cafile=local_ca.cert_path)
+    with socket.create_connection(("127.0.0.1", dev.settings["rest_port"]), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            peer = x509.load_der_x509_certificate(s.getpeercert(binary_form=True))
+            assert peer.subject.rfc4514_string() == "CN=device"
+            assert s.version() in ("TLSv1.2", "TLSv1.3")
+    # a client that does not trust the CA gets no connection
+    with socket.create_connection(("127.0.0.1", dev.settings["rest_port"]), timeout=10) as raw:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            ssl.create_default_context().wrap_socket(raw, server_hostname="127.0.0.1")
+    tok = mint(dev.cloud)
+    r = sim.http("POST", tls_url + "/gpio/r1", {"state": "HIGH"}, token=tok)
+    assert r.status == 200 and r.json()["state"] == "HIGH", r
+    dev.wait_status(lambda s: s["pins"].get("2") == 1, "pin 2 driven high over TLS")
+    # plain HTTP beside it: the probes only, nothing moves
+    assert sim.http("GET", plain_url + "/health").status == 200
+    assert sim.http("GET", plain_url + "/ready").status == 200
+    for method, path, body in (("POST", "/gpio/r1", {"state": "LOW"}), ("GET", "/gpio", None),
+                               ("GET", "/gpio/r1", None), ("GET", "/metrics", None)):
+        r = sim.http(method, plain_url + path, body, token=tok)
+        assert r.status == 403 and r.json()["error"] == "tls_required", (path, r)
+    assert dev.status()["relays"]["r1"] is True, "a refused plain request moved a relay"
+    # the config may allow more on plain HTTP, explicitly
+    cfg = dev.cloud.platform.op("GET", dev.cloud.op_path("config")).json()["config"]
+    cfg["api"]["allow_plain_http"] = True
+    assert dev.cloud.push_config(cfg).status == 200
+    dev.wait_status(lambda s: s["config_version"] == 2, "config version 2 applied")
+    r = sim.http("POST", plain_url + "/gpio/r1", {"state": "LOW"}, token=tok)
+    assert r.status == 200 and r.json()["state"] == "LOW", r
+
+
+def test_board_without_tls_serves_only_the_probes(platform, sim_device, ntp):
+    # a board's rules on the unix build: no certificate, plain HTTP, probes only
+    if not ntp:
+        pytest.fail("no NTP responder: the device clock cannot be synced")
+    dev = sim_device(platform, config=api_config(ntp), rest_probes_only=True)
+    url = "http://127.0.0.1:%d" % dev.settings["rest_port"]
+    dev.wait_status(lambda s: s["ready"] and s["config_version"] >= 1, "ready", timeout=30)
+    wait_for(lambda: answers(url + "/health"), 15, "the device REST API")
+    tok = mint(dev.cloud, role="admin")
+    for method, path, body in (("POST", "/gpio/r1", {"state": "HIGH"}), ("POST", "/gpio",
+                               {"relays": {"r1": "HIGH"}}), ("GET", "/config", None)):
+        r = sim.http(method, url + path, body, token=tok)
+        assert r.status == 403 and r.json()["error"] == "tls_required", (path, r)
+        assert "https" in r.json()["message"]
+    assert sim.http("GET", url + "/health").status == 200
+    assert dev.status()["relays"] == {"r1": False, "r2": False}
+
+
+def test_http_platform_url_refused_unless_loopback(tmp_path):
+    env = dict(os.environ, MICROPYTHONPATH="")
+    for url in ("http://10.0.0.5:8080/v1/devices/register", "http://platform.example/v1",
+                "http://127.0.0.1.evil.example/v1", "http://[::2]/v1", "ftp://127.0.0.1/x"):
+        data = tmp_path / "data"
+        out = subprocess.run([sim.MICROPYTHON, sim.MAIN, "--device-id", "pico-x", "--device-key",
+                              "k" * 32, "--platform", url, "--data-dir", str(data)],
+                             cwd=sim.ROOT, env=env, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 2, (url, out.stdout, out.stderr)
+        assert url in out.stdout and "https" in out.stdout, out.stdout
+        assert not data.exists(), "nothing is written for a refused URL"

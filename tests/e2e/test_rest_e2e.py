@@ -61,7 +61,7 @@ def test_minted_token_switches_a_relay(platform, sim_device, ntp):
     need_ntp(ntp)
     dev = sim_device(platform, config=api_config(ntp))
     ready(dev)
-    tok = mint(dev.cloud, sub="alice")
+    tok = mint(dev.cloud)
     r = call(dev, "POST", "/gpio/r1", tok, {"state": "HIGH"})
     assert r.status == 200, r
     assert r.json()["name"] == "r1" and r.json()["state"] == "HIGH", r
@@ -72,7 +72,7 @@ def test_minted_token_switches_a_relay(platform, sim_device, ntp):
     assert dev.status()["relays"] == {"r1": True, "r2": True}
     lines = wait_for(lambda: audit(dev, "r1"), 10, "the audit line of r1")
     a = lines[-1]
-    assert (a["subject"], a["source"], a["old"], a["new"]) == ("alice", "127.0.0.1", False, True)
+    assert (a["subject"], a["source"], a["old"], a["new"]) == ("operator", "127.0.0.1", False, True)
     r = call(dev, "GET", "/gpio", tok)
     assert r.status == 200
     assert {d["name"]: d["state"] for d in r.json()["relays"]} == {"r1": "HIGH", "r2": "HIGH"}
@@ -80,7 +80,7 @@ def test_minted_token_switches_a_relay(platform, sim_device, ntp):
     wait_for(lambda: (dev.cloud.get().get("reported") or {}).get("relays") ==
              {"r1": True, "r2": True}, 10, "the switch reported to the platform")
     # a viewer reads but does not switch; a token limited to r2 does not reach r1
-    view = mint(dev.cloud, role="viewer", sub="bob")
+    view = mint(dev.cloud, role="viewer")
     assert call(dev, "GET", "/gpio/r1", view).status == 200
     r = call(dev, "POST", "/gpio/r1", view, {"state": "LOW"})
     assert r.status == 403 and r.json()["error"] == "forbidden", r
@@ -101,7 +101,7 @@ def test_new_key_is_hot_reloaded(platform, sim_device, ntp):
     dev = sim_device(platform, config=cfg)
     ready(dev)
     pid = dev.proc.pid
-    old = mint(dev.cloud, sub="carol")
+    old = mint(dev.cloud)
     assert call(dev, "POST", "/gpio/r1", old, {"state": "HIGH"}).status == 200
     new_cfg = api_config(ntp)
     assert dev.cloud.push_config(new_cfg).status == 200
@@ -110,7 +110,7 @@ def test_new_key_is_hot_reloaded(platform, sim_device, ntp):
     r = call(dev, "POST", "/gpio/r1", old, {"state": "LOW"})
     assert r.status == 401 and r.json()["error"] == "bad_signature", r
     assert dev.status()["relays"]["r1"] is True, "the refused request moved nothing"
-    new = mint(dev.cloud, sub="carol")
+    new = mint(dev.cloud)
     r = call(dev, "POST", "/gpio/r1", new, {"state": "LOW"})
     assert r.status == 200 and r.json()["state"] == "LOW", r
     dev.wait_status(lambda s: s["pins"].get("2") == 0, "pin 2 low again")

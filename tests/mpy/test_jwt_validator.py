@@ -486,3 +486,41 @@ def test_cache_off():
     v.validate(t)
     v.validate(t)
     eq(len(v._cache), 0, "off")
+
+
+# --- revocation (config api.revoked, pushed by the platform) ---
+
+def test_revoked_jti_is_refused_cached_or_not():
+    clock = Clock()
+    v = validator(clock)
+    bad = make(good_claims(jti="revoked-jti-0000001"))
+    good = make(good_claims(jti="still-valid-jti-0001"))
+    plain = make(good_claims())   # no jti: only a key change can end it
+    for t in (bad, good, plain):
+        v.validate(t)             # all three verified and cached before the revocation
+    v.set_revoked([{"jti": "revoked-jti-0000001", "exp": NOW + 600}])
+    reject("revoked", bad, v)     # the cache does not keep it alive
+    fresh = validator(clock)
+    fresh.set_revoked([{"jti": "revoked-jti-0000001", "exp": NOW + 600}])
+    reject("revoked", bad, fresh)
+    eq(fresh.validate(good)["jti"], "still-valid-jti-0001", "another jti")
+    eq(fresh.validate(plain)["sub"], "ops-alice", "no jti")
+    eq(jv.http_status("revoked"), 401, "status")
+    true("revoked" in jv.MESSAGES, "message")
+    v.set_revoked([])
+    eq(v.validate(bad)["jti"], "revoked-jti-0000001", "list emptied")
+
+
+def test_revocation_list_is_bounded_and_drops_expired_entries():
+    clock = Clock()
+    v = validator(clock)
+    entries = [{"jti": "jti-%016d" % i, "exp": NOW + i} for i in range(jv.MAX_REVOKED)]
+    v.set_revoked(entries)
+    eq(len(v._revoked), jv.MAX_REVOKED, "all kept while unexpired")
+    raises(ValueError, "at most 64 revoked tokens, got 65", v.set_revoked, entries + [{"jti": "x" * 16, "exp": NOW}])
+    clock.t = NOW + 40 + v.leeway_s
+    v.set_revoked(entries)
+    eq(len(v._revoked), jv.MAX_REVOKED - 41, "expired ones dropped")
+    unsynced = validator(lambda: None)
+    unsynced.set_revoked(entries[:3])
+    eq(len(unsynced._revoked), 3, "no clock: all kept")

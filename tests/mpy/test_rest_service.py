@@ -143,3 +143,80 @@ def test_get_config_hides_the_key_and_the_log_masks_it():
     eq(logger.root().mask("key=" + KEY2), "key=***", "masked in log lines")
     c.relays.bank.deinit()
     rm_tree(d)
+
+
+def test_revoked_tokens_follow_the_config():
+    d = scratch_dir("rs")
+    c = controller(d)
+    api = c.rest.api
+    bad = token(KEY1, jti="stolen-token-000001")
+    good = token(KEY1, jti="kept-token-00000001")
+    true(c.config._apply(config(), 2, '"cfg-2"'), "applied")
+    eq(refusal(api, _Req(bad)), None, "before the revocation")
+    cfg = config()
+    cfg["api"]["revoked"] = [{"jti": "stolen-token-000001", "exp": NOW + 600}]
+    true(c.config._apply(cfg, 3, '"cfg-3"'), "revocation applied")
+    eq(refusal(api, _Req(bad)), (401, "revoked"), "the revoked jti, verified and cached before")
+    eq(refusal(api, _Req(good)), None, "another jti")
+    true(c.config._apply(config(), 4, '"cfg-4"'), "list emptied")
+    eq(refusal(api, _Req(bad)), None, "no longer on the list")
+    c.relays.bank.deinit()
+    rm_tree(d)
+
+
+class _Writer:
+    pass
+
+
+class _PlainReq:
+    def __init__(self, path, plain_listener=None):
+        self.path = path
+        w = _Writer()
+        if plain_listener is not None:
+            w.plain = plain_listener
+        self.sock = (None, w)
+        self.g = _G()
+
+
+def test_plain_http_gate():
+    d = scratch_dir("rs")
+    c = controller(d)
+    svc = c.rest
+    true(not svc.probes_only and svc.tls is None, "simulation: plain, every route")
+    eq(svc._plain_gate(_PlainReq("/gpio/r1")), None, "simulation serves every route")
+    svc.probes_only = True   # a board's rule
+    for path in ("/health", "/ready"):
+        eq(svc._plain_gate(_PlainReq(path)), None, path)
+    for path in ("/gpio/r1", "/gpio", "/metrics", "/config"):
+        r = svc._plain_gate(_PlainReq(path))
+        eq((r.status_code, json.loads(r.body)["error"]), (403, "tls_required"), path)
+    svc.tls = object()       # with TLS: its own connections pass, the plain listener's do not
+    eq(svc._plain_gate(_PlainReq("/gpio/r1")), None, "a TLS connection")
+    eq(svc._plain_gate(_PlainReq("/gpio/r1", True)).status_code, 403, "the plain listener")
+    cfg = config()
+    cfg["api"]["allow_plain_http"] = True
+    true(c.config._apply(cfg, 2, '"cfg-2"'), "allow_plain_http applied")
+    eq(svc._plain_gate(_PlainReq("/gpio/r1", True)), None, "allowed by the config")
+    c.relays.bank.deinit()
+    rm_tree(d)
+
+
+def test_tls_files_are_checked_at_start():
+    from iotlib import rest_service
+    d = scratch_dir("rs")
+    try:
+        rest_service.server_context(d + "/missing.pem", d + "/missing.key")
+        raise AssertionError("no error for a missing certificate")
+    except OSError as e:
+        true(str(e).startswith("REST TLS certificate " + d + "/missing.pem"), str(e))
+    with open(d + "/c.pem", "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
+    with open(d + "/k.pem", "w") as f:
+        f.write("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+    try:
+        rest_service.server_context(d + "/c.pem", d + "/k.pem")
+        raise AssertionError("no error for garbage")
+    except ValueError as e:
+        true(str(e).startswith("REST TLS certificate %s/c.pem or key %s/k.pem unusable"
+                               % (d, d)), str(e))
+    rm_tree(d)

@@ -45,7 +45,7 @@ def test_minted_token_verifies_with_the_config_key(server, fleet):
     key = cfg["api"]["jwt"]["key"]
     dev = fleet.device(config=cfg)
     before = int(time.time())
-    r = mint(server, dev, {"role": "operator", "relays": ["pump"], "ttl_s": 600, "sub": "alice"})
+    r = mint(server, dev, {"role": "operator", "relays": ["pump"], "ttl_s": 600})
     assert r.status == 201, r
     assert r.headers["Cache-Control"] == "no-store"
     token = r.json()["token"]
@@ -56,7 +56,8 @@ def test_minted_token_verifies_with_the_config_key(server, fleet):
                                              hashlib.sha256).digest()).rstrip(b"=").decode()
     assert hmac.compare_digest(sig, want)
     assert claims["iss"] == ISSUER and claims["aud"] == "pico-aud"
-    assert (claims["sub"], claims["role"], claims["relays"]) == ("alice", "operator", ["pump"])
+    assert (claims["sub"], claims["role"], claims["relays"]) == ("operator", "operator", ["pump"])
+    assert claims["jti"] == r.json()["jti"] and len(claims["jti"]) >= 16
     assert (claims["tenant"], claims["namespace"]) == (dev.tenant, dev.namespace)
     assert before <= claims["iat"] == claims["nbf"] <= int(time.time())
     assert claims["exp"] == claims["iat"] + 600 == r.json()["expires_at"]
@@ -103,7 +104,9 @@ def test_tenant_scoping(server, fleet):
     r = mint(server, mine, {"role": "operator"}, token=tok)
     assert r.status == 201, r
     _, claims = decode(r.json()["token"])
-    assert claims["sub"] == "operator@" + mine.tenant and claims["tenant"] == mine.tenant
+    tok_id = hashlib.sha256(tok.encode()).hexdigest()[:8]
+    assert claims["sub"] == "operator@%s/%s" % (mine.tenant, tok_id) == r.json()["sub"]
+    assert claims["tenant"] == mine.tenant
     r = mint(server, other, {"role": "operator"}, token=tok)
     assert r.status == 403 and r.json()["field"] == "tenant", r
     # the other tenant's device named under my tenant: not found
@@ -153,3 +156,146 @@ def test_validation_errors(server, fleet):
     r = server.call("POST", dev.op_path("api-tokens"), data=b'{"role": "viewer"}',
                     content_type="text/plain", token=server.token)
     assert r.status == 415
+
+
+# ---- a hostile tenant operator (issue: any sub, any role, 24 h, none revocable) ----
+
+def tenant_token(server, tenant, role=None):
+    path = "/v1/operator/tenants/%s/tokens" % tenant + ("?role=" + role if role else "")
+    r = server.op("POST", path)
+    assert r.status == 201, r
+    return r.json()["token"]
+
+
+def test_sub_is_bound_to_the_caller(server, fleet):
+    # before: a tenant token minted {"sub": "operator"}, the admin's subject, and got it
+    dev = fleet.device(config=api_config())
+    tok = tenant_token(server, dev.tenant)
+    for forged in ("operator", "operator@" + dev.tenant, "alice"):
+        r = mint(server, dev, {"role": "viewer", "sub": forged}, token=tok)
+        assert (r.status, r.json()["error"], r.json()["field"]) == (403, "sub_not_allowed", "sub"), r
+    r = mint(server, dev, {"role": "viewer", "sub": "alice"})   # the admin token too
+    assert r.status == 403 and r.json()["error"] == "sub_not_allowed", r
+    # naming its own subject is fine; two tenant tokens are two subjects
+    own = mint(server, dev, {"role": "viewer"}, token=tok).json()["sub"]
+    assert mint(server, dev, {"role": "viewer", "sub": own}, token=tok).status == 201
+    other = mint(server, dev, {"role": "viewer"}, token=tenant_token(server, dev.tenant))
+    assert other.json()["sub"] != own and other.json()["sub"].startswith("operator@" + dev.tenant)
+
+
+def test_role_is_never_above_the_callers(server, fleet):
+    # before: any tenant token minted "admin" device-API tokens
+    cfg = api_config(roles={"superuser": {"permissions": ["admin"]},
+                            "switcher": {"permissions": ["relays:write"]},
+                            "reader": {"permissions": ["relays:read"]}})
+    dev = fleet.device(config=cfg)
+    tok = tenant_token(server, dev.tenant)   # default: operator
+    for role in ("admin", "superuser"):
+        r = mint(server, dev, {"role": role}, token=tok)
+        assert (r.status, r.json()["error"], r.json()["field"]) == (403, "role_too_high", "role"), r
+    for role in ("operator", "viewer", "switcher", "reader"):
+        assert mint(server, dev, {"role": role}, token=tok).status == 201, role
+    viewer = tenant_token(server, dev.tenant, "viewer")
+    for role in ("operator", "switcher", "admin"):
+        assert mint(server, dev, {"role": role}, token=viewer).json()["error"] == "role_too_high"
+    assert mint(server, dev, {"role": "reader"}, token=viewer).status == 201
+    r = server.op("POST", "/v1/operator/tenants/%s/tokens" % dev.tenant)
+    assert r.json()["role"] == "operator", r      # the default
+    admin = tenant_token(server, dev.tenant, "admin")
+    assert mint(server, dev, {"role": "superuser"}, token=admin).status == 201
+    assert mint(server, dev, {"role": "admin"}).status == 201   # the admin token
+    r = server.op("POST", "/v1/operator/tenants/%s/tokens?role=root" % dev.tenant)
+    assert r.status == 400 and r.json()["field"] == "role", r
+
+
+def test_lifetime_is_capped(server, fleet, fresh_server):
+    # before: ttl_s 86400 gave a day-long token
+    dev = fleet.device(config=api_config(token_ttl_s=86400))
+    r = mint(server, dev, {"role": "viewer", "ttl_s": 86400})
+    assert (r.status, r.json()["error"], r.json()["field"]) == (422, "ttl_too_long", "ttl_s"), r
+    assert mint(server, dev, {"role": "viewer", "ttl_s": 3601}).status == 422
+    _, claims = decode(mint(server, dev, {"role": "viewer"}).json()["token"])
+    assert claims["exp"] - claims["iat"] == 3600     # the config's day is cut to the cap
+    # the cap is the platform's setting
+    srv = fresh_server(["--api-token-max-ttl", "300"])
+    from platform_harness import Fleet
+    d2 = Fleet(srv).device(config=api_config())
+    assert mint(srv, d2, {"role": "viewer", "ttl_s": 301}).json()["error"] == "ttl_too_long"
+    _, claims = decode(mint(srv, d2, {"role": "viewer"}).json()["token"])
+    assert claims["exp"] - claims["iat"] == 300
+
+
+def revoke(server, dev, jti, token=None):
+    path = dev.op_path("api-tokens/revoke")
+    if token is None:
+        return server.op("POST", path, json_body={"jti": jti})
+    return server.call("POST", path, json_body={"jti": jti}, token=token)
+
+
+def device_validator(cfg):
+    j = cfg["api"]["jwt"]
+    v = JWTValidator(bytes.fromhex(j["key"]), j["issuer"], j["audience"], time.time)
+    v.set_revoked(cfg["api"].get("revoked", ()))
+    return v
+
+
+def test_revocation_reaches_the_device_config(server, fleet):
+    # before: no jti, no way to revoke a token short of rotating the key
+    cfg = api_config()
+    dev = fleet.device(config=cfg)
+    bad, good = (mint(server, dev, {"role": "operator"}).json() for _ in range(2))
+    assert bad["jti"] != good["jti"]
+    v0 = server.op("GET", dev.op_path("config")).json()["version"]
+    r = revoke(server, dev, bad["jti"])
+    assert r.status == 200, r
+    assert r.json()["config_version"] == v0 + 1 and r.json()["exp"] == bad["expires_at"]
+    pushed = server.op("GET", dev.op_path("config")).json()
+    assert pushed["version"] == v0 + 1 and pushed["valid"] is True
+    assert pushed["config"]["api"]["revoked"] == [{"jti": bad["jti"], "exp": bad["expires_at"]}]
+    # the device's validator with that config refuses the revoked token only
+    v = device_validator(pushed["config"])
+    try:
+        v.validate(bad["token"])
+        raise AssertionError("a revoked token was accepted")
+    except Exception as e:
+        assert getattr(e, "reason", None) == "revoked", e
+    assert v.validate(good["token"])["jti"] == good["jti"]
+    # revoking it again changes nothing; an operator's next config keeps the list
+    again = revoke(server, dev, bad["jti"])
+    assert again.status == 200 and again.json()["config_version"] == v0 + 1
+    new = api_config(key=cfg["api"]["jwt"]["key"])
+    new["api"]["revoked"] = []   # the platform's list wins over the operator's
+    assert server.op("PUT", dev.op_path("config"), json_body=new).status == 200
+    kept = server.op("GET", dev.op_path("config")).json()["config"]["api"]["revoked"]
+    assert kept == [{"jti": bad["jti"], "exp": bad["expires_at"]}]
+    # unknown jti, another device's jti, another tenant's operator: refused
+    assert revoke(server, dev, "A" * 22).status == 404
+    other = fleet.device(config=api_config())
+    r = revoke(server, other, good["jti"])
+    assert r.status == 404 and r.json()["field"] == "jti", r
+    tok = tenant_token(server, other.tenant)
+    assert revoke(server, dev, good["jti"], token=tok).status == 403
+    assert revoke(server, dev, "short").status == 400
+
+
+def test_revocation_list_is_bounded_and_pruned(server, fleet):
+    from reference_platform.device_tokens import MAX_REVOKED
+    dev = fleet.device(config=api_config())
+    jtis = [mint(server, dev, {"role": "viewer", "ttl_s": 60 + i}).json()["jti"]
+            for i in range(MAX_REVOKED + 1)]
+    for jti in jtis[:MAX_REVOKED]:
+        assert revoke(server, dev, jti).status == 200
+    r = revoke(server, dev, jtis[-1])
+    assert (r.status, r.json()["error"]) == (409, "revocation_list_full"), r
+    cfg = server.op("GET", dev.op_path("config")).json()["config"]
+    assert len(cfg["api"]["revoked"]) == MAX_REVOKED
+    # soonest expiry first; what has expired is not pushed again (the store, one minute later)
+    exps = [e["exp"] for e in cfg["api"]["revoked"]]
+    assert exps == sorted(exps)
+    from reference_platform.device_tokens import DeviceTokens
+    from reference_platform.store import Store
+    tokens = DeviceTokens(Store(server.db))   # read-only use: no revocation is written
+    later = tokens.with_revocations(dev.device_id, cfg, exps[0] + 5)
+    assert len(later["api"]["revoked"]) < MAX_REVOKED
+    assert all(e["exp"] > exps[0] + 5 for e in later["api"]["revoked"])
+    assert "revoked" not in tokens.with_revocations(dev.device_id, cfg, exps[-1])["api"]

@@ -77,11 +77,25 @@ def test_stale_timestamp_gives_server_time(server, fleet):
     assert r.status == 200
 
 
-def test_unknown_device(server):
-    r = server.call("POST", "/v1/devices/register",
-                    json_body=register_body("pico-nobody", "k" * 32))
-    assert r.status == 401 and r.json()["error"] == "unknown_device"
-    assert r.json()["field"] == "device_id"
+def test_unknown_device_answers_like_a_bad_proof(server, fleet):
+    # device ids cannot be enumerated: an id nobody provisioned and a provisioned id with a
+    # wrong proof get the same status, code, field and message (before: unknown_device)
+    dev = fleet.device()
+    unknown = server.call("POST", "/v1/devices/register",
+                          json_body=register_body("pico-nobody", "k" * 32))
+    wrong = server.call("POST", "/v1/devices/register",
+                        json_body=register_body(dev.device_id, "k" * 32))
+    assert unknown.status == wrong.status == 401
+    assert unknown.json() == wrong.json(), (unknown.json(), wrong.json())
+    assert unknown.json()["error"] == "bad_proof" and unknown.json()["field"] == "proof"
+    assert unknown.headers["WWW-Authenticate"] == wrong.headers["WWW-Authenticate"]
+    # a stale clock is judged first, for every id alike: it tells nothing either
+    stale = [server.call("POST", "/v1/devices/register",
+                         json_body=register_body(d, "k" * 32, ts=int(time.time()) - 1000)).json()
+             for d in ("pico-nobody", dev.device_id)]
+    for b in stale:
+        b.pop("server_time")
+    assert stale[0] == stale[1] and stale[0]["error"] == "stale_timestamp"
 
 
 def test_register_rejects_malformed_bodies(server, fleet):
@@ -145,4 +159,26 @@ def test_deleted_device_loses_access(server, fleet):
     r = dev.call("GET", "/v1/state/desired")
     assert r.status == 401 and r.json()["error"] == "invalid_token"
     r = server.call("POST", "/v1/devices/register", json_body=register_body(dev.device_id, dev.key))
-    assert r.json()["error"] == "unknown_device"
+    assert r.status == 401 and r.json()["error"] == "bad_proof"
+
+
+def test_cross_tenant_lookups_answer_like_missing_ones(server, fleet):
+    # a tenant operator cannot tell another tenant's device or tenant from one that does not
+    # exist: same status, code and field; the message only repeats what the caller sent
+    mine = fleet.device()
+    other = fleet.device()
+    tok = server.op("POST", "/v1/operator/tenants/%s/tokens" % mine.tenant).json()["token"]
+    from platform_harness import dev_path
+
+    def body(tenant, device_id):
+        r = server.call("GET", dev_path(tenant, mine.namespace, device_id), token=tok)
+        b = r.json()
+        b["message"] = b["message"].replace(device_id, "<id>").replace(tenant, "<tenant>")
+        return r.status, b
+
+    assert body(mine.tenant, other.device_id) == body(mine.tenant, "pico-never-made") == \
+        (404, {"error": "not_found", "field": "device_id",
+               "message": "no device '<id>' in <tenant>/%s" % mine.namespace})
+    theirs = body(other.tenant, other.device_id)
+    assert theirs == body("t-never-made", other.device_id)
+    assert theirs[0] == 403 and theirs[1]["field"] == "tenant"

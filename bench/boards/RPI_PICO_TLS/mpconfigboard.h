@@ -1,0 +1,6 @@
+// Raspberry Pi Pico with the `tls` module (mbedtls) and no network: for bench/tls_handshake.py
+// --board, which measures a TLS handshake on the emulated RP2040 (the Pico W has `tls` through
+// its network stack; rp2040js emulates no WiFi chip).
+#define MICROPY_HW_BOARD_NAME                   "Raspberry Pi Pico (TLS bench)"
+#define MICROPY_HW_FLASH_STORAGE_BYTES          (1408 * 1024)
+#define MICROPY_PY_SSL                          (1)
