@@ -97,7 +97,7 @@ def file_sha256(path, chunk=1024):
 
 def _remove(path):
     try:
-        os.remove(path)
+        atomic_file.delete(path)
     except OSError:
         pass
 
@@ -116,7 +116,7 @@ class AppVersionFile:
         return v.decode().strip() or self.default
 
     def apply(self, image_path, meta):
-        os.rename(image_path, self.path + ".img")
+        atomic_file.rename(image_path, self.path + ".img")
         atomic_file.write(self.path, meta["version"].encode())
 
     def rollback(self, pending):
@@ -339,7 +339,7 @@ class OTAUpdateManager:
         size = o["size"]
         h = hashlib.sha256()
         got = 0
-        with open(part, "wb") as f:
+        with atomic_file.create(part) as f:
             while got < size:
                 last = min(got + self.chunk_size, size) - 1
                 data = await self._chunk(o, got, last)
@@ -440,7 +440,7 @@ class OTAUpdateManager:
             _remove(part)
             raise OTAError("ota.bad_hash", "image %s refused: sha256 %s, offer says %s"
                            % (o["version"], _hex(digest), o["sha256"]))
-        os.rename(part, staged)  # staged only once both checks passed
+        atomic_file.rename(part, staged)  # staged only once both checks passed
         return self._apply(o, staged, digest)
 
     def _apply(self, o, staged, digest):
