@@ -9,6 +9,7 @@ restarted on the same data folder. Each restart boots, every state file is whole
 come back in a state some request asked for (never an uncommanded one), and a state persisted
 before the kill is the one restored. POWER_CUT_FULL=1 (make test-power-cut) kills it 50 times."""
 
+import http.client
 import json
 import os
 import random
@@ -111,7 +112,7 @@ class Load:
             try:
                 r = call(self.dev, "POST", "/gpio/" + relay, self.token,
                          {"state": "HIGH" if on else "LOW"})
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 continue  # the kill cut the connection: the request may or may not have landed
             if r.status == 200:
                 self.answered += 1
