@@ -202,13 +202,21 @@ class OTAUpdateManager:
         """Call once at start, before the application relies on the new version.
 
         Returns "none", "trial" (a new version on trial, this boot counted),
-        "rolled_back" or "not_running" (the install did not take)."""
+        "rolled_back", "not_running" (the install did not take) or "interrupted" (the
+        power went during the install: it is fetched again, not marked bad)."""
         st = self._load()
         for key, msg, sev in st.pop("report", []):
             self._alarm(key, msg, sev)
         p = st.get("pending")
         result = "none"
-        if p and p.get("version") != self.version:
+        if p and p.get("version") != self.version and not p.get("applied"):
+            # the power went before the apply hook returned: not a bad image, fetch it again
+            st["pending"] = None
+            self._alarm("ota.interrupted", "installing %s was interrupted; running %s, the"
+                        " update will be fetched again" % (p["version"], self.version),
+                        "warning")
+            result = "interrupted"
+        elif p and p.get("version") != self.version:
             st["pending"] = None
             self._mark_bad(st, p["version"])
             self._alarm("ota.not_running", "version %s was installed but %s is running; not"
@@ -465,6 +473,8 @@ class OTAUpdateManager:
             self._save(st)
             raise OTAError("ota.apply_failed", "applying %s failed: %r" % (o["version"], e),
                            permanent=False)
+        st["pending"]["applied"] = True  # a boot not running it now means it did not take
+        self._save(st)
         self.applied += 1
         self.reset_required = True
         self.log.info("update applied; reset to run it", version=o["version"],

@@ -99,3 +99,30 @@ def test_stream_goes_to_flash_in_bounded_pieces():
     eq(len(flushes), 2, "held at most FLUSH_BYTES before each flush (and the rest on close)")
     eq(_read(p), b"".join(bytes([i]) * 1500 for i in range(5)), "the whole stream")
     rm_tree(d)
+
+
+def test_update_cut_during_install_is_fetched_again_not_marked_bad():
+    from test_ota import Device, Platform, _with_folder
+    from standins import run
+
+    def body(d):
+        p = Platform()
+        dev = Device(d, p)
+
+        def cut_after_image_moved(path, meta):
+            af.rename(path, dev.app.path + ".img")
+            raise af.PowerCut("cut before the version record")
+        dev.ota.apply_hook = cut_after_image_moved
+        try:
+            run(dev.ota.check())
+            raise AssertionError("the cut did not stop the install")
+        except af.PowerCut:
+            pass
+        dev = Device(d, p)
+        eq(dev.ota.version, "1.0.0", "the old version still runs")
+        eq(dev.ota.boot(), "interrupted", "boot after the cut")
+        eq(dev.state().get("bad"), None, "the image is not marked bad")
+        eq(dev.alarm_keys(), ["ota.interrupted"], "the operator is told")
+        eq(run(dev.ota.check()), "applied", "fetched and installed again")
+        eq(dev.app.read(), "1.1.0", "installed")
+    _with_folder(body)
