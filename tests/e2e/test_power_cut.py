@@ -7,7 +7,8 @@ folder is what a real cut leaves (a torn write or flush, a rename or remove not 
 process then boots the real managers from it. Each time: the device boots; every state file
 reads as whole JSON (the old or the new version), every log line is whole JSON; the relay
 states, config version, boot count and app version restored are the last committed ones or
-the ones being written at the cut, never older.
+the ones being written at the cut, never older; an update cut during its install is fetched
+again, never marked bad.
 
 `make test` runs a seeded sample of the cut points; POWER_CUT_FULL=1 (make test-power-cut)
 runs all of them and prints the count per file."""
@@ -147,6 +148,7 @@ def sweep(tmp_path, start, label, ks=None):
         if committed(out, "app_version", None)[0] is not None or before:
             assert got["app_version"] == "1.1.0", "%s: update lost" % where
         assert got["app_version"] in VERSIONS
+        assert got["ota_bad"] == [], "%s: a cut update was marked bad" % where
         per_file[logical(ops[k - 1].split(" ", 1)[1], ref)] += 1
         shutil.rmtree(d)
     return len(ks), per_file

@@ -61,8 +61,7 @@ class Device:
     def report(self):
         return {"relays": self.ctl.relays.states(), "config_version": self.ctl.config.version,
                 "boots": self.ctl.boot.get("boots"), "app_version": self.app.read(),
-                "ota_boot": self.ota_boot, "ota_pending": (self.ota._load().get("pending") or {})
-                .get("version")}
+                "ota_boot": self.ota_boot, "ota_bad": self.ota._load().get("bad") or []}
 
 
 def work(dev):
