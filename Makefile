@@ -5,6 +5,7 @@
 #   make unix | natmod | firmware | deps
 #   make test-c | test-mpy | test-platform | test-rest | test-e2e | test-hil | bench
 #   make release KEY=keys/acme IMAGE=app.bin VERSION=1.2.0 COUNTER=7 [TENANT=..] (signed OTA)
+#   make test-power-cut | test-flaps   the full power-cut sweep and platform flap runs
 #
 # Everything fetched or built lands in .cache/ (git-ignored) and is reused.
 # MPY_DIR=/path/to/micropython builds against your own full checkout instead.
@@ -41,7 +42,8 @@ UNIX_ARGS := BUILD=$(UNIX_BUILD) USER_C_MODULES=$(ROOT)/cmodules \
 	FROZEN_MANIFEST=$(ROOT)/tools/manifest_unix.py MPY_LIB_DIR=$(MPYLIB_STUB) \
 	MICROPY_PY_BTREE=0
 
-.PHONY: all deps run demo release test unix natmod firmware test-c test-mpy test-platform test-rest test-e2e test-hil bench bench-smoke clean-firmware help
+.PHONY: all deps run demo release test unix natmod firmware test-c test-mpy test-platform test-rest test-e2e test-hil bench bench-smoke clean-firmware help \
+	test-power-cut test-flaps
 
 all: unix natmod firmware
 
@@ -167,6 +169,15 @@ test-rest: unix $(STAMPS)/venv
 # the device (unix build) against the reference platform: real processes on 127.0.0.1
 test-e2e: unix $(STAMPS)/venv
 	cd $(ROOT) && $(PYTEST) tests/e2e
+
+# a power cut at every mutating filesystem operation of the device's writes (test-e2e runs a
+# seeded sample), and SIGKILL of the device under a REST write load
+test-power-cut: unix $(STAMPS)/venv
+	cd $(ROOT) && POWER_CUT_FULL=1 $(PYTEST) -s tests/e2e/test_power_cut.py tests/e2e/test_state_crash.py
+
+# 50 platform down/up cycles while relays switch and alarms are raised (test-e2e runs 8)
+test-flaps: unix $(STAMPS)/venv
+	cd $(ROOT) && FLAPS_FULL=1 $(PYTEST) -s tests/e2e/test_flaps.py
 
 # the UF2 booted in an emulated RP2040
 test-hil: firmware natmod $(STAMPS)/venv $(STAMPS)/npm

@@ -65,6 +65,12 @@ class Logger:
         self.audit_appends = 0  # appends of audit lines to the file (one per batch)
         self.lines = 0
         self.dropped = 0  # lines that could not be written
+        for p in (path, audit_path):
+            if p:  # at boot: a line torn by a power cut goes before anything is appended
+                try:
+                    self._sizes[p] = atomic_file.trim_torn_tail(p)
+                except OSError:
+                    pass
 
     # ---- configuration ----
 
@@ -189,12 +195,8 @@ class Logger:
             self._buf_len = 0
         try:
             size = self._sizes.get(path)
-            if size is None:
-                try:
-                    import os
-                    size = os.stat(path)[6]
-                except OSError:
-                    size = 0
+            if size is None:  # first append since boot: drop a line a power cut tore
+                size = atomic_file.trim_torn_tail(path)
             if size and size + len(line) + 1 > self.max_bytes:
                 self._rotate(path)
                 size = 0
@@ -204,17 +206,13 @@ class Logger:
             self.dropped += 1
 
     def _rotate(self, path):
-        import os
-        try:
-            os.remove("%s.%d" % (path, self.keep))
-        except OSError:
-            pass
+        atomic_file.delete("%s.%d" % (path, self.keep))
         for i in range(self.keep - 1, 0, -1):
             try:
-                os.rename("%s.%d" % (path, i), "%s.%d" % (path, i + 1))
+                atomic_file.rename("%s.%d" % (path, i), "%s.%d" % (path, i + 1))
             except OSError:
                 pass
-        os.rename(path, path + ".1")
+        atomic_file.rename(path, path + ".1")
 
     def flush(self):
         self.flush_audit()

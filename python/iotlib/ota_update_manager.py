@@ -181,7 +181,7 @@ def file_sha256(path, chunk=1024):
 
 def _remove(path):
     try:
-        os.remove(path)
+        atomic_file.delete(path)
     except OSError:
         pass
 
@@ -200,7 +200,7 @@ class AppVersionFile:
         return v.decode().strip() or self.default
 
     def apply(self, image_path, meta):
-        os.rename(image_path, self.path + ".img")
+        atomic_file.rename(image_path, self.path + ".img")
         atomic_file.write(self.path, meta["version"].encode())
 
     def rollback(self, pending):
@@ -306,14 +306,22 @@ class OTAUpdateManager:
         """Call once at start, before the application relies on the new version.
 
         Returns "none", "trial" (a new version on trial, this boot counted),
-        "rolled_back", "rollback_failed" (still pending; retried by run()) or
-        "not_running" (the install did not take)."""
+        "rolled_back", "rollback_failed" (still pending; retried by run()), "not_running"
+        (the install did not take) or "interrupted" (the power went during the install: it is
+        fetched again, not marked bad)."""
         st = self._load()
         for key, msg, sev in st.pop("report", []):
             self._alarm(key, msg, sev)
         p = st.get("pending")
         result = "none"
-        if p and p.get("version") != self.version:
+        if p and p.get("version") != self.version and not p.get("applied"):
+            # the power went before the apply hook returned: not a bad image, fetch it again
+            st["pending"] = None
+            self._alarm("ota.interrupted", "installing %s was interrupted; running %s, the"
+                        " update will be fetched again" % (p["version"], self.version),
+                        "warning")
+            result = "interrupted"
+        elif p and p.get("version") != self.version:
             st["pending"] = None
             self._mark_bad(st, p["version"])
             self._alarm("ota.not_running", "version %s was installed but %s is running; not"
@@ -553,7 +561,7 @@ class OTAUpdateManager:
         size = o["size"]
         h = hashlib.sha256()
         got = 0
-        with open(part, "wb") as f:
+        with atomic_file.create(part) as f:
             while got < size:
                 last = min(got + self.chunk_size, size) - 1
                 data = await self._chunk(o, got, last)
@@ -668,7 +676,7 @@ class OTAUpdateManager:
             _remove(part)
             raise OTAError("ota.bad_hash", "image %s refused: sha256 %s, signed manifest says %s"
                            % (m["version"], _hex(digest), m["sha256"]))
-        os.rename(part, staged)  # staged only once both checks passed
+        atomic_file.rename(part, staged)  # staged only once both checks passed
         return self._apply(m, staged, digest)
 
     def _apply(self, m, staged, digest):
@@ -693,6 +701,8 @@ class OTAUpdateManager:
             self._save(st)
             raise OTAError("ota.apply_failed", "applying %s failed: %r" % (m["version"], e),
                            permanent=False)
+        st["pending"]["applied"] = True  # a boot not running it now means it did not take
+        self._save(st)
         self.applied += 1
         self.reset_required = True
         self.log.info("update applied; reset to run it", version=m["version"],
