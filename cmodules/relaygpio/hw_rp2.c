@@ -8,6 +8,7 @@
 #include "hardware/structs/psm.h"
 #include "hardware/structs/sio.h"
 #include "hardware/structs/watchdog.h"
+#include "pico/time.h"
 
 #include "relay_hw.h"
 #include "hw_rp2_cause.h"
@@ -96,6 +97,39 @@ void relay_hw_reset_cause(relay_hw_t *hw, char *buf, size_t len) {
         scratch[i] = watchdog_hw->scratch[i];
     }
     relay_cause_unpack(watchdog_hw->reason, WATCHDOG_REASON_TIMER_BITS, scratch, buf, len);
+}
+
+// One repeating timer for the board. The firmware has static data, so the
+// callback and its argument are kept here.
+static repeating_timer_t autotick_timer;
+static bool autotick_on;
+static void (*autotick_fn)(void *arg);
+static void *autotick_arg;
+
+static bool autotick_cb(repeating_timer_t *t) {
+    (void)t;
+    autotick_fn(autotick_arg);
+    return true;
+}
+
+int relay_hw_autotick_start(uint32_t period_us, void (*fn)(void *arg), void *arg) {
+    relay_hw_autotick_stop();
+    autotick_fn = fn;
+    autotick_arg = arg;
+    // negative delay: period measured start to start, so ticks do not drift
+    autotick_on = add_repeating_timer_us(-(int64_t)period_us, autotick_cb, NULL, &autotick_timer);
+    return autotick_on;
+}
+
+void relay_hw_autotick_stop(void) {
+    if (autotick_on) {
+        cancel_repeating_timer(&autotick_timer);
+        autotick_on = false;
+    }
+}
+
+uint32_t relay_hw_now_us(void) {
+    return time_us_32();
 }
 
 uint32_t relay_hw_lock(void) {

@@ -11,8 +11,6 @@
 
 #include "relay_core.h"
 
-#define CONFIG_MAX_MS (3600000u)    // longest interval / dead time / window / debounce
-
 static uint32_t bit(unsigned i) {
     return 1u << i;
 }
@@ -90,6 +88,43 @@ static int count(relay_bank_t *b, int st) {
         b->m.rejected[st]++;
     }
     return st;
+}
+
+// Record the numbers of an argument error for the message; returns code.
+static int fail(relay_bank_t *b, int code, int32_t value, int32_t lo, int32_t hi) {
+    b->err.value = value;
+    b->err.lo = lo;
+    b->err.hi = hi;
+    b->err.aux = 0;
+    b->err.mask = 0;
+    return code;
+}
+
+static int check_range(relay_bank_t *b, int code, int32_t v, int32_t lo, int32_t hi) {
+    return (v >= lo && v <= hi) ? RELAY_OK : fail(b, code, v, lo, hi);
+}
+
+// An index into a table of count entries; none_code when the table is empty.
+static int check_index(relay_bank_t *b, int code, int none_code, int i, unsigned count) {
+    if (i >= 0 && (unsigned)i < count) {
+        return RELAY_OK;
+    }
+    return fail(b, count ? code : none_code, i, 0, (int32_t)count - 1);
+}
+
+// A relay mask for a bank of n relays: the error names its highest stray relay.
+static int check_mask(relay_bank_t *b, uint32_t mask, unsigned n) {
+    uint32_t stray = mask & ~relays_mask(n);
+    if (!stray) {
+        return RELAY_OK;
+    }
+    int top = 31;
+    while (!(stray & bit((unsigned)top))) {
+        top--;
+    }
+    fail(b, RELAY_ERR_MASK, top, 0, (int32_t)n);
+    b->err.mask = mask;
+    return RELAY_ERR_MASK;
 }
 
 // Flip the relays in change with one register write and book the switches.
@@ -192,25 +227,30 @@ static int do_toggle(relay_bank_t *b, unsigned i, relay_time_t now, int *changes
 }
 
 int relay_bank_init(relay_bank_t *b, const uint8_t *pins, size_t n,
-    uint32_t active_low, uint32_t on_at_boot, uint32_t tick_period_us, relay_time_t now) {
+    uint32_t active_low, uint32_t on_at_boot, int32_t tick_period_us, relay_time_t now) {
     if (n < 1 || n > RELAY_MAX) {
-        return RELAY_ERR_COUNT;
+        return fail(b, RELAY_ERR_RELAY_COUNT, (int32_t)(n > 0x7fffffff ? 0x7fffffff : n), 1, RELAY_MAX);
     }
     for (size_t i = 0; i < n; i++) {
-        if (pins[i] >= RELAY_HW_NUM_PINS) {
-            return RELAY_ERR_PIN;
+        int st = check_range(b, RELAY_ERR_PIN, pins[i], 0, RELAY_HW_NUM_PINS - 1);
+        if (st != RELAY_OK) {
+            return st;
         }
         for (size_t j = 0; j < i; j++) {
             if (pins[j] == pins[i]) {
-                return RELAY_ERR_DUP_PIN;
+                return fail(b, RELAY_ERR_DUP_PIN, pins[i], 0, RELAY_HW_NUM_PINS - 1);
             }
         }
     }
-    if ((active_low | on_at_boot) & ~relays_mask((unsigned)n)) {
-        return RELAY_ERR_MASK;
+    if (tick_period_us < RELAY_TICK_MIN_US) {
+        return fail(b, RELAY_ERR_TICK, tick_period_us, RELAY_TICK_MIN_US, 0x7fffffff);
     }
-    if (tick_period_us < 100) {
-        return RELAY_ERR_DURATION;
+    int st = check_mask(b, active_low, (unsigned)n);
+    if (st == RELAY_OK) {
+        st = check_mask(b, on_at_boot, (unsigned)n);
+    }
+    if (st != RELAY_OK) {
+        return st;
     }
     memset(b, 0, sizeof(*b));
     // power-on levels first: the pins become outputs already at these levels
@@ -224,7 +264,7 @@ int relay_bank_init(relay_bank_t *b, const uint8_t *pins, size_t n,
     relay_hw_init_outputs(&b->hw, pm, levels);
     b->n_relays = (uint8_t)n;
     b->state = on_at_boot;
-    b->tick_period_us = tick_period_us;
+    b->tick_period_us = (uint32_t)tick_period_us;
     b->stalled = -1;
     for (unsigned i = 0; i < n; i++) {
         relay_t *r = &b->relays[i];
@@ -251,48 +291,56 @@ void relay_bank_deinit(relay_bank_t *b) {
     relay_hw_unlock(s);
 }
 
-int relay_set_min_interval(relay_bank_t *b, int relay, uint32_t ms) {
-    if (relay < 0 || relay >= b->n_relays) {
-        return RELAY_ERR_INDEX;
+int relay_set_min_interval(relay_bank_t *b, int relay, int32_t ms) {
+    int st = check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
+    if (st == RELAY_OK) {
+        st = check_range(b, RELAY_ERR_MIN_INTERVAL, ms, 0, RELAY_MIN_INTERVAL_MAX_MS);
     }
-    if (ms > CONFIG_MAX_MS) {
-        return RELAY_ERR_DURATION;
+    if (st != RELAY_OK) {
+        return st;
     }
     uint32_t s = relay_hw_lock();
     relay_t *r = &b->relays[relay];
-    r->min_interval_us = ms * 1000u;
+    r->min_interval_us = (uint32_t)ms * 1000u;
     r->interval_clear = 1;          // the new interval counts from the next switch
     r->interval_left_us = 0;
     relay_hw_unlock(s);
     return RELAY_OK;
 }
 
-int relay_add_interlock(relay_bank_t *b, uint32_t mask, uint32_t dead_ms) {
-    if (mask & ~relays_mask(b->n_relays)) {
-        return RELAY_ERR_MASK;
+int relay_add_interlock(relay_bank_t *b, uint32_t mask, int32_t dead_ms) {
+    int st = check_mask(b, mask, b->n_relays);
+    if (st == RELAY_OK) {
+        st = check_range(b, RELAY_ERR_DEAD_TIME, dead_ms, 0, RELAY_DEAD_TIME_MAX_MS);
+    }
+    if (st != RELAY_OK) {
+        return st;
     }
     if (popcount(mask) < 2) {
-        return RELAY_ERR_GROUP;
+        fail(b, RELAY_ERR_GROUP_SIZE, (int32_t)popcount(mask), 2, RELAY_MAX);
+        b->err.mask = mask;
+        return RELAY_ERR_GROUP_SIZE;
     }
     for (unsigned i = 0; i < b->n_relays; i++) {
         if ((mask & bit(i)) && b->relays[i].group >= 0) {
-            return RELAY_ERR_GROUP;
+            fail(b, RELAY_ERR_GROUP_MEMBER, (int32_t)i, 0, b->n_relays - 1);
+            b->err.aux = b->relays[i].group;
+            return RELAY_ERR_GROUP_MEMBER;
         }
     }
     if (b->n_groups >= RELAY_GROUP_MAX) {
-        return RELAY_ERR_COUNT;
-    }
-    if (dead_ms > CONFIG_MAX_MS) {
-        return RELAY_ERR_DURATION;
+        return fail(b, RELAY_ERR_GROUP_COUNT, b->n_groups, 0, RELAY_GROUP_MAX);
     }
     if (popcount(b->state & mask) > 1) {
-        return RELAY_ERR_STATE;     // already breaks the interlock
+        fail(b, RELAY_ERR_GROUP_ON, (int32_t)popcount(b->state & mask), 0, 1);
+        b->err.mask = mask;
+        return RELAY_ERR_GROUP_ON;
     }
     uint32_t s = relay_hw_lock();
     int k = b->n_groups;
     relay_group_t *g = &b->groups[k];
     g->members = mask;
-    g->dead_us = dead_ms * 1000u;
+    g->dead_us = (uint32_t)dead_ms * 1000u;
     g->dead_left_us = 0;
     g->pending = -1;
     for (unsigned i = 0; i < b->n_relays; i++) {
@@ -305,32 +353,37 @@ int relay_add_interlock(relay_bank_t *b, uint32_t mask, uint32_t dead_ms) {
     return k;
 }
 
-int relay_add_input(relay_bank_t *b, int pin, uint32_t debounce_ms, bool active_low,
+int relay_check_pin(relay_bank_t *b, int pin) {
+    return check_range(b, RELAY_ERR_PIN, pin, 0, RELAY_HW_NUM_PINS - 1);
+}
+
+int relay_add_input(relay_bank_t *b, int pin, int32_t debounce_ms, bool active_low,
     int pull, int toggles) {
-    if (b->n_inputs >= RELAY_INPUT_MAX) {
-        return RELAY_ERR_COUNT;
+    int st = relay_check_pin(b, pin);
+    if (st == RELAY_OK) {
+        st = check_range(b, RELAY_ERR_DEBOUNCE, debounce_ms, 0, RELAY_DEBOUNCE_MAX_MS);
     }
-    if (pin < 0 || pin >= RELAY_HW_NUM_PINS) {
-        return RELAY_ERR_PIN;
+    if (st == RELAY_OK) {
+        st = check_range(b, RELAY_ERR_PULL, pull, RELAY_PULL_NONE, RELAY_PULL_DOWN);
+    }
+    if (st == RELAY_OK) {
+        st = check_range(b, RELAY_ERR_TOGGLES, toggles, -1, b->n_relays - 1);
+    }
+    if (st != RELAY_OK) {
+        return st;
+    }
+    if (b->n_inputs >= RELAY_INPUT_MAX) {
+        return fail(b, RELAY_ERR_INPUT_COUNT, b->n_inputs, 0, RELAY_INPUT_MAX);
     }
     for (unsigned i = 0; i < b->n_relays; i++) {
         if (b->relays[i].pin == pin) {
-            return RELAY_ERR_DUP_PIN;
+            return fail(b, RELAY_ERR_DUP_PIN, pin, 0, RELAY_HW_NUM_PINS - 1);
         }
     }
     for (unsigned j = 0; j < b->n_inputs; j++) {
         if (b->inputs[j].pin == pin) {
-            return RELAY_ERR_DUP_PIN;
+            return fail(b, RELAY_ERR_DUP_PIN, pin, 0, RELAY_HW_NUM_PINS - 1);
         }
-    }
-    if (pull != RELAY_PULL_NONE && pull != RELAY_PULL_UP && pull != RELAY_PULL_DOWN) {
-        return RELAY_ERR_PULL;
-    }
-    if (toggles < -1 || toggles >= b->n_relays) {
-        return RELAY_ERR_INDEX;
-    }
-    if (debounce_ms > CONFIG_MAX_MS) {
-        return RELAY_ERR_DURATION;
     }
     uint32_t s = relay_hw_lock();
     int j = b->n_inputs;
@@ -339,7 +392,7 @@ int relay_add_input(relay_bank_t *b, int pin, uint32_t debounce_ms, bool active_
     in->active_low = active_low ? 1 : 0;
     in->pull = (uint8_t)pull;
     in->toggles = (int8_t)toggles;
-    in->debounce_us = debounce_ms * 1000u;
+    in->debounce_us = (uint32_t)debounce_ms * 1000u;
     in->candidate_for_us = 0;
     in->edges = 0;
     relay_hw_init_input(&b->hw, (unsigned)pin, pull);
@@ -366,39 +419,41 @@ static bool name_eq(const char *a, const char *b) {
     return *a == *b;
 }
 
-int relay_add_slot(relay_bank_t *b, const char *name, uint32_t window_ms) {
-    if (b->n_slots >= RELAY_SLOT_MAX) {
-        return RELAY_ERR_COUNT;
-    }
+int relay_add_slot(relay_bank_t *b, const char *name, int32_t window_ms) {
     size_t len = name ? name_len(name, RELAY_SLOT_NAME_LEN) : 0;
     if (len < 1 || len >= RELAY_SLOT_NAME_LEN) {
-        return RELAY_ERR_NAME;
+        return fail(b, RELAY_ERR_SLOT_NAME, (int32_t)len, 1, RELAY_SLOT_NAME_LEN - 1);
+    }
+    int st = check_range(b, RELAY_ERR_SLOT_WINDOW, window_ms, 1, RELAY_SLOT_WINDOW_MAX_MS);
+    if (st != RELAY_OK) {
+        return st;
+    }
+    if (b->n_slots >= RELAY_SLOT_MAX) {
+        return fail(b, RELAY_ERR_SLOT_COUNT, b->n_slots, 0, RELAY_SLOT_MAX);
     }
     for (unsigned k = 0; k < b->n_slots; k++) {
         if (name_eq(b->slots[k].name, name)) {
-            return RELAY_ERR_NAME;
+            return fail(b, RELAY_ERR_SLOT_DUP, (int32_t)k, 0, 0);
         }
-    }
-    if (window_ms < 1 || window_ms > CONFIG_MAX_MS) {
-        return RELAY_ERR_DURATION;
     }
     uint32_t s = relay_hw_lock();
     int k = b->n_slots;
     relay_slot_t *sl = &b->slots[k];
     memset(sl, 0, sizeof(*sl));
     memcpy(sl->name, name, len);
-    sl->window_us = window_ms * 1000u;
+    sl->window_us = (uint32_t)window_ms * 1000u;
     b->n_slots++;
     relay_hw_unlock(s);
     return k;
 }
 
-int relay_wdt_start(relay_bank_t *b, uint32_t timeout_ms) {
-    if (timeout_ms < 1 || timeout_ms > RELAY_WDT_MAX_MS) {
-        return RELAY_ERR_DURATION;
+int relay_wdt_start(relay_bank_t *b, int32_t timeout_ms) {
+    int st = check_range(b, RELAY_ERR_WDT_TIMEOUT, timeout_ms, 1, RELAY_WDT_MAX_MS);
+    if (st != RELAY_OK) {
+        return st;
     }
     if (b->wdt_started) {
-        return RELAY_ERR_STATE;
+        return fail(b, RELAY_ERR_WDT_STARTED, timeout_ms, 0, 0);
     }
     uint32_t s = relay_hw_lock();
     // supervision starts fresh: time before it does not count against a slot
@@ -408,9 +463,35 @@ int relay_wdt_start(relay_bank_t *b, uint32_t timeout_ms) {
     }
     b->wdt_started = 1;
     b->wdt_running = 1;
-    relay_hw_wdt_start(&b->hw, timeout_ms);
+    relay_hw_wdt_start(&b->hw, (uint32_t)timeout_ms);
     relay_hw_unlock(s);
     return RELAY_OK;
+}
+
+// Runs in the backend's timer interrupt: the core neither allocates nor raises.
+static void autotick_cb(void *arg) {
+    relay_tick((relay_bank_t *)arg, relay_hw_now_us() & RELAY_TIME_MASK);
+}
+
+int relay_autotick_start(relay_bank_t *b, int32_t period_us) {
+    int st = check_range(b, RELAY_ERR_AUTOTICK, period_us, RELAY_AUTOTICK_MIN_US, RELAY_AUTOTICK_MAX_US);
+    if (st != RELAY_OK || !RELAY_HW_HAS_AUTOTICK) {
+        return st;
+    }
+    relay_hw_autotick_stop();
+    b->tick_period_us = (uint32_t)period_us;
+    // a tick now sets the time base, so a request made before the timer's
+    // first tick is timed from when it was made
+    relay_tick(b, relay_hw_now_us() & RELAY_TIME_MASK);
+    if (!relay_hw_autotick_start((uint32_t)period_us, autotick_cb, b)) {
+        return fail(b, RELAY_ERR_NO_TIMER, period_us, RELAY_AUTOTICK_MIN_US, RELAY_AUTOTICK_MAX_US);
+    }
+    return 1;
+}
+
+void relay_autotick_stop(relay_bank_t *b) {
+    (void)b;
+    relay_hw_autotick_stop();
 }
 
 // The common request, lock held: a relay in no interlock group whose interval is
@@ -438,7 +519,7 @@ static bool switch_free_relay(relay_bank_t *b, unsigned i, bool on, relay_time_t
 
 int relay_set(relay_bank_t *b, int relay, bool on, relay_time_t now) {
     if (relay < 0 || relay >= b->n_relays) {
-        return RELAY_ERR_INDEX;
+        return check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
     }
     int changes = 0;
     int st = RELAY_OK;
@@ -452,7 +533,7 @@ int relay_set(relay_bank_t *b, int relay, bool on, relay_time_t now) {
 
 int relay_toggle(relay_bank_t *b, int relay, relay_time_t now) {
     if (relay < 0 || relay >= b->n_relays) {
-        return RELAY_ERR_INDEX;
+        return check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
     }
     int changes = 0;
     int st = RELAY_OK;
@@ -466,7 +547,7 @@ int relay_toggle(relay_bank_t *b, int relay, relay_time_t now) {
 
 int relay_write(relay_bank_t *b, uint32_t mask, uint32_t values, relay_time_t now) {
     if (mask & ~relays_mask(b->n_relays)) {
-        return RELAY_ERR_MASK;
+        return check_mask(b, mask, b->n_relays);
     }
     uint32_t s = relay_hw_lock();
     values &= mask;
@@ -511,26 +592,31 @@ int relay_write(relay_bank_t *b, uint32_t mask, uint32_t values, relay_time_t no
     return RELAY_OK;
 }
 
-int relay_pulse(relay_bank_t *b, int relay, uint32_t ms, relay_time_t now) {
-    if (relay < 0 || relay >= b->n_relays) {
-        return RELAY_ERR_INDEX;
+int relay_pulse(relay_bank_t *b, int relay, int32_t ms, relay_time_t now) {
+    int st = check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
+    if (st == RELAY_OK) {
+        st = check_range(b, RELAY_ERR_PULSE, ms, 1, RELAY_PULSE_MAX_MS);
     }
-    uint64_t us = ms_to_us64(ms);
-    if (ms < 1 || us < b->relays[relay].min_interval_us) {
-        return RELAY_ERR_DURATION;
+    if (st != RELAY_OK) {
+        return st;
+    }
+    uint64_t us = ms_to_us64((uint32_t)ms);
+    uint32_t min_us = b->relays[relay].min_interval_us;
+    if (us < min_us) {
+        fail(b, RELAY_ERR_PULSE_SHORT, ms, (int32_t)(min_us / 1000u), RELAY_PULSE_MAX_MS);
+        b->err.aux = relay;
+        return RELAY_ERR_PULSE_SHORT;
     }
     int changes = 0;
     uint32_t s = relay_hw_lock();
-    int st = do_set(b, (unsigned)relay, true, us, now, &changes);
+    st = do_set(b, (unsigned)relay, true, us, now, &changes);
     relay_hw_unlock(s);
     return st;
 }
 
-int relay_get(const relay_bank_t *b, int relay) {
-    if (relay < 0 || relay >= b->n_relays) {
-        return RELAY_ERR_INDEX;
-    }
-    return (int)((b->state >> relay) & 1u);
+int relay_get(relay_bank_t *b, int relay) {
+    int st = check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
+    return st != RELAY_OK ? st : (int)((b->state >> relay) & 1u);
 }
 
 int relay_tick(relay_bank_t *b, relay_time_t now) {
@@ -639,8 +725,9 @@ int relay_tick(relay_bank_t *b, relay_time_t now) {
 }
 
 int relay_checkin(relay_bank_t *b, int slot, relay_time_t now) {
-    if (slot < 0 || slot >= b->n_slots) {
-        return RELAY_ERR_INDEX;
+    int st = check_index(b, RELAY_ERR_SLOT, RELAY_ERR_NO_SLOTS, slot, b->n_slots);
+    if (st != RELAY_OK) {
+        return st;
     }
     uint32_t s = relay_hw_lock();
     b->slots[slot].since_us = 0;
@@ -649,30 +736,40 @@ int relay_checkin(relay_bank_t *b, int slot, relay_time_t now) {
     return RELAY_OK;
 }
 
-int relay_input_value(const relay_bank_t *b, int input) {
-    if (input < 0 || input >= b->n_inputs) {
-        return RELAY_ERR_INDEX;
+int relay_input_value(relay_bank_t *b, int input) {
+    int st = check_index(b, RELAY_ERR_INPUT, RELAY_ERR_NO_INPUTS, input, b->n_inputs);
+    return st != RELAY_OK ? st : b->inputs[input].stable;
+}
+
+int relay_input_edges(relay_bank_t *b, int input, uint32_t *out) {
+    int st = check_index(b, RELAY_ERR_INPUT, RELAY_ERR_NO_INPUTS, input, b->n_inputs);
+    if (st == RELAY_OK) {
+        *out = b->inputs[input].edges;
     }
-    return b->inputs[input].stable;
+    return st;
+}
+
+int relay_switches(relay_bank_t *b, int relay, uint32_t *out) {
+    int st = check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
+    if (st == RELAY_OK) {
+        *out = b->relays[relay].switches;
+    }
+    return st;
 }
 
 const char *relay_stalled_name(const relay_bank_t *b) {
     return b->stalled >= 0 ? b->slots[b->stalled].name : NULL;
 }
 
-// Indexed by status - RELAY_ERR_PULL: a char array, not a table of pointers,
-// so a natmod needs no relocations in its data.
-#define STATUS_FIRST (RELAY_ERR_PULL)
-#define STATUS_LAST (RELAY_REJECTED_INTERLOCK)
-static const char status_names[STATUS_LAST - STATUS_FIRST + 1][14] = {
-    "bad pull", "bad state", "bad mask", "bad name", "bad group", "bad duration",
-    "bad count", "duplicate pin", "bad pin", "bad index",
+// A char array, not a table of pointers, so a natmod needs no relocations in
+// its data. Argument errors get their messages from the binding's one table.
+static const char status_names[RELAY_REASON_COUNT][10] = {
     "ok", "deferred", "interval", "interlock",
 };
 
 const char *relay_status_name(int status) {
-    if (status < STATUS_FIRST || status > STATUS_LAST) {
+    if (status < 0 || status >= RELAY_REASON_COUNT) {
         return "error";
     }
-    return status_names[status - STATUS_FIRST];
+    return status_names[status];
 }

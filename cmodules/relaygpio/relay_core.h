@@ -11,12 +11,7 @@
 
 #include "relay_hw.h"
 
-#define RELAY_MAX (32)
-#define RELAY_INPUT_MAX (16)
-#define RELAY_GROUP_MAX (8)
-#define RELAY_SLOT_MAX (8)
-#define RELAY_SLOT_NAME_LEN (16)           // including the terminating NUL
-#define RELAY_WDT_MAX_MS (8388)            // the RP2040 watchdog's limit
+#include "relay_limits.h"
 
 // Time is MicroPython's ticks_us: microseconds modulo 2**30. All arithmetic on
 // it goes through relay_time_diff so it survives the wrap (about 17.9 min).
@@ -29,7 +24,8 @@ static inline int32_t relay_time_diff(relay_time_t end, relay_time_t start) {
     return (d & 0x20000000u) ? (int32_t)d - 0x40000000 : (int32_t)d;
 }
 
-// Result of a switching request (>= 0) or an argument error (< 0).
+// Result of a switching request (>= 0) or an argument error (< 0). Each error
+// names one argument and the rule it broke; relay_bank_t.err holds the numbers.
 typedef enum {
     RELAY_OK = 0,
     RELAY_DEFERRED = 1,             // interlock change-over: turns on after the dead time
@@ -37,17 +33,46 @@ typedef enum {
     RELAY_REJECTED_INTERLOCK = 3,   // an atomic write that would break an interlock
     RELAY_REASON_COUNT = 4,
 
-    RELAY_ERR_INDEX = -1,           // no relay / input / slot / group with that index
+    RELAY_ERR_RELAY_COUNT = -1,     // pins: not 1 .. RELAY_MAX of them
     RELAY_ERR_PIN = -2,             // pin outside 0 .. RELAY_HW_NUM_PINS-1
     RELAY_ERR_DUP_PIN = -3,         // pin already used by this bank
-    RELAY_ERR_COUNT = -4,           // too many relays / inputs / groups / slots, or none
-    RELAY_ERR_DURATION = -5,        // duration out of range (see each function)
-    RELAY_ERR_GROUP = -6,           // relay already in another group, or a group of < 2
-    RELAY_ERR_NAME = -7,            // slot name empty, too long or used twice
-    RELAY_ERR_MASK = -8,            // mask names a relay the bank does not have
-    RELAY_ERR_STATE = -9,           // not allowed now (e.g. watchdog already started)
-    RELAY_ERR_PULL = -10,           // pull not one of RELAY_PULL_*
+    RELAY_ERR_TICK = -4,            // tick period below RELAY_TICK_MIN_US
+    RELAY_ERR_MASK = -5,            // mask names a relay the bank does not have
+    RELAY_ERR_RELAY = -6,           // no relay with that index
+    RELAY_ERR_INPUT = -7,           // no input with that index
+    RELAY_ERR_SLOT = -8,            // no slot with that index
+    RELAY_ERR_MIN_INTERVAL = -9,    // min interval outside 0 .. RELAY_MIN_INTERVAL_MAX_MS
+    RELAY_ERR_PULSE = -10,          // pulse outside 1 .. RELAY_PULSE_MAX_MS
+    RELAY_ERR_PULSE_SHORT = -11,    // pulse shorter than the relay's min interval
+    RELAY_ERR_DEAD_TIME = -12,      // dead time outside 0 .. RELAY_DEAD_TIME_MAX_MS
+    RELAY_ERR_GROUP_SIZE = -13,     // interlock of fewer than 2 relays
+    RELAY_ERR_GROUP_MEMBER = -14,   // relay already in another interlock group
+    RELAY_ERR_GROUP_COUNT = -15,    // RELAY_GROUP_MAX groups already
+    RELAY_ERR_GROUP_ON = -16,       // more than one member on: already breaks the interlock
+    RELAY_ERR_DEBOUNCE = -17,       // debounce outside 0 .. RELAY_DEBOUNCE_MAX_MS
+    RELAY_ERR_PULL = -18,           // pull not one of RELAY_PULL_*
+    RELAY_ERR_TOGGLES = -19,        // input toggles neither -1 nor a relay
+    RELAY_ERR_INPUT_COUNT = -20,    // RELAY_INPUT_MAX inputs already
+    RELAY_ERR_SLOT_NAME = -21,      // slot name not 1 .. RELAY_SLOT_NAME_LEN-1 bytes
+    RELAY_ERR_SLOT_WINDOW = -22,    // slot window outside 1 .. RELAY_SLOT_WINDOW_MAX_MS
+    RELAY_ERR_SLOT_COUNT = -23,     // RELAY_SLOT_MAX slots already
+    RELAY_ERR_SLOT_DUP = -24,       // slot name used twice
+    RELAY_ERR_WDT_TIMEOUT = -25,    // watchdog timeout outside 1 .. RELAY_WDT_MAX_MS
+    RELAY_ERR_WDT_STARTED = -26,    // the watchdog runs already (it cannot stop)
+    RELAY_ERR_AUTOTICK = -27,       // autotick period outside the RELAY_AUTOTICK_* range
+    RELAY_ERR_NO_TIMER = -28,       // the backend could not start its timer
+    RELAY_ERR_NO_INPUTS = -29,      // an input index, and the bank has no inputs
+    RELAY_ERR_NO_SLOTS = -30,       // a slot index, and the bank has no slots
+    RELAY_ERR_FIRST = -30,          // the lowest code: binding tables size by it
 } relay_status_t;
+
+// The numbers behind the last error, for the message.
+typedef struct {
+    int32_t value;                  // the rejected value
+    int32_t lo, hi;                 // its allowed range, or the limit it hit
+    int32_t aux;                    // a second number: the group, relay or count named
+    uint32_t mask;                  // the rejected mask
+} relay_error_t;
 
 typedef struct {
     uint8_t pin;
@@ -115,40 +140,57 @@ typedef struct {
     relay_input_t inputs[RELAY_INPUT_MAX];
     relay_slot_t slots[RELAY_SLOT_MAX];
     relay_metrics_t m;
+    relay_error_t err;              // set by every call that returns an error
 } relay_bank_t;
+
+// Every call checks its arguments against relay_limits.h and returns a
+// RELAY_ERR_* naming the first bad one (relay_bank_t.err holds its numbers)
+// before it changes anything. Durations are int32: a negative one is an error
+// the caller sees, not a huge unsigned value.
 
 // Set-up. relay_bank_init drives every pin to its power-on level before it
 // becomes an output, so no relay glitches on. active_low and on_at_boot are
-// masks by relay index.
+// masks by relay index. Checked in this order: count, each pin (range, then
+// duplicate), tick period, active_low, on_at_boot.
 int relay_bank_init(relay_bank_t *b, const uint8_t *pins, size_t n,
-    uint32_t active_low, uint32_t on_at_boot, uint32_t tick_period_us, relay_time_t now);
+    uint32_t active_low, uint32_t on_at_boot, int32_t tick_period_us, relay_time_t now);
 void relay_bank_deinit(relay_bank_t *b);  // all relays off, pins released
-int relay_set_min_interval(relay_bank_t *b, int relay, uint32_t ms);
+int relay_set_min_interval(relay_bank_t *b, int relay, int32_t ms);
 // Relays in mask may never be on together; turning one on waits dead_ms after
-// the last member turned off. Returns the group index.
-int relay_add_interlock(relay_bank_t *b, uint32_t mask, uint32_t dead_ms);
-// Returns the input index.
-int relay_add_input(relay_bank_t *b, int pin, uint32_t debounce_ms, bool active_low,
+// the last member turned off. Returns the group index. Checked in this order:
+// mask, dead time, size, membership, count, relays on.
+int relay_add_interlock(relay_bank_t *b, uint32_t mask, int32_t dead_ms);
+// Returns the input index. Checked in this order: pin, debounce, pull,
+// toggles, count, duplicate pin.
+int relay_add_input(relay_bank_t *b, int pin, int32_t debounce_ms, bool active_low,
     int pull, int toggles);
-// Returns the slot index. window_ms 1 .. 3600000.
-int relay_add_slot(relay_bank_t *b, const char *name, uint32_t window_ms);
-int relay_wdt_start(relay_bank_t *b, uint32_t timeout_ms);   // 1 .. RELAY_WDT_MAX_MS
+// Returns the slot index. Checked in this order: name length, window, count,
+// duplicate name.
+int relay_add_slot(relay_bank_t *b, const char *name, int32_t window_ms);
+int relay_wdt_start(relay_bank_t *b, int32_t timeout_ms);
+// A hardware timer ticks the bank every period_us (one bank per board).
+// Returns 1 when it runs, 0 when the backend has no timer (the caller ticks).
+int relay_autotick_start(relay_bank_t *b, int32_t period_us);
+void relay_autotick_stop(relay_bank_t *b);
 
 // Switching.
 int relay_set(relay_bank_t *b, int relay, bool on, relay_time_t now);
 int relay_toggle(relay_bank_t *b, int relay, relay_time_t now);
 int relay_write(relay_bank_t *b, uint32_t mask, uint32_t values, relay_time_t now);
-int relay_pulse(relay_bank_t *b, int relay, uint32_t ms, relay_time_t now);
-int relay_get(const relay_bank_t *b, int relay);             // 0/1 or RELAY_ERR_INDEX
+int relay_pulse(relay_bank_t *b, int relay, int32_t ms, relay_time_t now);
+int relay_get(relay_bank_t *b, int relay);                   // 0/1 or RELAY_ERR_RELAY
 
 // Periodic work: pulses, deferred change-overs, input debounce, watchdog.
 // Returns the number of relay changes it made.
 int relay_tick(relay_bank_t *b, relay_time_t now);
 int relay_checkin(relay_bank_t *b, int slot, relay_time_t now);
 
-// Reading.
-int relay_input_value(const relay_bank_t *b, int input);     // debounced 0/1
+// Reading. Counters go to *out; the result is RELAY_OK or an index error.
+int relay_input_value(relay_bank_t *b, int input);           // debounced 0/1
+int relay_input_edges(relay_bank_t *b, int input, uint32_t *out);
+int relay_switches(relay_bank_t *b, int relay, uint32_t *out);
+int relay_check_pin(relay_bank_t *b, int pin);               // RELAY_OK or RELAY_ERR_PIN
 const char *relay_stalled_name(const relay_bank_t *b);        // NULL when none
-const char *relay_status_name(int status);                    // "ok", "interval", ...
+const char *relay_status_name(int status);                    // "ok", "deferred", ... or "error"
 
 #endif // RELAY_CORE_H
