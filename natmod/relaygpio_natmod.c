@@ -54,6 +54,14 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
         MP_OBJ_NEW_QSTR(MP_QSTR_interval), MP_OBJ_NEW_QSTR(MP_QSTR_interlock),
     };
     mp_store_global(MP_QSTR_REASONS, mp_obj_new_tuple(4, reasons));
+    mp_obj_t metrics[RELAY_METRIC_COUNT] = {
+        MP_OBJ_NEW_QSTR(MP_QSTR_ticks), MP_OBJ_NEW_QSTR(MP_QSTR_late_ticks),
+        MP_OBJ_NEW_QSTR(MP_QSTR_deferred), MP_OBJ_NEW_QSTR(MP_QSTR_rejected_interval),
+        MP_OBJ_NEW_QSTR(MP_QSTR_rejected_interlock), MP_OBJ_NEW_QSTR(MP_QSTR_pulses_expired),
+        MP_OBJ_NEW_QSTR(MP_QSTR_input_edges), MP_OBJ_NEW_QSTR(MP_QSTR_wdt_feeds),
+        MP_OBJ_NEW_QSTR(MP_QSTR_writes),
+    };
+    mp_store_global(MP_QSTR_METRICS, mp_obj_new_tuple(RELAY_METRIC_COUNT, metrics));
     mp_store_global(MP_QSTR_IMPL, MP_OBJ_NEW_QSTR(MP_QSTR_natmod));
     #define RELAYGPIO_STORE_INT(name, value) mp_store_global(name, MP_OBJ_NEW_SMALL_INT(value));
     RELAYGPIO_INT_CONSTANTS(RELAYGPIO_STORE_INT)

@@ -28,6 +28,8 @@ DEFERRED = const(1)
 REJECTED_INTERVAL = const(2)
 REJECTED_INTERLOCK = const(3)
 REASONS = ("ok", "deferred", "interval", "interlock")
+METRICS = ("ticks", "late_ticks", "deferred", "rejected_interval", "rejected_interlock",
+           "pulses_expired", "input_edges", "wdt_feeds", "writes")
 PULL_NONE = const(0)
 PULL_UP = const(1)
 PULL_DOWN = const(2)
@@ -701,6 +703,25 @@ class Bank:
             "switches": list(self._switches),
             "edges": [j[_I_EDGES] for j in self._inputs],
         }
+
+    def metrics_into(self, buf):
+        # the counters in METRICS order, switches per relay, edges per input
+        self._live()
+        n = len(METRICS) + self._n + len(self._inputs)
+        if len(buf) < n:
+            raise ValueError("metrics buffer holds %d values, needs %d" % (len(buf), n))
+        k = 0
+        for v in (self._ticks, self._late, self._deferred, self._rej_interval, self._rej_interlock,
+                  self._expired, self._input_edges, self._feeds, self._writes):
+            buf[k] = v
+            k += 1
+        for v in self._switches:
+            buf[k] = v
+            k += 1
+        for j in self._inputs:
+            buf[k] = j[_I_EDGES]
+            k += 1
+        return n
 
     # --- simulated backend only ---
 

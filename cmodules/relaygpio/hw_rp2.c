@@ -27,12 +27,6 @@ void relay_hw_init_outputs(relay_hw_t *hw, relay_pinmask_t pins, relay_pinmask_t
     hw->out_mask |= pins;
 }
 
-void relay_hw_write(relay_hw_t *hw, relay_pinmask_t mask, relay_pinmask_t levels) {
-    (void)hw;
-    // one store: every pin in mask changes at the same instant
-    sio_hw->gpio_togl = (sio_hw->gpio_out ^ (uint32_t)levels) & (uint32_t)mask;
-}
-
 void relay_hw_init_input(relay_hw_t *hw, unsigned pin, int pull) {
     gpio_init(pin);
     gpio_set_pulls(pin, pull == RELAY_PULL_UP, pull == RELAY_PULL_DOWN);
@@ -130,14 +124,6 @@ void relay_hw_autotick_stop(void) {
 
 uint32_t relay_hw_now_us(void) {
     return time_us_32();
-}
-
-uint32_t relay_hw_lock(void) {
-    return save_and_disable_interrupts();
-}
-
-void relay_hw_unlock(uint32_t state) {
-    restore_interrupts(state);
 }
 
 #endif // !RELAY_HW_SIM && !RELAY_HW_RP2_SIO

@@ -8,6 +8,8 @@
 #endif
 #define RELAY_HW_HAS_AUTOTICK (0)           // the host ticks from Python
 
+typedef uint64_t relay_pinmask_t;
+
 typedef struct {
     relay_pinmask_t out_mask;               // pins this bank drives
     relay_pinmask_t in_mask;                // pins this bank reads

@@ -192,6 +192,19 @@ static relay_time_t now_arg(relaygpio_bank_obj_t *self, size_t n_args, const mp_
     return (relay_time_t)mp_obj_get_int_truncated(now) & RELAY_TIME_MASK;
 }
 
+// The time for a request on the relays in mask: the clock is read only when
+// one of them has a timer (relay_needs_time), or when the caller gave now.
+static inline relay_time_t now_for(relaygpio_bank_obj_t *self, uint32_t mask, size_t n_args, const mp_obj_t *args, size_t pos, mp_map_t *kw) {
+    if (n_args <= pos && (kw == NULL || !kw->used) && !relay_needs_time(&self->core, mask)) {
+        return 0;       // never read by the core for these relays
+    }
+    return now_arg(self, n_args, args, pos, kw);
+}
+
+static inline uint32_t relay_bit(int32_t i) {
+    return (uint32_t)i < 32 ? 1u << i : 0;
+}
+
 // An int too big for a machine word (or, on the RP2040, for a small int): is it
 // exactly the C value v? Works the same in the firmware and a natmod.
 static bool int_is(mp_obj_t arg, mp_obj_t v) {
@@ -202,13 +215,9 @@ static bool int_is(mp_obj_t arg, mp_obj_t v) {
 // which every core check rejects; big keeps the original for the message.
 // Small ints (every real index or flag) skip the generic conversions: on the
 // RP2040 those calls cost as much as the relay logic itself.
-static int32_t i32_arg(mp_obj_t arg, relaygpio_big_t *big) {
-    if (mp_obj_is_small_int(arg)) {
-        mp_int_t v = MP_OBJ_SMALL_INT_VALUE(arg);
-        if (v >= INT32_MIN && v <= INT32_MAX) {
-            return (int32_t)v;
-        }
-    } else {
+static int32_t i32_arg_slow(mp_obj_t arg, relaygpio_big_t *big) {
+    // a small int here is beyond int32 (hosts with 64-bit words)
+    if (!mp_obj_is_small_int(arg)) {
         mp_int_t v = (mp_int_t)mp_obj_get_int_truncated(arg);   // TypeError if not an int
         if (v >= INT32_MIN && v <= INT32_MAX && int_is(arg, mp_obj_new_int(v))) {
             return (int32_t)v;
@@ -221,6 +230,16 @@ static int32_t i32_arg(mp_obj_t arg, relaygpio_big_t *big) {
         big->as = as;
     }
     return as;
+}
+
+static inline int32_t i32_arg(mp_obj_t arg, relaygpio_big_t *big) {
+    if (mp_obj_is_small_int(arg)) {
+        mp_int_t v = MP_OBJ_SMALL_INT_VALUE(arg);
+        if (v >= INT32_MIN && v <= INT32_MAX) {
+            return (int32_t)v;
+        }
+    }
+    return i32_arg_slow(arg, big);
 }
 
 static inline bool bool_arg(mp_obj_t arg) {
@@ -303,12 +322,15 @@ static mp_obj_t bank_make_new(const mp_obj_type_t *type, size_t n_args, size_t n
 
 static mp_obj_t bank_set(size_t n_args, const mp_obj_t *args, mp_map_t *kw) {
     relaygpio_bank_obj_t *self = get_bank(args[0]);
-    if (n_args < 3 || n_args > 4) {
+    if (n_args > 4) {
         mp_raise_TypeError(MP_ERROR_TEXT("set(relay, on, now=None)"));
     }
     relaygpio_big_t big = { MP_OBJ_NULL, 0 };
     int i = i32_arg(args[1], &big);
     bool on = bool_arg(args[2]);
+    if (n_args == 3 && (kw == NULL || !kw->used) && relay_set_plain(&self->core, i, on)) {
+        return MP_OBJ_NEW_SMALL_INT(RELAY_OK);
+    }
     relay_time_t now = now_arg(self, n_args, args, 3, kw);
     return MP_OBJ_NEW_SMALL_INT(check(self, relay_set(&self->core, i, on, now), &big, mp_const_none));
 }
@@ -321,19 +343,22 @@ static mp_obj_t bank_toggle(size_t n_args, const mp_obj_t *args, mp_map_t *kw) {
     }
     relaygpio_big_t big = { MP_OBJ_NULL, 0 };
     int i = i32_arg(args[1], &big);
-    relay_time_t now = now_arg(self, n_args, args, 2, kw);
+    relay_time_t now = now_for(self, relay_bit(i), n_args, args, 2, kw);
     return MP_OBJ_NEW_SMALL_INT(check(self, relay_toggle(&self->core, i, now), &big, mp_const_none));
 }
 static MP_DEFINE_CONST_FUN_OBJ_KW(bank_toggle_obj, 2, bank_toggle);
 
 static mp_obj_t bank_write(size_t n_args, const mp_obj_t *args, mp_map_t *kw) {
     relaygpio_bank_obj_t *self = get_bank(args[0]);
-    if (n_args < 3 || n_args > 4) {
+    if (n_args > 4) {
         mp_raise_TypeError(MP_ERROR_TEXT("write(mask, values, now=None)"));
     }
     uint32_t mask = mask_arg(args[1], "mask");
     uint32_t values = mask_arg(args[2], "values");
-    relay_time_t now = now_arg(self, n_args, args, 3, kw);
+    if (n_args == 3 && (kw == NULL || !kw->used) && relay_write_plain(&self->core, mask, values)) {
+        return MP_OBJ_NEW_SMALL_INT(RELAY_OK);
+    }
+    relay_time_t now = now_for(self, mask, n_args, args, 3, kw);
     return MP_OBJ_NEW_SMALL_INT(check(self, relay_write(&self->core, mask, values, now), NULL, mp_const_none));
 }
 static MP_DEFINE_CONST_FUN_OBJ_KW(bank_write_obj, 3, bank_write);
@@ -521,33 +546,61 @@ static void dict_put(mp_obj_t d, qstr key, uint32_t v) {
     mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(key), mp_obj_new_int_from_uint(v));
 }
 
+static mp_obj_t new_uint_list(size_t n, const uint32_t *v) {
+    // made at its final size: appending would grow (reallocate) it
+    mp_obj_t items[RELAY_MAX];
+    for (size_t i = 0; i < n; i++) {
+        items[i] = mp_obj_new_int_from_uint(v[i]);
+    }
+    return mp_obj_new_list(n, items);
+}
+
 static mp_obj_t bank_metrics(mp_obj_t self_in) {
     relaygpio_bank_obj_t *self = get_bank(self_in);
     const relay_bank_t *b = &self->core;
+    uint32_t v[RELAY_METRIC_COUNT + RELAY_MAX + RELAY_INPUT_MAX];
+    relay_metrics_values(b, v, MP_ARRAY_SIZE(v));
     // twice the slots the 11 keys need: a full table probes (and divides) far longer
     mp_obj_t d = mp_obj_new_dict(23);
-    dict_put(d, MP_QSTR_ticks, b->m.ticks);
-    dict_put(d, MP_QSTR_late_ticks, b->m.late_ticks);
-    dict_put(d, MP_QSTR_deferred, b->m.deferred);
-    dict_put(d, MP_QSTR_rejected_interval, b->m.rejected[RELAY_REJECTED_INTERVAL]);
-    dict_put(d, MP_QSTR_rejected_interlock, b->m.rejected[RELAY_REJECTED_INTERLOCK]);
-    dict_put(d, MP_QSTR_pulses_expired, b->m.pulses_expired);
-    dict_put(d, MP_QSTR_input_edges, b->m.input_edges);
-    dict_put(d, MP_QSTR_wdt_feeds, b->m.wdt_feeds);
-    dict_put(d, MP_QSTR_writes, b->m.writes);
-    // lists made at their final size: appending would grow (reallocate) them
-    mp_obj_t items[RELAY_MAX];
-    for (int i = 0; i < b->n_relays; i++) {
-        items[i] = mp_obj_new_int_from_uint(b->relays[i].switches);
-    }
-    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_switches), mp_obj_new_list(b->n_relays, items));
-    for (int j = 0; j < b->n_inputs; j++) {
-        items[j] = mp_obj_new_int_from_uint(b->inputs[j].edges);
-    }
-    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_edges), mp_obj_new_list(b->n_inputs, items));
+    dict_put(d, MP_QSTR_ticks, v[RELAY_METRIC_TICKS]);
+    dict_put(d, MP_QSTR_late_ticks, v[RELAY_METRIC_LATE_TICKS]);
+    dict_put(d, MP_QSTR_deferred, v[RELAY_METRIC_DEFERRED]);
+    dict_put(d, MP_QSTR_rejected_interval, v[RELAY_METRIC_REJECTED_INTERVAL]);
+    dict_put(d, MP_QSTR_rejected_interlock, v[RELAY_METRIC_REJECTED_INTERLOCK]);
+    dict_put(d, MP_QSTR_pulses_expired, v[RELAY_METRIC_PULSES_EXPIRED]);
+    dict_put(d, MP_QSTR_input_edges, v[RELAY_METRIC_INPUT_EDGES]);
+    dict_put(d, MP_QSTR_wdt_feeds, v[RELAY_METRIC_WDT_FEEDS]);
+    dict_put(d, MP_QSTR_writes, v[RELAY_METRIC_WRITES]);
+    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_switches),
+        new_uint_list(b->n_relays, v + RELAY_METRIC_COUNT));
+    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_edges),
+        new_uint_list(b->n_inputs, v + RELAY_METRIC_COUNT + b->n_relays));
     return d;
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(bank_metrics_obj, bank_metrics);
+
+// metrics_into(buf): the same figures with no allocation, for a scrape loop:
+// METRICS order, then switches per relay, then edges per input, into an
+// array('I'). Returns how many values it wrote.
+static mp_obj_t bank_metrics_into(mp_obj_t self_in, mp_obj_t buf_in) {
+    relaygpio_bank_obj_t *self = get_bank(self_in);
+    mp_buffer_info_t info;
+    mp_get_buffer_raise(buf_in, &info, MP_BUFFER_WRITE);
+    if (info.typecode != 'I' || ((uintptr_t)info.buf & 3u)) {
+        mp_raise_TypeError(MP_ERROR_TEXT("metrics_into() needs an array('I')"));
+    }
+    size_t cap = info.len / 4;
+    size_t n = relay_metrics_values(&self->core, (uint32_t *)info.buf, cap);
+    if (n > cap) {
+        static const char fmt[] = "metrics buffer holds %d values, needs %d";
+        mp_obj_t items[2] = { MP_OBJ_NEW_SMALL_INT(cap), MP_OBJ_NEW_SMALL_INT(n) };
+        mp_raise_type_arg(&mp_type_ValueError, mp_binary_op(MP_BINARY_OP_MODULO,
+            mp_obj_new_str(fmt, sizeof(fmt) - 1), mp_obj_new_tuple(2, items)));
+    }
+    return MP_OBJ_NEW_SMALL_INT(n);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(bank_metrics_into_obj, bank_metrics_into);
+
 
 // ---- simulated backend access, for tests ----
 
@@ -652,11 +705,28 @@ static const mp_rom_obj_tuple_t relaygpio_reasons_obj = {
     },
 };
 
+// the counters in relay_metrics_values() order, as metrics_into() fills them
+static const mp_rom_obj_tuple_t relaygpio_metrics_obj = {
+    {&mp_type_tuple}, RELAY_METRIC_COUNT,
+    {
+        MP_ROM_QSTR(MP_QSTR_ticks),
+        MP_ROM_QSTR(MP_QSTR_late_ticks),
+        MP_ROM_QSTR(MP_QSTR_deferred),
+        MP_ROM_QSTR(MP_QSTR_rejected_interval),
+        MP_ROM_QSTR(MP_QSTR_rejected_interlock),
+        MP_ROM_QSTR(MP_QSTR_pulses_expired),
+        MP_ROM_QSTR(MP_QSTR_input_edges),
+        MP_ROM_QSTR(MP_QSTR_wdt_feeds),
+        MP_ROM_QSTR(MP_QSTR_writes),
+    },
+};
+
 #define RELAYGPIO_ROM_INT(name, value) { MP_ROM_QSTR(name), MP_ROM_INT(value) },
 static const mp_rom_map_elem_t relaygpio_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_relaygpio) },
     { MP_ROM_QSTR(MP_QSTR_Bank), MP_ROM_PTR(&relaygpio_bank_type) },
     { MP_ROM_QSTR(MP_QSTR_REASONS), MP_ROM_PTR(&relaygpio_reasons_obj) },
+    { MP_ROM_QSTR(MP_QSTR_METRICS), MP_ROM_PTR(&relaygpio_metrics_obj) },
     { MP_ROM_QSTR(MP_QSTR_IMPL), MP_ROM_QSTR(MP_QSTR_c) },
     RELAYGPIO_INT_CONSTANTS(RELAYGPIO_ROM_INT)
 };

@@ -11,6 +11,14 @@
 
 #include "relay_core.h"
 
+// The slow paths stay out of line: inlined, they would make every fast path
+// save and restore registers it does not use.
+#if defined(__GNUC__)
+#define RELAY_COLD __attribute__((noinline))
+#else
+#define RELAY_COLD
+#endif
+
 static uint32_t bit(unsigned i) {
     return 1u << i;
 }
@@ -20,17 +28,16 @@ static uint32_t relays_mask(unsigned n) {
 }
 
 static relay_pinmask_t pin_bit(unsigned pin) {
-    if (pin < 32) {
-        return (relay_pinmask_t)bit(pin);
+    #if RELAY_HW_NUM_PINS > 32
+    if (pin >= 32) {
+        return ((relay_pinmask_t)bit(pin - 32)) << 32;
     }
-    return ((relay_pinmask_t)bit(pin - 32)) << 32;
+    #endif
+    return (relay_pinmask_t)bit(pin);
 }
 
-static unsigned pin_level(relay_pinmask_t m, unsigned pin) {
-    if (pin < 32) {
-        return ((uint32_t)m >> pin) & 1u;
-    }
-    return ((uint32_t)(m >> 32) >> (pin - 32)) & 1u;
+uint32_t relay_switch_count(const relay_bank_t *b, unsigned relay) {
+    return b->switches[relay];
 }
 
 static unsigned popcount(uint32_t x) {
@@ -69,16 +76,26 @@ static uint32_t since_tick(const relay_bank_t *b, relay_time_t now) {
 }
 
 static bool interval_ok(const relay_bank_t *b, unsigned i, relay_time_t now) {
-    const relay_t *r = &b->relays[i];
-    if (r->interval_clear || r->min_interval_us == 0) {
+    if (b->clear & bit(i)) {
         return true;
     }
+    const relay_t *r = &b->relays[i];
     int32_t d = relay_time_diff(now, r->last_switch);
     if (d >= 0 && (uint32_t)d >= r->min_interval_us) {
         return true;
     }
     // intervals beyond the ring's half (~8.9 min) are only seen by the countdown
     return b->ticked && r->interval_left_us <= since_tick(b, now);
+}
+
+// A pulse of us left (0: none) for relay i.
+static void set_pulse(relay_bank_t *b, unsigned i, uint64_t us) {
+    b->relays[i].pulse_left_us = us;
+    if (us) {
+        b->pulsing |= bit(i);
+    } else {
+        b->pulsing &= ~bit(i);
+    }
 }
 
 static int count(relay_bank_t *b, int st) {
@@ -127,44 +144,49 @@ static int check_mask(relay_bank_t *b, uint32_t mask, unsigned n) {
     return RELAY_ERR_MASK;
 }
 
+// The min intervals of the relays in started begin now.
+static RELAY_COLD void start_intervals(relay_bank_t *b, uint32_t started, relay_time_t now) {
+    uint32_t lag = since_tick(b, now);
+    b->clear &= ~started;
+    for (unsigned i = 0; started; i++, started >>= 1) {
+        if (started & 1u) {
+            relay_t *r = &b->relays[i];
+            r->last_switch = now;
+            r->interval_left_us = sat_add(r->min_interval_us, lag);
+        }
+    }
+}
+
+// The groups of the relays in off start their dead time now.
+static RELAY_COLD void start_dead_times(relay_bank_t *b, uint32_t off, relay_time_t now) {
+    uint32_t lag = since_tick(b, now);
+    for (unsigned k = 0; k < b->n_groups; k++) {
+        relay_group_t *g = &b->groups[k];
+        if (g->members & off) {
+            g->dead_left_us = sat_add(g->dead_us, lag);
+            b->groups_busy |= (uint8_t)bit(k);
+        }
+    }
+}
+
 // Flip the relays in change with one register write and book the switches.
 static void apply(relay_bank_t *b, uint32_t change, relay_time_t now) {
     if (!change) {
         return;
     }
-    relay_pinmask_t pins = 0, levels = 0;
-    uint32_t lag = since_tick(b, now);
-    b->state ^= change;
-    // only up to the highest changed relay: one relay switched is one pass
-    uint32_t rest = change;
-    for (unsigned i = 0; rest; i++, rest >>= 1) {
-        if (!(rest & 1u)) {
-            continue;
-        }
-        relay_t *r = &b->relays[i];
-        unsigned on = (b->state >> i) & 1u;
-        pins |= pin_bit(r->pin);
-        if (on ^ r->active_low) {
-            levels |= pin_bit(r->pin);
-        }
-        r->switches++;
-        r->last_switch = now;
-        r->interval_clear = 0;
-        r->interval_left_us = sat_add(r->min_interval_us, lag);
-        if (!on) {
-            r->pulse_left_us = 0;
-            if (r->group >= 0) {
-                relay_group_t *g = &b->groups[r->group];
-                g->dead_left_us = sat_add(g->dead_us, lag);
-            }
-        }
+    relay_flip(b, change);
+    uint32_t off = change & ~b->state;
+    b->pulsing &= ~off;             // off ends a pulse
+    if (change & b->timed) {
+        start_intervals(b, change & b->timed, now);
     }
-    relay_hw_write(&b->hw, pins, levels);
-    b->m.writes++;
+    if (off & b->grouped) {
+        start_dead_times(b, off, now);
+    }
 }
 
 // set(), pulse() (pulse_us > 0) and the on/off half of toggle(), lock held.
-static int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t pulse_us, relay_time_t now,
+static RELAY_COLD int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t pulse_us, relay_time_t now,
     int *changes) {
     relay_t *r = &b->relays[i];
     relay_group_t *g = r->group >= 0 ? &b->groups[r->group] : NULL;
@@ -187,7 +209,7 @@ static int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t pulse_us, relay
     }
     if (b->state & me) {
         // no switch: set() ends a running pulse, pulse() restarts it
-        r->pulse_left_us = pulse_us ? pulse_us + lag : 0;
+        set_pulse(b, i, pulse_us ? pulse_us + lag : 0);
         return RELAY_OK;
     }
     if (!interval_ok(b, i, now)) {
@@ -195,8 +217,9 @@ static int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t pulse_us, relay
     }
     if (g) {
         uint32_t others = b->state & g->members & ~me;
-        for (unsigned j = 0; j < b->n_relays; j++) {
-            if ((others & bit(j)) && !interval_ok(b, j, now)) {
+        uint32_t waiting = others & ~b->clear;
+        for (unsigned j = 0; waiting; j++, waiting >>= 1) {
+            if ((waiting & 1u) && !interval_ok(b, j, now)) {
                 return count(b, RELAY_REJECTED_INTERVAL);
             }
         }
@@ -207,17 +230,18 @@ static int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t pulse_us, relay
             g->pending = (int8_t)i;
             g->pending_pulse = pulse_us != 0;
             g->pending_pulse_us = pulse_us;
+            b->groups_busy |= (uint8_t)bit((unsigned)r->group);
             return count(b, RELAY_DEFERRED);
         }
         g->pending = -1;    // a newer request replaces the pending one
     }
     apply(b, me, now);
     *changes += 1;
-    r->pulse_left_us = pulse_us ? pulse_us + lag : 0;
+    set_pulse(b, i, pulse_us ? pulse_us + lag : 0);
     return RELAY_OK;
 }
 
-static int do_toggle(relay_bank_t *b, unsigned i, relay_time_t now, int *changes) {
+static RELAY_COLD int do_toggle(relay_bank_t *b, unsigned i, relay_time_t now, int *changes) {
     int grp = b->relays[i].group;
     if (grp >= 0 && b->groups[grp].pending == (int8_t)i) {
         b->groups[grp].pending = -1;
@@ -264,15 +288,21 @@ int relay_bank_init(relay_bank_t *b, const uint8_t *pins, size_t n,
     relay_hw_init_outputs(&b->hw, pm, levels);
     b->n_relays = (uint8_t)n;
     b->state = on_at_boot;
+    b->al_mask = active_low;
+    b->clear = relays_mask((unsigned)n);    // booting is not a switch
     b->tick_period_us = (uint32_t)tick_period_us;
     b->stalled = -1;
     for (unsigned i = 0; i < n; i++) {
         relay_t *r = &b->relays[i];
         r->pin = pins[i];
-        r->active_low = (active_low >> i) & 1u;
         r->group = -1;
-        r->interval_clear = 1;      // booting is not a switch
         r->last_switch = now;
+        b->pin_mask[i] = pin_bit(pins[i]);
+        for (unsigned v = 0; v < 16; v++) {
+            if (v & bit(i & 3u)) {
+                b->pin_nib[i >> 2][v] |= pin_bit(pins[i]);
+            }
+        }
     }
     for (unsigned k = 0; k < RELAY_GROUP_MAX; k++) {
         b->groups[k].pending = -1;
@@ -285,6 +315,7 @@ void relay_bank_deinit(relay_bank_t *b) {
     for (unsigned k = 0; k < b->n_groups; k++) {
         b->groups[k].pending = -1;
     }
+    b->groups_busy = 0;
     apply(b, b->state, b->last_tick);
     b->n_inputs = 0;    // a late tick must not toggle relays on released pins
     relay_hw_release(&b->hw);
@@ -301,9 +332,15 @@ int relay_set_min_interval(relay_bank_t *b, int relay, int32_t ms) {
     }
     uint32_t s = relay_hw_lock();
     relay_t *r = &b->relays[relay];
+    r->min_interval_ms = (uint32_t)ms;
     r->min_interval_us = (uint32_t)ms * 1000u;
-    r->interval_clear = 1;          // the new interval counts from the next switch
     r->interval_left_us = 0;
+    b->clear |= bit((unsigned)relay);   // the new interval counts from the next switch
+    if (ms) {
+        b->timed |= bit((unsigned)relay);
+    } else {
+        b->timed &= ~bit((unsigned)relay);
+    }
     relay_hw_unlock(s);
     return RELAY_OK;
 }
@@ -348,6 +385,7 @@ int relay_add_interlock(relay_bank_t *b, uint32_t mask, int32_t dead_ms) {
             b->relays[i].group = (int8_t)k;
         }
     }
+    b->grouped |= mask;
     b->n_groups++;
     relay_hw_unlock(s);
     return k;
@@ -396,8 +434,11 @@ int relay_add_input(relay_bank_t *b, int pin, int32_t debounce_ms, bool active_l
     in->candidate_for_us = 0;
     in->edges = 0;
     relay_hw_init_input(&b->hw, (unsigned)pin, pull);
-    in->candidate = (uint8_t)(pin_level(relay_hw_read(&b->hw), (unsigned)pin) ^ in->active_low);
+    relay_pinmask_t level = relay_hw_read(&b->hw) & pin_bit((unsigned)pin);
+    in->candidate = (uint8_t)((level != 0) ^ in->active_low);
     in->stable = in->candidate;
+    b->in_pins |= pin_bit((unsigned)pin);
+    b->in_cand = (b->in_cand & ~pin_bit((unsigned)pin)) | level;
     b->n_inputs++;
     relay_hw_unlock(s);
     return j;
@@ -494,91 +535,88 @@ void relay_autotick_stop(relay_bank_t *b) {
     relay_hw_autotick_stop();
 }
 
-// The common request, lock held: a relay in no interlock group whose interval is
-// not running changes state. Does what do_set() and apply() do for it, without their
-// generic paths (on the RP2040 each call level costs as much as the work). Returns
-// false when the request needs the full path.
-static bool switch_free_relay(relay_bank_t *b, unsigned i, bool on, relay_time_t now) {
-    relay_t *r = &b->relays[i];
+// The common request, lock held: a relay in no interlock group and free of
+// its interval changes state. Does what do_set() and apply() do for it with
+// mask operations (on the RP2040 each call level costs as much as the work).
+// Returns false when the request needs the full path.
+static inline bool switch_free_relay(relay_bank_t *b, unsigned i, bool on, relay_time_t now) {
     uint32_t me = bit(i);
-    if (r->group >= 0 || !(r->interval_clear || r->min_interval_us == 0)
-        || ((b->state & me) != 0) == on) {
+    if (((b->grouped | ~b->clear) & me) || ((b->state & me) != 0) == on) {
         return false;
     }
     b->state ^= me;
-    r->switches++;
-    r->last_switch = now;
-    r->interval_clear = 0;
-    r->interval_left_us = sat_add(r->min_interval_us, since_tick(b, now));
-    r->pulse_left_us = 0;           // set() and toggle() end a pulse either way
-    relay_pinmask_t pin = pin_bit(r->pin);
-    relay_hw_write(&b->hw, pin, (on ^ r->active_low) ? pin : 0);
+    b->pulsing &= ~me;              // set() and toggle() end a pulse either way
+    b->switches[i]++;
+    if (b->timed & me) {
+        start_intervals(b, me, now);
+    }
+    relay_pinmask_t pin = b->pin_mask[i];
+    relay_hw_write(&b->hw, pin, ((b->state ^ b->al_mask) & me) ? pin : 0);
     b->m.writes++;
     return true;
 }
 
-int relay_set(relay_bank_t *b, int relay, bool on, relay_time_t now) {
-    if (relay < 0 || relay >= b->n_relays) {
-        return check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
-    }
+// The cold halves of set() and toggle(), out of line (see RELAY_COLD).
+static RELAY_COLD int relay_index_error(relay_bank_t *b, int relay) {
+    return check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
+}
+
+static RELAY_COLD int set_slow(relay_bank_t *b, unsigned i, bool on, relay_time_t now) {
     int changes = 0;
-    int st = RELAY_OK;
-    uint32_t s = relay_hw_lock();
-    if (!switch_free_relay(b, (unsigned)relay, on, now)) {
-        st = do_set(b, (unsigned)relay, on, 0, now, &changes);
+    return do_set(b, i, on, 0, now, &changes);
+}
+
+static RELAY_COLD int toggle_slow(relay_bank_t *b, unsigned i, relay_time_t now) {
+    int changes = 0;
+    return do_toggle(b, i, now, &changes);
+}
+
+int relay_set(relay_bank_t *b, int relay, bool on, relay_time_t now) {
+    if ((unsigned)relay >= b->n_relays) {
+        return relay_index_error(b, relay);
     }
+    uint32_t s = relay_hw_lock();
+    int st = switch_free_relay(b, (unsigned)relay, on, now)
+        ? RELAY_OK : set_slow(b, (unsigned)relay, on, now);
     relay_hw_unlock(s);
     return st;
 }
 
 int relay_toggle(relay_bank_t *b, int relay, relay_time_t now) {
-    if (relay < 0 || relay >= b->n_relays) {
-        return check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
+    if ((unsigned)relay >= b->n_relays) {
+        return relay_index_error(b, relay);
     }
-    int changes = 0;
-    int st = RELAY_OK;
     uint32_t s = relay_hw_lock();
-    if (!switch_free_relay(b, (unsigned)relay, !(b->state & bit((unsigned)relay)), now)) {
-        st = do_toggle(b, (unsigned)relay, now, &changes);
-    }
+    unsigned i = (unsigned)relay;
+    int st = switch_free_relay(b, i, !(b->state & bit(i)), now) ? RELAY_OK : toggle_slow(b, i, now);
     relay_hw_unlock(s);
     return st;
 }
 
-int relay_write(relay_bank_t *b, uint32_t mask, uint32_t values, relay_time_t now) {
-    if (mask & ~relays_mask(b->n_relays)) {
-        return check_mask(b, mask, b->n_relays);
+// The checks of a write that meets a running interval or an interlock group,
+// lock held: all or nothing. Out of line: most writes never need them.
+static RELAY_COLD int write_checks(relay_bank_t *b, uint32_t mask, uint32_t values, uint32_t change,
+    relay_time_t now) {
+    uint32_t waiting = change & ~b->clear;
+    for (unsigned i = 0; waiting; i++, waiting >>= 1) {
+        if ((waiting & 1u) && !interval_ok(b, i, now)) {
+            return RELAY_REJECTED_INTERVAL;
+        }
     }
-    uint32_t s = relay_hw_lock();
-    values &= mask;
-    uint32_t change = (b->state ^ values) & mask;
+    if (!(mask & b->grouped)) {
+        return RELAY_OK;
+    }
     uint32_t turn_on = change & values;
     uint32_t after = (b->state & ~mask) | values;
     uint32_t lag = since_tick(b, now);
-    int st = RELAY_OK;
-    // validate everything first: all or nothing
-    for (unsigned i = 0; i < b->n_relays && st == RELAY_OK; i++) {
-        if ((change & bit(i)) && !interval_ok(b, i, now)) {
-            st = RELAY_REJECTED_INTERVAL;
-        }
-    }
-    for (unsigned k = 0; k < b->n_groups && st == RELAY_OK; k++) {
+    for (unsigned k = 0; k < b->n_groups; k++) {
         const relay_group_t *g = &b->groups[k];
         if (popcount(after & g->members) > 1) {
-            st = RELAY_REJECTED_INTERLOCK;
-        } else if ((turn_on & g->members)
-                   && ((b->state & g->members) || g->dead_left_us > lag)) {
-            // a write is never deferred: no change-over, no turn-on in the dead time
-            st = RELAY_REJECTED_INTERLOCK;
+            return RELAY_REJECTED_INTERLOCK;
         }
-    }
-    if (st != RELAY_OK) {
-        relay_hw_unlock(s);
-        return count(b, st);
-    }
-    for (unsigned i = 0; i < b->n_relays; i++) {
-        if (mask & bit(i)) {
-            b->relays[i].pulse_left_us = 0;     // written like set(): pulses end
+        if ((turn_on & g->members) && ((b->state & g->members) || g->dead_left_us > lag)) {
+            // a write is never deferred: no change-over, no turn-on in the dead time
+            return RELAY_REJECTED_INTERLOCK;
         }
     }
     for (unsigned k = 0; k < b->n_groups; k++) {
@@ -587,6 +625,28 @@ int relay_write(relay_bank_t *b, uint32_t mask, uint32_t values, relay_time_t no
             g->pending = -1;
         }
     }
+    return RELAY_OK;
+}
+
+static RELAY_COLD int write_mask_error(relay_bank_t *b, uint32_t mask) {
+    return check_mask(b, mask, b->n_relays);
+}
+
+int relay_write(relay_bank_t *b, uint32_t mask, uint32_t values, relay_time_t now) {
+    if (mask & ~relays_mask(b->n_relays)) {
+        return write_mask_error(b, mask);
+    }
+    uint32_t s = relay_hw_lock();
+    values &= mask;
+    uint32_t change = (b->state ^ values) & mask;
+    if ((change & ~b->clear) || (mask & b->grouped)) {
+        int st = write_checks(b, mask, values, change, now);
+        if (st != RELAY_OK) {
+            relay_hw_unlock(s);
+            return count(b, st);
+        }
+    }
+    b->pulsing &= ~mask;            // written like set(): pulses end
     apply(b, change, now);
     relay_hw_unlock(s);
     return RELAY_OK;
@@ -601,9 +661,9 @@ int relay_pulse(relay_bank_t *b, int relay, int32_t ms, relay_time_t now) {
         return st;
     }
     uint64_t us = ms_to_us64((uint32_t)ms);
-    uint32_t min_us = b->relays[relay].min_interval_us;
-    if (us < min_us) {
-        fail(b, RELAY_ERR_PULSE_SHORT, ms, (int32_t)(min_us / 1000u), RELAY_PULSE_MAX_MS);
+    uint32_t min_ms = b->relays[relay].min_interval_ms;
+    if ((uint32_t)ms < min_ms) {
+        fail(b, RELAY_ERR_PULSE_SHORT, ms, (int32_t)min_ms, RELAY_PULSE_MAX_MS);
         b->err.aux = relay;
         return RELAY_ERR_PULSE_SHORT;
     }
@@ -638,54 +698,77 @@ int relay_tick(relay_bank_t *b, relay_time_t now) {
         b->wdt_running = 0;     // the (simulated) device is rebooting
     }
 
-    // countdowns, then pulse expiry
+    // countdowns of the relays whose interval or pulse runs, then pulse expiry
     uint32_t expired = 0;
-    for (unsigned i = 0; i < b->n_relays; i++) {
+    uint32_t running = (b->timed & ~b->clear) | b->pulsing;
+    for (unsigned i = 0; running; i++, running >>= 1) {
+        if (!(running & 1u)) {
+            continue;
+        }
         relay_t *r = &b->relays[i];
-        if (!r->interval_clear) {
+        if (!(b->clear & bit(i)) && (b->timed & bit(i))) {
             r->interval_left_us = sat_sub(r->interval_left_us, elapsed);
             if (!r->interval_left_us) {
-                r->interval_clear = 1;
+                b->clear |= bit(i);
             }
         }
-        if (r->pulse_left_us) {
+        if (b->pulsing & bit(i)) {
             r->pulse_left_us = r->pulse_left_us > elapsed ? r->pulse_left_us - elapsed : 0;
             if (!r->pulse_left_us) {
                 expired |= bit(i);
             }
         }
     }
-    for (unsigned k = 0; k < b->n_groups; k++) {
-        b->groups[k].dead_left_us = sat_sub(b->groups[k].dead_left_us, elapsed);
-    }
-    expired &= b->state;
-    apply(b, expired, now);
-    changes += (int)popcount(expired);
-    b->m.pulses_expired += popcount(expired);
-
-    // deferred change-overs whose dead time has run (not re-checked for interval)
-    uint32_t turn_on = 0;
-    for (unsigned k = 0; k < b->n_groups; k++) {
-        relay_group_t *g = &b->groups[k];
-        if (g->pending >= 0 && !g->dead_left_us && !(b->state & g->members)) {
-            relay_t *r = &b->relays[g->pending];
-            r->pulse_left_us = g->pending_pulse ? g->pending_pulse_us : 0;
-            turn_on |= bit((unsigned)g->pending);
-            g->pending = -1;
+    b->pulsing &= ~expired;
+    uint8_t busy = b->groups_busy;
+    for (unsigned k = 0; busy; k++, busy >>= 1) {
+        if (busy & 1u) {
+            b->groups[k].dead_left_us = sat_sub(b->groups[k].dead_left_us, elapsed);
         }
     }
-    apply(b, turn_on, now);
-    changes += (int)popcount(turn_on);
+    expired &= b->state;
+    if (expired) {
+        apply(b, expired, now);
+        changes += (int)popcount(expired);
+        b->m.pulses_expired += popcount(expired);
+    }
 
-    // inputs: a level counts once seen unchanged for the debounce time
+    // deferred change-overs whose dead time has run (not re-checked for interval)
+    if (b->groups_busy) {
+        uint32_t turn_on = 0;
+        for (unsigned k = 0; k < b->n_groups; k++) {
+            relay_group_t *g = &b->groups[k];
+            if (g->pending >= 0 && !g->dead_left_us && !(b->state & g->members)) {
+                set_pulse(b, (unsigned)g->pending, g->pending_pulse ? g->pending_pulse_us : 0);
+                turn_on |= bit((unsigned)g->pending);
+                g->pending = -1;
+            }
+            if (g->pending < 0 && !g->dead_left_us) {
+                b->groups_busy &= (uint8_t)~bit(k);
+            }
+        }
+        apply(b, turn_on, now);
+        changes += (int)popcount(turn_on);
+    }
+
+    // inputs: a level counts once seen unchanged for the debounce time. Only
+    // inputs whose level moved or that are settling need a look: for the others
+    // the time seen unchanged does not matter.
     if (b->n_inputs) {
         relay_pinmask_t phys = relay_hw_read(&b->hw);
-        for (unsigned j = 0; j < b->n_inputs; j++) {
+        relay_pinmask_t moved = (phys ^ b->in_cand) & b->in_pins;
+        for (unsigned j = 0; (moved || b->settling) && j < b->n_inputs; j++) {
             relay_input_t *in = &b->inputs[j];
-            uint8_t level = (uint8_t)(pin_level(phys, in->pin) ^ in->active_low);
+            relay_pinmask_t pin = pin_bit(in->pin);
+            if (!(moved & pin) && !(b->settling & bit(j))) {
+                continue;
+            }
+            moved &= ~pin;
+            uint8_t level = (uint8_t)(((phys & pin) != 0) ^ in->active_low);
             if (level != in->candidate) {
                 in->candidate = level;
                 in->candidate_for_us = 0;
+                b->in_cand ^= pin;
             } else {
                 in->candidate_for_us = sat_add(in->candidate_for_us, elapsed);
             }
@@ -696,6 +779,11 @@ int relay_tick(relay_bank_t *b, relay_time_t now) {
                 if (in->stable && in->toggles >= 0) {
                     do_toggle(b, (unsigned)in->toggles, now, &changes);
                 }
+            }
+            if (in->candidate != in->stable) {
+                b->settling |= (uint16_t)bit(j);
+            } else {
+                b->settling &= (uint16_t)~bit(j);
             }
         }
     }
@@ -752,9 +840,34 @@ int relay_input_edges(relay_bank_t *b, int input, uint32_t *out) {
 int relay_switches(relay_bank_t *b, int relay, uint32_t *out) {
     int st = check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
     if (st == RELAY_OK) {
-        *out = b->relays[relay].switches;
+        *out = relay_switch_count(b, (unsigned)relay);
     }
     return st;
+}
+
+size_t relay_metrics_values(const relay_bank_t *b, uint32_t *out, size_t cap) {
+    const relay_metrics_t *m = &b->m;
+    size_t n = RELAY_METRIC_COUNT + b->n_relays + b->n_inputs;
+    if (n > cap) {
+        return n;
+    }
+    out[RELAY_METRIC_TICKS] = m->ticks;
+    out[RELAY_METRIC_LATE_TICKS] = m->late_ticks;
+    out[RELAY_METRIC_DEFERRED] = m->deferred;
+    out[RELAY_METRIC_REJECTED_INTERVAL] = m->rejected[RELAY_REJECTED_INTERVAL];
+    out[RELAY_METRIC_REJECTED_INTERLOCK] = m->rejected[RELAY_REJECTED_INTERLOCK];
+    out[RELAY_METRIC_PULSES_EXPIRED] = m->pulses_expired;
+    out[RELAY_METRIC_INPUT_EDGES] = m->input_edges;
+    out[RELAY_METRIC_WDT_FEEDS] = m->wdt_feeds;
+    out[RELAY_METRIC_WRITES] = m->writes;
+    out += RELAY_METRIC_COUNT;
+    for (unsigned i = 0; i < b->n_relays; i++) {
+        *out++ = b->switches[i];
+    }
+    for (unsigned j = 0; j < b->n_inputs; j++) {
+        *out++ = b->inputs[j].edges;
+    }
+    return n;
 }
 
 const char *relay_stalled_name(const relay_bank_t *b) {

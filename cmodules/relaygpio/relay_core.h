@@ -74,16 +74,18 @@ typedef struct {
     uint32_t mask;                  // the rejected mask
 } relay_error_t;
 
+// Per-relay state that a check needs relay by relay lives in masks of
+// relay_bank_t (polarity, interval clear, pulse running, group membership), so
+// set() and write() decide with a few mask operations and tick() visits only
+// relays whose timer runs. What stays here is read only for those relays.
 typedef struct {
     uint8_t pin;
-    uint8_t active_low;
     int8_t group;                   // interlock group index or -1
-    uint8_t interval_clear;         // min interval known to have elapsed (set by tick)
+    uint32_t min_interval_ms;       // as given (the core has no division)
     uint32_t min_interval_us;
-    relay_time_t last_switch;
+    relay_time_t last_switch;       // valid for relays with a min interval
     uint32_t interval_left_us;      // min interval still to run, as of the last tick
-    uint64_t pulse_left_us;         // 0 = no pulse running
-    uint32_t switches;
+    uint64_t pulse_left_us;         // valid while the relay is in relay_bank_t.pulsing
 } relay_t;
 
 typedef struct {
@@ -103,7 +105,7 @@ typedef struct {
     uint8_t candidate;              // last sampled logical level
     uint8_t stable;                 // debounced logical level
     uint32_t debounce_us;
-    uint32_t candidate_for_us;      // how long candidate has been seen unchanged
+    uint32_t candidate_for_us;      // how long candidate has been seen unchanged (while settling)
     uint32_t edges;
 } relay_input_t;
 
@@ -113,6 +115,13 @@ typedef struct {
     uint32_t since_us;              // time since the last check-in, as of the last tick
     uint32_t lag_us;                // check-in came this long after the last tick
 } relay_slot_t;
+
+// The order of the counters in relay_metrics_values().
+typedef enum {
+    RELAY_METRIC_TICKS, RELAY_METRIC_LATE_TICKS, RELAY_METRIC_DEFERRED,
+    RELAY_METRIC_REJECTED_INTERVAL, RELAY_METRIC_REJECTED_INTERLOCK, RELAY_METRIC_PULSES_EXPIRED,
+    RELAY_METRIC_INPUT_EDGES, RELAY_METRIC_WDT_FEEDS, RELAY_METRIC_WRITES, RELAY_METRIC_COUNT,
+} relay_metric_t;
 
 typedef struct {
     uint32_t ticks;
@@ -129,6 +138,20 @@ typedef struct {
     relay_hw_t hw;
     uint8_t n_relays, n_inputs, n_groups, n_slots;
     uint32_t state;                 // logical relay states, bit i = relay i on
+    uint32_t al_mask;               // active-low relays
+    uint32_t timed;                 // relays with a min interval
+    uint32_t clear;                 // relays free to switch: no min interval, or it has run
+    uint32_t pulsing;               // relays with a pulse running
+    uint32_t grouped;               // relays in an interlock group
+    uint8_t groups_busy;            // groups with a dead time or a deferred turn-on to run
+    uint16_t settling;              // inputs whose candidate level is not yet debounced
+    relay_pinmask_t in_pins;        // the inputs' pins
+    relay_pinmask_t in_cand;        // each input pin's candidate physical level
+    uint32_t switches[RELAY_MAX];   // switch count of each relay
+    relay_pinmask_t pin_mask[RELAY_MAX];    // the pin of each relay
+    // The pins of each 4-relay slice of a relay mask: the pins of any mask in
+    // RELAY_MAX / 4 lookups, whatever the wiring.
+    relay_pinmask_t pin_nib[RELAY_MAX / 4][16];
     uint32_t tick_period_us;
     relay_time_t last_tick;
     uint8_t ticked;                 // last_tick is valid
@@ -189,8 +212,84 @@ int relay_checkin(relay_bank_t *b, int slot, relay_time_t now);
 int relay_input_value(relay_bank_t *b, int input);           // debounced 0/1
 int relay_input_edges(relay_bank_t *b, int input, uint32_t *out);
 int relay_switches(relay_bank_t *b, int relay, uint32_t *out);
+uint32_t relay_switch_count(const relay_bank_t *b, unsigned relay);   // relay < n_relays
+// The metrics without allocating: RELAY_METRIC_COUNT counters (relay_metric_t
+// order), then the switches of each relay, then the edges of each input.
+// Returns how many there are; writes nothing when that is more than cap.
+size_t relay_metrics_values(const relay_bank_t *b, uint32_t *out, size_t cap);
+// Does a request for the relays in mask need the time? Only timers do: a relay
+// with no min interval and in no group switches the same at any time.
+static inline bool relay_needs_time(const relay_bank_t *b, uint32_t mask) {
+    return (mask & (b->timed | b->grouped)) != 0;
+}
 int relay_check_pin(relay_bank_t *b, int pin);               // RELAY_OK or RELAY_ERR_PIN
 const char *relay_stalled_name(const relay_bank_t *b);        // NULL when none
 const char *relay_status_name(int status);                    // "ok", "deferred", ... or "error"
+
+// ---- the common requests, inline in the caller ----
+// A relay in no interlock group and with no min interval switches the same at
+// any time and needs no tick: set() and write() of such relays are a few mask
+// operations and one register write, done here so that the binding's call is
+// the only call (on the RP2040 a call level costs as much as this work).
+
+// Flips the relays in change (not 0) with one register write and counts the
+// switches. Lock held.
+static inline void relay_flip(relay_bank_t *b, uint32_t change) {
+    b->state ^= change;
+    uint32_t *n = b->switches;
+    for (uint32_t c = change; c; c >>= 1, n++) {
+        *n += c & 1u;
+    }
+    // the pins of the change and those of it to drive high: one table lookup
+    // per 4 relays, whatever the wiring
+    relay_pinmask_t pins = 0, high = 0;
+    uint32_t up = (b->state ^ b->al_mask) & change;
+    for (const relay_pinmask_t (*t)[16] = b->pin_nib; change; change >>= 4, up >>= 4, t++) {
+        pins |= (*t)[change & 15u];
+        high |= (*t)[up & 15u];
+    }
+    relay_hw_write(&b->hw, pins, high);
+    b->m.writes++;
+}
+
+// relay_set() of a relay that needs neither time nor a group check. Returns
+// false, having done nothing, when relay_set() must decide.
+static inline bool relay_set_plain(relay_bank_t *b, int relay, bool on) {
+    if ((unsigned)relay >= b->n_relays) {
+        return false;
+    }
+    uint32_t me = 1u << relay;
+    if ((b->timed | b->grouped) & me) {
+        return false;
+    }
+    uint32_t s = relay_hw_lock();
+    b->pulsing &= ~me;              // set() ends a pulse, switching or not
+    if (((b->state & me) != 0) != on) {
+        b->state ^= me;
+        b->switches[relay]++;
+        relay_pinmask_t pin = b->pin_mask[relay];
+        relay_hw_write(&b->hw, pin, ((b->state ^ b->al_mask) & me) ? pin : 0);
+        b->m.writes++;
+    }
+    relay_hw_unlock(s);
+    return true;
+}
+
+// relay_write() of relays that need neither time nor a group check. Returns
+// false, having done nothing, when relay_write() must decide.
+static inline bool relay_write_plain(relay_bank_t *b, uint32_t mask, uint32_t values) {
+    uint32_t all = b->n_relays >= 32 ? 0xffffffffu : (1u << b->n_relays) - 1u;
+    if (mask & (~all | b->timed | b->grouped)) {
+        return false;
+    }
+    uint32_t s = relay_hw_lock();
+    b->pulsing &= ~mask;            // written like set(): pulses end
+    uint32_t change = (b->state ^ values) & mask;
+    if (change) {
+        relay_flip(b, change);
+    }
+    relay_hw_unlock(s);
+    return true;
+}
 
 #endif // RELAY_CORE_H

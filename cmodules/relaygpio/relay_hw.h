@@ -11,10 +11,9 @@
 #define RELAY_PULL_UP (1)
 #define RELAY_PULL_DOWN (2)
 
-typedef uint64_t relay_pinmask_t;           // bit p = GPIO p
-
-// Each backend's header defines its relay_hw_t (kept inside each bank, so a
-// natmod needs no static data), RELAY_HW_NUM_PINS and RELAY_HW_HAS_AUTOTICK.
+// Each backend's header defines relay_pinmask_t (bit p = GPIO p, as wide as
+// its pins need), its relay_hw_t (kept inside each bank, so a natmod needs no
+// static data), RELAY_HW_NUM_PINS and RELAY_HW_HAS_AUTOTICK.
 #if defined(RELAY_HW_SIM)
 #include "hw_sim.h"
 #else
@@ -23,8 +22,10 @@ typedef uint64_t relay_pinmask_t;           // bit p = GPIO p
 
 // Set outputs to level_mask first, then make them outputs: no glitch.
 void relay_hw_init_outputs(relay_hw_t *hw, relay_pinmask_t pins, relay_pinmask_t levels);
+#if !defined(RELAY_HW_INLINE_IO)    // else the backend's header defines them inline
 // One register write: pins in mask take their bit of levels, others untouched.
 void relay_hw_write(relay_hw_t *hw, relay_pinmask_t mask, relay_pinmask_t levels);
+#endif
 void relay_hw_init_input(relay_hw_t *hw, unsigned pin, int pull);
 relay_pinmask_t relay_hw_read(relay_hw_t *hw);     // physical levels of all pins
 void relay_hw_release(relay_hw_t *hw);             // pins back to high-impedance inputs
@@ -46,8 +47,10 @@ int relay_hw_autotick_start(uint32_t period_us, void (*fn)(void *arg), void *arg
 void relay_hw_autotick_stop(void);
 uint32_t relay_hw_now_us(void);             // the time base of the timer's ticks
 
+#if !defined(RELAY_HW_INLINE_IO)
 // Critical section against the tick running from a timer interrupt.
 uint32_t relay_hw_lock(void);
 void relay_hw_unlock(uint32_t state);
+#endif
 
 #endif // RELAY_HW_H

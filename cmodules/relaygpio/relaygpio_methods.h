@@ -36,6 +36,7 @@
     M(MP_QSTR_reset_cause, bank_reset_cause_obj) \
     M(MP_QSTR_switches, bank_switches_obj) \
     M(MP_QSTR_metrics, bank_metrics_obj) \
+    M(MP_QSTR_metrics_into, bank_metrics_into_obj) \
     M(MP_QSTR_deinit, bank_deinit_obj) \
     RELAYGPIO_SIM_METHODS(M)
 

@@ -98,14 +98,14 @@ static void test_set_get_toggle(void) {
     CHECK_EQ(relay_set(&B, 0, true, T(10)), RELAY_OK);
     CHECK_EQ(relay_set(&B, 2, false, T(10)), RELAY_OK);
     CHECK_EQ(B.hw.writes, 2);
-    CHECK_EQ(B.relays[0].switches, 1);
+    CHECK_EQ(relay_switch_count(&B, 0), 1);
     CHECK_EQ(relay_toggle(&B, 0, T(20)), RELAY_OK);
     CHECK_EQ(relay_get(&B, 0), 0);
     CHECK_EQ(lvl(10), 0);
     CHECK_EQ(relay_toggle(&B, 1, T(20)), RELAY_OK);
     CHECK_EQ(lvl(11), 1);
-    CHECK_EQ(B.relays[0].switches, 2);
-    CHECK_EQ(B.relays[1].switches, 2);
+    CHECK_EQ(relay_switch_count(&B, 0), 2);
+    CHECK_EQ(relay_switch_count(&B, 1), 2);
     CHECK_EQ(relay_set(&B, 4, true, T(0)), RELAY_ERR_RELAY);
     CHECK_EQ(relay_set(&B, -1, true, T(0)), RELAY_ERR_RELAY);
     CHECK_EQ(relay_toggle(&B, 4, T(0)), RELAY_ERR_RELAY);
@@ -123,12 +123,12 @@ static void test_write_atomic(void) {
     CHECK_EQ(lvl(11), 1);
     CHECK_EQ(lvl(12), 0);       // active low, on
     CHECK_EQ(lvl(13), 0);
-    CHECK_EQ(B.relays[0].switches, 1);
-    CHECK_EQ(B.relays[3].switches, 1);
+    CHECK_EQ(relay_switch_count(&B, 0), 1);
+    CHECK_EQ(relay_switch_count(&B, 3), 1);
     // relays outside the mask and bits of values outside it are untouched
     CHECK_EQ(relay_write(&B, 0x1, 0xe, T(10)), RELAY_OK);
     CHECK_EQ(B.state, 0x6);
-    CHECK_EQ(B.relays[1].switches, 1);
+    CHECK_EQ(relay_switch_count(&B, 1), 1);
     // nothing changes: no register write
     CHECK_EQ(relay_write(&B, 0x6, 0x6, T(20)), RELAY_OK);
     CHECK_EQ(B.hw.writes, 2);
@@ -169,7 +169,7 @@ static void test_min_interval(void) {
     // applies to on as well
     CHECK_EQ(relay_set(&B, 0, true, T(20 * MS)), RELAY_REJECTED_INTERVAL);
     CHECK_EQ(relay_set(&B, 0, true, T(20 * MS + 1)), RELAY_OK);
-    CHECK_EQ(B.relays[0].switches, 3);
+    CHECK_EQ(relay_switch_count(&B, 0), 3);
     CHECK_EQ(B.m.rejected[RELAY_REJECTED_INTERVAL], 3);
     CHECK_EQ(B.m.rejected[RELAY_REJECTED_INTERLOCK], 0);
 }
@@ -179,11 +179,11 @@ static void test_min_interval_tick_clears(void) {
     CHECK_EQ(relay_set_min_interval(&B, 0, 10), RELAY_OK);
     CHECK_EQ(relay_tick(&B, T(0)), 0);
     CHECK_EQ(relay_set(&B, 0, true, T(500)), RELAY_OK);
-    CHECK_EQ(B.relays[0].interval_clear, 0);
+    CHECK_EQ((B.clear & 1u), 0);
     relay_tick(&B, T(10 * MS));
-    CHECK_EQ(B.relays[0].interval_clear, 0);
+    CHECK_EQ((B.clear & 1u), 0);
     relay_tick(&B, T(10 * MS + 500));
-    CHECK_EQ(B.relays[0].interval_clear, 1);
+    CHECK_EQ((B.clear & 1u), 1);
     CHECK_EQ(relay_set(&B, 0, false, T(10 * MS + 500)), RELAY_OK);
 }
 
@@ -232,14 +232,14 @@ static void test_interlock_changeover(void) {
     CHECK_EQ(lvl(10), 0);
     CHECK_EQ(lvl(11), 0);
     CHECK_EQ(B.m.deferred, 1);
-    CHECK_EQ(B.relays[0].switches, 2);
+    CHECK_EQ(relay_switch_count(&B, 0), 2);
     CHECK_EQ(relay_tick(&B, T(50 * MS)), 0);
     CHECK_EQ(relay_tick(&B, T(50999)), 0);
     CHECK_EQ(relay_get(&B, 1), 0);
     CHECK_EQ(relay_tick(&B, T(51 * MS)), 1);   // first tick at or after the dead time
     CHECK_EQ(relay_get(&B, 1), 1);
     CHECK_EQ(lvl(11), 1);
-    CHECK_EQ(B.relays[1].switches, 1);
+    CHECK_EQ(relay_switch_count(&B, 1), 1);
     CHECK_EQ(B.groups[0].pending, -1);
     // and back
     CHECK_EQ(relay_toggle(&B, 0, T(60 * MS)), RELAY_DEFERRED);
@@ -397,7 +397,7 @@ static void test_pulse_expiry_exact(void) {
     CHECK_EQ(relay_get(&B, 0), 0);
     CHECK_EQ(lvl(10), 0);
     CHECK_EQ(B.m.pulses_expired, 1);
-    CHECK_EQ(B.relays[0].switches, 2);
+    CHECK_EQ(relay_switch_count(&B, 0), 2);
     CHECK_EQ(relay_tick(&B, T(20 * MS)), 0);
     CHECK_EQ(B.m.pulses_expired, 1);
 }
@@ -410,7 +410,7 @@ static void test_pulse_restart_and_cancel(void) {
     CHECK_EQ(relay_tick(&B, T(14999)), 0);
     CHECK_EQ(relay_tick(&B, T(15 * MS)), 1);
     CHECK_EQ(relay_get(&B, 0), 0);
-    CHECK_EQ(B.relays[0].switches, 2);
+    CHECK_EQ(relay_switch_count(&B, 0), 2);
     // set() ends a pulse: the relay stays on
     CHECK_EQ(relay_pulse(&B, 1, 10, T(20 * MS)), RELAY_OK);
     CHECK_EQ(relay_set(&B, 1, true, T(21 * MS)), RELAY_OK);
@@ -819,6 +819,104 @@ static void test_error_details_pulse_autotick(void) {
     CHECK_EQ(B.m.ticks, 0);
 }
 
+// ---- state kept in masks
+
+static void test_switch_counts(void) {
+    CHECK_EQ(init4(0, 0), RELAY_OK);
+    for (uint32_t k = 0; k < 1000; k++) {
+        CHECK_EQ(relay_toggle(&B, 0, T(0)), RELAY_OK);
+        CHECK_EQ(relay_write(&B, 0x6, (k & 1u) ? 0 : 0x6, T(0)), RELAY_OK);
+    }
+    CHECK_EQ(relay_switch_count(&B, 0), 1000);
+    CHECK_EQ(relay_switch_count(&B, 1), 1000);
+    CHECK_EQ(relay_switch_count(&B, 2), 1000);
+    CHECK_EQ(relay_switch_count(&B, 3), 0);
+    CHECK_EQ(B.m.writes, 2000);
+}
+
+static void test_metrics_values(void) {
+    CHECK_EQ(init4(0, 0), RELAY_OK);
+    CHECK_EQ(relay_add_input(&B, 20, 0, true, RELAY_PULL_UP, -1), 0);
+    CHECK_EQ(relay_set(&B, 2, true, T(0)), RELAY_OK);
+    CHECK_EQ(relay_set_min_interval(&B, 2, 10), RELAY_OK);
+    CHECK_EQ(relay_set(&B, 2, false, T(0)), RELAY_OK);
+    CHECK_EQ(relay_set(&B, 2, true, T(1)), RELAY_REJECTED_INTERVAL);
+    relay_tick(&B, T(0));
+    relay_hw_sim_drive(&B.hw, 20, 0);
+    relay_tick(&B, T(1000));
+    uint32_t v[RELAY_METRIC_COUNT + 5];
+    for (unsigned k = 0; k < RELAY_METRIC_COUNT + 5; k++) {
+        v[k] = 0xdeadu;
+    }
+    CHECK_EQ(relay_metrics_values(&B, v, RELAY_METRIC_COUNT + 4), RELAY_METRIC_COUNT + 5);
+    CHECK_EQ(v[0], 0xdeadu);                        // too small: nothing written
+    CHECK_EQ(relay_metrics_values(&B, v, RELAY_METRIC_COUNT + 5), RELAY_METRIC_COUNT + 5);
+    CHECK_EQ(v[RELAY_METRIC_TICKS], 2);
+    CHECK_EQ(v[RELAY_METRIC_REJECTED_INTERVAL], 1);
+    CHECK_EQ(v[RELAY_METRIC_INPUT_EDGES], 1);
+    CHECK_EQ(v[RELAY_METRIC_WRITES], 2);
+    CHECK_EQ(v[RELAY_METRIC_COUNT + 2], 2);        // relay 2 switched twice
+    CHECK_EQ(v[RELAY_METRIC_COUNT + 0], 0);
+    CHECK_EQ(v[RELAY_METRIC_COUNT + 4], 1);        // input 0: one edge
+}
+
+static void test_masks_follow_timers(void) {
+    CHECK_EQ(init4(0b0100, 0), RELAY_OK);
+    CHECK_EQ(B.al_mask, 0b0100u);
+    CHECK_EQ(B.clear, 0xfu);                        // booting is not a switch
+    CHECK(!relay_needs_time(&B, 0xf));
+    CHECK_EQ(relay_set_min_interval(&B, 1, 10), RELAY_OK);
+    CHECK_EQ(relay_add_interlock(&B, 0b1001, 5), 0);
+    CHECK_EQ(B.timed, 0b0010u);
+    CHECK_EQ(B.grouped, 0b1001u);
+    CHECK(relay_needs_time(&B, 0b0010));
+    CHECK(relay_needs_time(&B, 0b1000));
+    CHECK(!relay_needs_time(&B, 0b0100));
+    CHECK_EQ(relay_tick(&B, T(0)), 0);
+    CHECK_EQ(relay_set(&B, 1, true, T(0)), RELAY_OK);
+    CHECK_EQ(B.clear & 0b0010u, 0);                 // its interval runs
+    CHECK_EQ(relay_pulse(&B, 2, 3, T(0)), RELAY_OK);
+    CHECK_EQ(B.pulsing, 0b0100u);
+    CHECK_EQ(relay_hw_sim_level(&B.hw, 12), 0);     // active low: on is low
+    CHECK_EQ(relay_tick(&B, T(3 * MS)), 1);         // the pulse ends
+    CHECK_EQ(B.pulsing, 0);
+    CHECK_EQ(relay_hw_sim_level(&B.hw, 12), 1);
+    CHECK_EQ(relay_tick(&B, T(10 * MS)), 0);
+    CHECK_EQ(B.clear & 0b0010u, 0b0010u);           // the interval has run
+    CHECK_EQ(relay_set(&B, 0, true, T(10 * MS)), RELAY_OK);
+    CHECK_EQ(relay_set(&B, 3, true, T(10 * MS)), RELAY_DEFERRED);
+    CHECK_EQ(B.groups_busy, 1);
+    CHECK_EQ(relay_tick(&B, T(15 * MS)), 1);        // dead time over: relay 3 on
+    CHECK_EQ(B.state, 0b1010u);
+    CHECK_EQ(B.groups_busy, 0);
+    relay_set_min_interval(&B, 1, 0);
+    CHECK_EQ(B.timed, 0);
+}
+
+static void test_inputs_settle_only_when_moved(void) {
+    CHECK_EQ(init4(0, 0), RELAY_OK);
+    CHECK_EQ(relay_add_input(&B, 20, 10, true, RELAY_PULL_UP, -1), 0);
+    CHECK_EQ(relay_add_input(&B, 40, 10, false, RELAY_PULL_DOWN, -1), 1);
+    relay_tick(&B, T(0));
+    CHECK_EQ(B.settling, 0);
+    relay_hw_sim_drive(&B.hw, 40, 1);
+    relay_tick(&B, T(1 * MS));
+    CHECK_EQ(B.settling, 0b10u);                    // input 1 moved: settling
+    relay_tick(&B, T(6 * MS));
+    relay_hw_sim_drive(&B.hw, 40, -1);              // a bounce back before 10 ms
+    relay_tick(&B, T(7 * MS));
+    CHECK_EQ(B.settling, 0);
+    CHECK_EQ(relay_input_value(&B, 1), 0);
+    relay_hw_sim_drive(&B.hw, 40, 1);
+    relay_tick(&B, T(8 * MS));
+    relay_tick(&B, T(17 * MS));
+    CHECK_EQ(relay_input_value(&B, 1), 0);          // 9 ms seen
+    relay_tick(&B, T(18 * MS));
+    CHECK_EQ(relay_input_value(&B, 1), 1);          // 10 ms seen: counts
+    CHECK_EQ(B.settling, 0);
+    CHECK_EQ(relay_input_value(&B, 0), 0);
+}
+
 // ---- ticks, big banks, end
 
 static void test_late_ticks(void) {
@@ -852,7 +950,7 @@ static void test_32_relays(void) {
     CHECK_EQ(B.state, 0xffffffffu);
     for (unsigned i = 0; i < 32; i++) {
         CHECK_EQ(relay_hw_sim_level(&B.hw, 63 - i), 1u ^ (i & 1u));
-        CHECK_EQ(B.relays[i].switches, i < 16 ? 0 : 1);
+        CHECK_EQ(relay_switch_count(&B, i), i < 16 ? 0 : 1);
     }
     CHECK_EQ(relay_add_interlock(&B, 0xc0000000u, 10), RELAY_ERR_GROUP_ON);
     CHECK_EQ(relay_toggle(&B, 31, T(10)), RELAY_OK);
@@ -971,6 +1069,10 @@ static const unit_test_t tests[] = {
     UNIT_TEST(test_error_details_setup),
     UNIT_TEST(test_error_details_inputs_slots),
     UNIT_TEST(test_error_details_pulse_autotick),
+    UNIT_TEST(test_switch_counts),
+    UNIT_TEST(test_metrics_values),
+    UNIT_TEST(test_masks_follow_timers),
+    UNIT_TEST(test_inputs_settle_only_when_moved),
     UNIT_TEST(test_late_ticks),
     UNIT_TEST(test_32_relays),
     UNIT_TEST(test_deinit),
