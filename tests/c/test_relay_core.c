@@ -917,6 +917,36 @@ static void test_inputs_settle_only_when_moved(void) {
     CHECK_EQ(relay_input_value(&B, 0), 0);
 }
 
+static void test_plain_paths(void) {
+    // the inline set()/write() take only relays with no interval and no group,
+    // and do what relay_set()/relay_write() would
+    CHECK_EQ(init4(0b0010, 0), RELAY_OK);
+    CHECK(relay_set_plain(&B, 1, true));
+    CHECK_EQ(B.state, 0b0010u);
+    CHECK_EQ(relay_hw_sim_level(&B.hw, 11), 0);     // active low
+    CHECK_EQ(relay_switch_count(&B, 1), 1);
+    CHECK(relay_set_plain(&B, 1, true));            // no change: no write
+    CHECK_EQ(B.m.writes, 1);
+    CHECK(!relay_set_plain(&B, 4, true));           // bad index: relay_set() names it
+    CHECK(!relay_set_plain(&B, -1, true));
+    CHECK(relay_write_plain(&B, 0b1101, 0b0101));
+    CHECK_EQ(B.state, 0b0111u);
+    CHECK_EQ(B.hw.writes, 2);                       // one register write for the change
+    CHECK(!relay_write_plain(&B, 0b10000, 0));      // beyond the bank
+    CHECK_EQ(relay_pulse(&B, 3, 50, T(0)), RELAY_OK);
+    CHECK(relay_set_plain(&B, 3, true));            // set() ends the pulse
+    CHECK_EQ(B.pulsing, 0);
+    CHECK_EQ(relay_set_min_interval(&B, 0, 10), RELAY_OK);
+    CHECK(!relay_set_plain(&B, 0, false));          // timed: needs relay_set()
+    CHECK(!relay_write_plain(&B, 0b0001, 0));
+    CHECK_EQ(relay_add_interlock(&B, 0b0110, 0), RELAY_ERR_GROUP_ON);
+    CHECK_EQ(relay_set(&B, 2, false, T(0)), RELAY_OK);
+    CHECK_EQ(relay_add_interlock(&B, 0b0110, 0), 0);
+    CHECK(!relay_set_plain(&B, 2, true));           // grouped: needs relay_set()
+    CHECK(!relay_write_plain(&B, 0b0100, 0b0100));
+    CHECK_EQ(B.state, 0b1011u);
+}
+
 // ---- ticks, big banks, end
 
 static void test_late_ticks(void) {
@@ -1073,6 +1103,7 @@ static const unit_test_t tests[] = {
     UNIT_TEST(test_metrics_values),
     UNIT_TEST(test_masks_follow_timers),
     UNIT_TEST(test_inputs_settle_only_when_moved),
+    UNIT_TEST(test_plain_paths),
     UNIT_TEST(test_late_ticks),
     UNIT_TEST(test_32_relays),
     UNIT_TEST(test_deinit),
