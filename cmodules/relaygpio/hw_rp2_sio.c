@@ -48,8 +48,6 @@
 #define WDT_REASON_TIMER (1u << 0)
 #define WDT_NON_REBOOT_MAGIC (0x6ab73121u)      // what watchdog_enable() leaves in scratch[4]
 
-#define TIMER_TIMERAWL (0x40054000u + 0x028u)   // the 1 MHz timer, low word, no latching
-
 // In scratch[4]: scratch[0..3] hold a stall cause (same as hw_rp2.c).
 
 // gpio_init(): input, output latch 0, pad input on and output enabled, SIO function.
@@ -148,22 +146,6 @@ void relay_hw_reset_cause(relay_hw_t *hw, char *buf, size_t len) {
         scratch[i] = REG(WDT_SCRATCH(i));
     }
     relay_cause_unpack(REG(WDT_REASON), WDT_REASON_TIMER, scratch, buf, len);
-}
-
-// The timer pool belongs to the firmware (a natmod cannot reach it): the
-// application ticks.
-int relay_hw_autotick_start(uint32_t period_us, void (*fn)(void *arg), void *arg) {
-    (void)period_us;
-    (void)fn;
-    (void)arg;
-    return 0;
-}
-
-void relay_hw_autotick_stop(void) {
-}
-
-uint32_t relay_hw_now_us(void) {
-    return REG(TIMER_TIMERAWL);
 }
 
 #endif // RELAY_HW_RP2_SIO

@@ -117,21 +117,6 @@ void relay_hw_reset_cause(relay_hw_t *hw, char *buf, size_t len) {
     buf[i] = 0;
 }
 
-// No hardware timer on the host: the application ticks.
-int relay_hw_autotick_start(uint32_t period_us, void (*fn)(void *arg), void *arg) {
-    (void)period_us;
-    (void)fn;
-    (void)arg;
-    return 0;
-}
-
-void relay_hw_autotick_stop(void) {
-}
-
-uint32_t relay_hw_now_us(void) {
-    return 0;
-}
-
 uint32_t relay_hw_lock(void) {
     return 0;
 }

@@ -40,12 +40,30 @@ void relay_hw_wdt_reset(relay_hw_t *hw, const char *cause);
 // The cause kept by the last watchdog reset ("" if none or a power-on reset).
 void relay_hw_reset_cause(relay_hw_t *hw, char *buf, size_t len);
 
+#if RELAY_HW_HAS_AUTOTICK
 // A hardware timer calling fn(arg) every period_us, start to start, from an
 // interrupt; one per board, a new start replaces it. Returns 0 when it could
-// not start. Backends with RELAY_HW_HAS_AUTOTICK 0 never start one.
+// not start.
 int relay_hw_autotick_start(uint32_t period_us, void (*fn)(void *arg), void *arg);
 void relay_hw_autotick_stop(void);
 uint32_t relay_hw_now_us(void);             // the time base of the timer's ticks
+#else
+// No hardware timer (the host; the natmod, which cannot reach the firmware's
+// timer pool): the application ticks, and the core never starts one.
+static inline int relay_hw_autotick_start(uint32_t period_us, void (*fn)(void *arg), void *arg) {
+    (void)period_us;
+    (void)fn;
+    (void)arg;
+    return 0;
+}
+
+static inline void relay_hw_autotick_stop(void) {
+}
+
+static inline uint32_t relay_hw_now_us(void) {
+    return 0;
+}
+#endif
 
 #if !defined(RELAY_HW_INLINE_IO)
 // Critical section against the tick running from a timer interrupt.
