@@ -551,8 +551,7 @@ static inline bool switch_free_relay(relay_bank_t *b, unsigned i, bool on, relay
         start_intervals(b, me, now);
     }
     relay_pinmask_t pin = b->pin_mask[i];
-    relay_hw_write(&b->hw, pin, ((b->state ^ b->al_mask) & me) ? pin : 0);
-    b->m.writes++;
+    relay_outputs(b, pin, ((b->state ^ b->al_mask) & me) ? pin : 0);
     return true;
 }
 

@@ -232,6 +232,13 @@ const char *relay_status_name(int status);                    // "ok", "deferred
 // operations and one register write, done here so that the binding's call is
 // the only call (on the RP2040 a call level costs as much as this work).
 
+// The one place where relay outputs reach the hardware after set-up: the pins
+// in pins take their bit of high, in one register write. Lock held.
+static inline void relay_outputs(relay_bank_t *b, relay_pinmask_t pins, relay_pinmask_t high) {
+    relay_hw_write(&b->hw, pins, high);
+    b->m.writes++;
+}
+
 // Flips the relays in change (not 0) with one register write and counts the
 // switches. Lock held.
 static inline void relay_flip(relay_bank_t *b, uint32_t change) {
@@ -248,8 +255,7 @@ static inline void relay_flip(relay_bank_t *b, uint32_t change) {
         pins |= (*t)[change & 15u];
         high |= (*t)[up & 15u];
     }
-    relay_hw_write(&b->hw, pins, high);
-    b->m.writes++;
+    relay_outputs(b, pins, high);
 }
 
 // relay_set() of a relay that needs neither time nor a group check. Returns
@@ -268,8 +274,7 @@ static inline bool relay_set_plain(relay_bank_t *b, int relay, bool on) {
         b->state ^= me;
         b->switches[relay]++;
         relay_pinmask_t pin = b->pin_mask[relay];
-        relay_hw_write(&b->hw, pin, ((b->state ^ b->al_mask) & me) ? pin : 0);
-        b->m.writes++;
+        relay_outputs(b, pin, ((b->state ^ b->al_mask) & me) ? pin : 0);
     }
     relay_hw_unlock(s);
     return true;
