@@ -12,6 +12,7 @@ try:
 except ImportError:
     import uasyncio as asyncio
 import time
+from array import array
 
 from iotlib import atomic_file, config_schema, logger
 
@@ -19,6 +20,8 @@ _log = logger.get("relays")
 REASONS = relaygpio.REASONS
 PULLS = {"up": relaygpio.PULL_UP, "down": relaygpio.PULL_DOWN, "none": relaygpio.PULL_NONE}
 STATE_FILE = "relays.json"
+# where each counter sits in metric_values(); switches per relay follow them
+METRIC_INDEX = {k: i for i, k in enumerate(relaygpio.METRICS)}
 
 
 def _layout(cfg):
@@ -54,6 +57,7 @@ class RelayGPIOManager:
         self.desired_version = 0
         self.changes = 0         # +1 at every relay change seen (requests, core, reconfigure)
         self._mask = 0
+        self._metric_buf = None  # metric_values(), filled in place on every scrape
         self._last_change = {}
         self._saved = None       # states as last persisted
         self._save_at = None     # ticks_ms when the pending write is due
@@ -240,6 +244,15 @@ class RelayGPIOManager:
         m = self.bank.metrics()
         m["persist_writes"] = self.persist_writes
         return m
+
+    def metric_values(self):
+        # GET /metrics: the bank's counters with no dict per scrape (relaygpio.METRICS
+        # order, then switches per relay, then edges per input)
+        if self._metric_buf is None:
+            n = len(METRIC_INDEX) + relaygpio.MAX_RELAYS + relaygpio.MAX_INPUTS
+            self._metric_buf = array("I", bytes(4 * n))
+        self.bank.metrics_into(self._metric_buf)
+        return self._metric_buf
 
     def pin_levels(self):
         # simulated board only: the physical level on each relay pin
