@@ -12,6 +12,7 @@
 #   event: end     data: {error, message}                                        token refused
 import gc
 import json
+import sys
 import time
 
 from microdot import Response
@@ -22,6 +23,7 @@ from iotlib.rest_api import Refusal, _relay_doc, _route
 from iotlib.web_asset import PAGE
 
 KEEPALIVE_MS = 15000
+SEND_BUFFER = 4096  # bytes the unix port's kernel may queue for one stream
 PAGE_HEADERS = {
     "Content-Type": "text/html; charset=UTF-8",
     "Cache-Control": "no-store",
@@ -42,6 +44,17 @@ def frame(name, data, seq=None):
     if seq is not None:
         head = "id: %d\n" % seq + head
     return (head + "data: " + json.dumps(data) + "\n\n").encode()
+
+
+def _small_send_buffer(req):
+    # Linux would queue megabytes for a client that stopped reading, so it would never look
+    # slow; the board's lwIP queues a few KB by itself
+    if sys.platform != "linux":
+        return
+    try:
+        req.sock[1].s.setsockopt(1, 7, SEND_BUFFER)  # SOL_SOCKET, SO_SNDBUF on Linux
+    except (AttributeError, OSError, TypeError, IndexError):
+        pass
 
 
 class EventStream:
@@ -153,6 +166,7 @@ class WebPage:
         except events.Full as e:
             raise Refusal(503, "too_many_subscribers", str(e), None, 5)
         token = bearer_token(req.headers.get("Authorization"))
+        _small_send_buffer(req)
         return Response(EventStream(self, req, claims, token, sub), 200, STREAM_HEADERS)
 
 
