@@ -24,6 +24,7 @@ button{margin:0 2px;cursor:pointer}
 .bad{color:#b22}
 ul{margin:0;padding-left:18px}
 #log li{font:12px monospace}
+#alarms:empty::before,#log:empty::before{content:"none yet";color:#888}
 </style></head><body>
 <header><h1>Relays</h1><span id="who"></span><span id="conn">not connected</span>
 <button id="logout" hidden>Forget token</button></header>
