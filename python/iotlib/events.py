@@ -22,9 +22,10 @@ INPUT = "input"    # input, value, edges
 ALARM = "alarm"    # key, message, severity
 READY = "ready"    # ready, missing
 
-# why a relay changed; a REST change has the client's address as its source
-CAUSES = ("rest", "desired", "pulse_end", "interlock", "input", "reconfigure", "restore", "mqtt",
-          "local")
+# why a relay changed; a REST change has the client's address as its source. The boot-time
+# restore has no event: it happens before any subscriber can exist (a stream starts with the
+# states in its hello).
+CAUSES = ("rest", "desired", "pulse_end", "interlock", "reconfigure", "mqtt", "local")
 MAX_SUBSCRIBERS = 4
 MAX_PENDING = 32
 STALE_MS = 30000    # a subscriber that took nothing for this long may give its place

@@ -164,7 +164,7 @@ def test_causes():
     eq(events.cause_of("core", False), "pulse_end", "core off")
     eq(events.cause_of("core", True), "interlock", "core on")
     eq(events.cause_of("10.0.0.7", True), "rest", "an address")
-    for c in ("desired", "reconfigure", "restore", "mqtt", "input"):
+    for c in ("desired", "reconfigure", "mqtt", "local"):
         eq(events.cause_of(c, True), c, c)
 
 

@@ -256,3 +256,54 @@ def test_head_holds_no_place(own_device):
     a = call(dev.port, "HEAD", "/events", tok=token())
     assert a.status in (200, 405), a
     assert dev.bus()["event_subscribers"] == 0
+
+
+HEAP_SCRIPT = """
+import gc, sys
+sys.path[:] = [%r]
+gc.collect(); a = gc.mem_alloc()
+from iotlib import rest_api
+gc.collect(); b = gc.mem_alloc()
+from iotlib import events
+gc.collect(); c = gc.mem_alloc()
+from iotlib import web_page
+gc.collect(); d = gc.mem_alloc()
+bus = events.EventBus()
+subs = [bus.subscribe() for _ in range(bus.max_subscribers)]
+for i in range(bus.max_pending):
+    bus.publish(events.RELAY, relay="relay_%%d" %% (i %% 8), state="HIGH", cause="rest",
+                subject="someone@example.com", source="192.168.1.20", switches=i,
+                last_change=1700000000.5)
+gc.collect(); e = gc.mem_alloc()
+print(c - b, d - c, e - d, bus.max_subscribers, bus.max_pending)
+"""
+
+
+def test_heap_used_by_the_feature(own_device):
+    # imports from the modules frozen into the unix build (as on the board: code and page
+    # in flash), a bus with every subscriber holding its most events, and open streams
+    import subprocess
+    from web_harness import MICROPYTHON, ROOT
+    p = subprocess.run([MICROPYTHON, "-c", HEAP_SCRIPT % ".frozen"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    ev_import, page_import, full_bus, nsubs, npend = (int(x) for x in p.stdout.split())
+    assert 0 < ev_import < 8 * 1024 and 0 < page_import < 8 * 1024, p.stdout
+    # every place taken, every queue full: the most the bus can hold, bounded
+    assert 0 < full_bus < 48 * 1024, full_bus
+    dev = own_device()
+    heap0 = dev.bus()["heap_free"]
+    streams = [dev.stream(token()) for _ in range(4)]
+    try:
+        for s in streams:
+            hello(s)
+        wait_for(lambda: dev.bus()["event_subscribers"] == 4, 10, "four streams")
+        per_stream = (heap0 - dev.bus()["heap_free"]) / 4
+    finally:
+        for s in streams:
+            s.close()
+    FIGURES["heap, frozen imports"] = "iotlib.events %d bytes, iotlib.web_page + page %d bytes" % (
+        ev_import, page_import)
+    FIGURES["heap, bus at its bound"] = "%d bytes (%d subscribers x %d events, shared)" % (
+        full_bus, nsubs, npend)
+    FIGURES["heap, one open stream on the device"] = "about %d bytes" % per_stream
