@@ -79,20 +79,22 @@ class EventStream:
             r.deadline = time.ticks_add(time.ticks_ms(), ms + self.web.write_ms)
 
     async def __anext__(self):
+        try:
+            return await self._next()
+        except BaseException:  # ended, cancelled (the connection is going) or failed
+            self.sub.close()
+            raise
+
+    async def _next(self):
         web = self.web
         if self.done:
-            self.sub.close()
             raise StopAsyncIteration
         if self.first:
             self.first = False
             self._renew(0)
             return frame("hello", web.hello(self.claims))
         self._renew(web.keepalive_ms)
-        try:
-            ev = await self.sub.get(web.keepalive_ms)
-        except BaseException:  # cancelled: the connection is going
-            self.sub.close()
-            raise
+        ev = await self.sub.get(web.keepalive_ms)
         self._renew(0)
         if ev is not None:
             return frame(ev["type"], ev, ev["seq"])
@@ -101,7 +103,8 @@ class EventStream:
         why = web.recheck(self.token)
         if why is not None:
             self.done = True
-            return frame("end", {"error": why, "message": MESSAGES.get(why, why)})
+            text = MESSAGES.get(why, "the token may no longer read events")
+            return frame("end", {"error": why, "message": text})
         return frame("status", web.status())
 
     async def aclose(self):

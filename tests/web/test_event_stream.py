@@ -100,7 +100,8 @@ def test_scripted_sequence_in_order_without_gaps(device):
         # interlock change-over: fwd off at once, rev on after the dead time
         assert device.request("POST", "/gpio/fwd", {"state": "HIGH"}, op).status == 200
         assert device.request("POST", "/gpio/rev", {"state": "HIGH"}, op).status == 202
-        want += [("relay", "fwd", "HIGH", "rest", "alice"), ("relay", "fwd", "LOW", "rest", "alice"),
+        want += [("relay", "fwd", "HIGH", "rest", "alice"),
+                 ("relay", "fwd", "LOW", "rest", "alice"),
                  ("relay", "rev", "HIGH", "interlock", None)]
         whole.wait_events(len(want) + 1)
         # the button (active low): pressed, released
