@@ -105,7 +105,7 @@ function ev(name,id,data){
  if(name==="end"){msg("the device ended the stream: "+d.message+" ("+d.error+")",true);stop();return}
  if(id){var n=parseInt(id,10);if(S.full&&n>S.seq+1)log("missed "+(n-S.seq-1)+" events");S.seq=n}
  if(name==="relay"){row({name:d.relay,state:d.state,switches:d.switches,last_change:d.last_change});
-  log(when(d.t)+" "+d.relay+" "+d.state+" by "+(d.subject||"-")+" ("+d.cause+")")}
+  log(when(d.t)+" "+d.relay+" "+d.state+(d.subject?" by "+d.subject:"")+" ("+d.cause+")")}
  else if(name==="input")log(when(d.t)+" input "+d.input+" "+(d.value?"active":"inactive"));
  else if(name==="alarm"){alarm(d);log(when(d.t)+" alarm "+d.key)}
  else if(name==="ready"){S.st.ready=d.ready;S.st.missing=d.missing;status(S.st);log(when(d.t)+(d.ready?" ready":" not ready"))}}

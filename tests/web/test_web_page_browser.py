@@ -179,6 +179,15 @@ def test_operator_switches_a_relay_and_sees_the_pin(site, browser):
     site.wait_pin(3, 0 if row_state(browser, "fan") == "HIGH" else 1, "fan's pin")
     until(browser, lambda d: "fan" in by_id(d, "log").text and "olivia (rest)" in
           by_id(d, "log").text, "the change in the event list")
+    # a pulse: on now, off by the relay core, both pushed with their cause
+    pulse = by_id(browser, "pulse")
+    pulse.clear()
+    pulse.send_keys("300")
+    css(browser, 'button[data-relay="bell"][data-act="pulse"]')[0].click()
+    until(browser, lambda d: "bell LOW (pulse_end)" in by_id(d, "log").text,
+          "the end of the pulse on the page")
+    assert "bell HIGH by olivia (rest)" in by_id(browser, "log").text
+    assert row_state(browser, "bell") == "LOW"
     # a change made elsewhere arrives over the event stream, without a reload
     other = site.mint("operator", "ops-script")
     vo = row_state(browser, "valve_open")
