@@ -199,3 +199,25 @@ def test_relay_manager_publishes_who_and_why():
     asyncio.run(run())
     m.bank.deinit()
     rm_tree(d)
+
+
+def test_controller_alarms_and_relays_share_one_bus():
+    from iotlib import http_client
+    from relays_controller import RelaysController
+    d = scratch_dir("events")
+    c = RelaysController(
+        wifi_ssid="ssid", wifi_password="wifi-password-x", device_id="pico-t",
+        device_key="device-key-123456", service_discovery_url="http://127.0.0.1:9/api/devices",
+        relay_pins={"relay1": 2}, data_dir=d, simulate=True, log_echo=False)
+    http_client.set_link_check(None)
+    true(c.relays.events is c.events, "one bus")
+    c.relays.start(c.config.load_local())
+    sub = c.events.subscribe()
+    c.alarm("test.key", "something broke", "critical")
+    eq(c.relays.set("relay1", True, "desired", "platform"), "ok", "set")
+    got = drain(sub)
+    eq([(e["type"], e.get("key"), e.get("severity"), e.get("relay")) for e in got],
+       [("alarm", "test.key", "critical", None), ("relay", None, None, "relay1")], "events")
+    eq(c.events.alarms[-1]["message"], "something broke", "kept for the page")
+    c.relays.bank.deinit()
+    rm_tree(d)
