@@ -581,4 +581,6 @@ def create_app(relays, validator, limiter, identity, ready, counters=None, roles
             (413, "body_too_large", "the body is limited to %d bytes" % max_body),
             (500, "internal", "the request failed inside the device")):
         app.errorhandler(status)(_error(api, status, error, message))
+    from iotlib import web_page  # GET / and GET /events (web_page imports this module)
+    web_page.mount(app, api)
     return app
