@@ -38,6 +38,7 @@ class Sim:
         self.ota = "ok"
         self.calls = {"get_config": 0, "reload_config": 0, "check_ota": 0}
         self.cfg = s.get("device", {})
+        self.key = s.get("jwt", {}).get("key", "")
 
     def now(self):
         return time.time() + self.offset_s if self.synced else None
@@ -64,6 +65,8 @@ class Sim:
         await asyncio.sleep_ms(0)
         if self.ota == "fail":
             raise OSError(113)
+        if self.ota == "leak":  # a failure whose text carries a secret (the API key)
+            raise ValueError("bad signature with key " + self.key)
         return {"update_available": False}
 
 
@@ -156,6 +159,7 @@ async def serve(s):
     atomic_file.makedirs(d + "/log")
     logger.setup(path=d + "/log/device.log", audit_path=d + "/log/audit.log", level="info",
                  echo=False)
+    logger.add_secret(s["jwt"]["key"])  # as the controller does with api.jwt.key
     sim = Sim(s)
     relays = RelayGPIOManager(d, persist_min_ms=1000)
     relays.start(s.get("device", {"relays": {}}))
