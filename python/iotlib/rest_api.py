@@ -27,6 +27,7 @@ MAX_DECLARED = 16 * 1024    # a larger Content-Length is refused by microdot, be
 MAX_PULSE_MS = 86400000     # one day
 REQUEST_TIMEOUT_S = 10      # a client that stalls mid-request loses its connection
 BAD_LOG_MS = 10000          # at most one line per this period about unparseable requests
+DISCARD_MS = 250            # after a 400/431: how long what the client still sends is read
 
 _REASONS = {
     200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
@@ -36,10 +37,17 @@ _REASONS = {
     501: "Not Implemented", 503: "Service Unavailable",
 }
 
-# answered to a connection over the caps, before anything of it is read
-_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-         b"Retry-After: 1\r\nContent-Length: 62\r\n\r\n"
-         b'{"error": "busy", "message": "too many connections, retry"}\r\n')
+
+
+def _static_503(message):
+    # a whole answer made at import: sending it needs no heap
+    body = b'{"error": "busy", "message": "%s"}' % message
+    return (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            b"Retry-After: 1\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+
+
+_BUSY = _static_503(b"too many connections, retry")   # over the connection caps, unread
+_NO_HEAP = _static_503(b"out of memory, retry")   # the heap ran out before an answer began
 
 
 class HttpLimits:
@@ -473,17 +481,21 @@ class _Conn:
     def __init__(self, stream, ip, limits, max_line, max_body, request_ms):
         self.s = stream
         self.ip = ip
-        self.buf = b""
+        # one buffer grown and consumed in place: fewer blocks of many sizes on a small heap
+        self.buf = bytearray()
         self.max_line = max_line
         self.left = limits.max_head_bytes   # bytes still allowed from the socket
         self.lines = limits.max_headers + 1   # the request line and the headers
         self.max_body = max_body
         self.in_head = True
+        self.started = False  # the request line has come
         self.t0 = time.ticks_ms()
         self.request_ms = request_ms
         self.deadline = time.ticks_add(self.t0, min(limits.head_timeout_ms, request_ms))
         self.task = None
         self.expired = False
+        self.answering = False   # the answer's first bytes are on their way
+        self.draining = False    # answered; reading what the client still sends
 
     async def _more(self, n):
         if self.left <= 0:
@@ -495,15 +507,24 @@ class _Conn:
         return data
 
     async def readline(self):
+        buf = self.buf
         while True:
-            i = self.buf.find(b"\n")
+            i = buf.find(b"\n")
             if i >= 0:
-                line = self.buf[:i + 1]
-                self.buf = self.buf[i + 1:]
+                line = bytes(memoryview(buf)[:i + 1])
+                buf[0:i + 1] = b""
                 if self.in_head:
-                    if line == b"\r\n" or line == b"\n":
+                    blank = line == b"\r\n" or line == b"\n"
+                    if blank and not self.started:
+                        # empty lines before the request line are ignored (RFC 9112 2.2)
+                        self.lines -= 1
+                        if self.lines < 0:
+                            raise HeadTooLarge("too many header lines")
+                        continue
+                    self.started = True
+                    if blank:
                         self.in_head = False  # the body has its own budget and time
-                        self.left = self.max_body - len(self.buf)
+                        self.left = self.max_body - len(buf)
                         self.deadline = time.ticks_add(self.t0, self.request_ms)
                     else:
                         self.lines -= 1
@@ -512,21 +533,22 @@ class _Conn:
                 if len(line) > self.max_line:
                     raise HeadTooLarge("line too long")
                 return line
-            if len(self.buf) > self.max_line:
+            if len(buf) > self.max_line:
                 raise HeadTooLarge("line too long")
             data = await self._more(256)
             if not data:
-                line = self.buf
-                self.buf = b""
+                line = bytes(buf)
+                buf[0:len(buf)] = b""
                 return line
-            self.buf += data
+            buf.extend(data)
 
     async def read(self, n=-1):
+        buf = self.buf
         if n < 0:
-            n = self.left + len(self.buf)
-        if self.buf:
-            data = self.buf[:n]
-            self.buf = self.buf[len(data):]
+            n = self.left + len(buf)
+        if buf:
+            data = bytes(memoryview(buf)[:n])
+            buf[0:len(data)] = b""
             return data
         return await self._more(n)
 
@@ -555,6 +577,7 @@ class _App(Microdot):
         self.refused = 0     # connections answered 503 at once (over a cap)
         self.evicted = 0     # stalled heads closed to make room
         self.bad_requests = 0
+        self.faults = 0      # connections ended by an unexpected error (MemoryError...)
         self._bad_quiet = 0  # unparseable requests not logged (rate limit of the log line)
         self._bad_next = time.ticks_ms()
         self._log = logger.get("http")
@@ -614,8 +637,12 @@ class _App(Microdot):
                                      "the request head is limited to %d bytes and %d headers"
                                      % (self.limits.max_head_bytes, self.limits.max_headers),
                                      ip, e)
-            except (OSError, EOFError):
+            except (OSError, MemoryError):
                 raise
+            except EOFError as e:  # the client stopped sending: it may still read an answer
+                req = None
+                res = self._unparsed(400, "bad_request",
+                                     "the request ended before its Content-Length", ip, e)
             except Exception as e:  # ValueError, IndexError, UnicodeError: not HTTP we take
                 req = None
                 res = self._unparsed(400, "bad_request", "the request could not be parsed",
@@ -623,16 +650,35 @@ class _App(Microdot):
             if req is not None:
                 res = await self.dispatch_request(req)
             if res is not None:
+                conn.answering = True
                 await res.write(writer)
+                if req is None:
+                    # a client still sending gets a moment, not the whole head deadline
+                    conn.draining = True
+                    conn.deadline = time.ticks_add(time.ticks_ms(), DISCARD_MS)
+                    await _discard(conn.s, MAX_DECLARED)
             await writer.aclose()
         except (OSError, EOFError, asyncio.CancelledError) as e:
             if isinstance(e, asyncio.CancelledError) and not conn.expired:
                 raise  # cancelled from outside (server shutdown): not ours to swallow
             # a stalled or broken client: its connection goes, the server stays
-            self.api.connection_errors += 1
+            if not conn.draining:
+                self.api.connection_errors += 1
             try:
                 await writer.aclose()
             except OSError:
+                pass
+        except Exception as e:  # MemoryError above all: the connection goes, the server stays
+            self.faults += 1
+            try:
+                self._log.error("connection failed", ip=ip, error=e)
+            except Exception:
+                pass
+            try:
+                if not conn.answering:
+                    await writer.awrite(_NO_HEAP)
+                await writer.aclose()
+            except Exception:
                 pass
         finally:
             live.remove(conn)
@@ -656,7 +702,7 @@ class _App(Microdot):
         try:
             while self._live:
                 ms = min(self.limits.head_timeout_ms, int(self.timeout_s * 1000))
-                step = ms // 4 if ms < 2000 else 500
+                step = ms // 4 if ms < 1000 else 250
                 await asyncio.sleep_ms(step if step > 0 else 1)
                 now = time.ticks_ms()
                 for c in self._live:
@@ -701,6 +747,16 @@ class _App(Microdot):
         await _drain(req)
         api.requests.observe(route, res.status_code, time.ticks_diff(time.ticks_ms(), t0))
         return res
+
+
+async def _discard(stream, limit):
+    # after an answer to a head we did not take: read what the client still sends (bounded in
+    # bytes, and in time by the connection's deadline), so closing does not reset the answer
+    while limit > 0:
+        chunk = await stream.read(256)
+        if not chunk:
+            return
+        limit -= len(chunk)
 
 
 async def _drain(req):

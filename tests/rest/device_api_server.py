@@ -136,7 +136,8 @@ def control_app(app, sim, relays):
         return {"connection_errors": app.api.connection_errors, "heap_free": gc.mem_free(),
                 "heap_low": HeapWatch.low, "heap_samples": HeapWatch.samples,
                 "connections_refused": app.refused, "connections_evicted": app.evicted,
-                "bad_requests": app.bad_requests, "hmacs": v.hmacs if v else 0,
+                "bad_requests": app.bad_requests, "faults": app.faults, "live": len(app._live),
+                "sweeper": app._sweeper is not None, "hmacs": v.hmacs if v else 0,
                 "rate_stats": list(app.api.limiter.stats())}
 
     @ctl.post("/heap/reset")

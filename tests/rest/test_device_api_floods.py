@@ -84,7 +84,9 @@ def test_connections_over_the_per_address_cap_get_503_at_once(tmp_path):
         data = answer_or_close(extra)
         assert data is not None and data.startswith(BUSY_PREFIX), data
         assert time.monotonic() - t0 < 2.0   # at once, not after the head deadline
-        body = json.loads(data.partition(b"\r\n\r\n")[2])
+        head, _, raw = data.partition(b"\r\n\r\n")
+        assert b"Content-Length: %d\r\n" % len(raw) in head + b"\r\n", data
+        body = json.loads(raw)
         assert body["error"] == "busy" and b"Retry-After: 1" in data
         # another address is served meanwhile
         assert s.get("/health", source="127.0.5.2").status == 200
@@ -246,19 +248,23 @@ def test_50_stalled_connections_and_a_head_flood_on_a_200k_heap(tmp_path):
         while crowd.opened < 50 and time.monotonic() < wait_until:
             time.sleep(0.02)
         latencies, statuses = [], []
-        for k in range(40):
+        t_start = time.monotonic()
+        k = 0
+        # at least 40 switches and 3 s under attack (bounded: 3,000 switches)
+        while k < 3000 and (k < 40 or time.monotonic() - t_start < 3):
             level = "HIGH" if k % 2 == 0 else "LOW"
             t0 = time.monotonic()
             statuses.append(switch(s, level))
             latencies.append(time.monotonic() - t0)
             assert s.board()["states"]["r1"] is (level == "HIGH")
+            k += 1
         crowd.stop.set()
         flood.stop.set()
         for t in threads:
             t.join(30)
         st = s.api_state()
         assert s.proc.poll() is None, s.output()
-        assert statuses == [200] * 40, statuses
+        assert statuses == [200] * k, statuses
         assert s.get("/health").status == 200
         out = s.output()
         assert "MemoryError" not in out and "Traceback" not in out, out
@@ -267,11 +273,11 @@ def test_50_stalled_connections_and_a_head_flood_on_a_200k_heap(tmp_path):
         assert flood.statuses.get(431, 0) > 0, flood.statuses
         assert set(flood.statuses) <= {431, 503, "reset"}, flood.statuses
         FIGURES.append(("200 KB heap, 50 stalled + head flood",
-                        "40/40 switches 200 (max %.0f ms, mean %.0f ms); heap free idle %d B, "
+                        "%d/%d switches 200 (max %.0f ms, mean %.0f ms); heap free idle %d B, "
                         "low-water under attack %d B (%d samples); stalled connections opened "
                         "%d (503 busy %d, closed %d); oversized heads %s; refused %d, "
                         "evicted %d" % (
-                            max(latencies) * 1000, sum(latencies) / len(latencies) * 1000,
+                            statuses.count(200), k, max(latencies) * 1000, sum(latencies) / len(latencies) * 1000,
                             idle["heap_free"], st["heap_low"], st["heap_samples"], crowd.opened,
                             crowd.busy, crowd.closed, flood.statuses, st["connections_refused"],
                             st["connections_evicted"])))
@@ -309,7 +315,7 @@ def test_1000_addresses_share_one_overflow_bucket(tmp_path):
         hmacs = s.api_state()["hmacs"] - base
         assert set(statuses) <= {401, 429, 503}, statuses
         # the tabled addresses, the shared burst and refills, then the device-wide budget
-        assert statuses[429] + statuses.get(503, 0) >= 800, statuses
+        assert statuses[429] >= 200, statuses   # before: every one reached the HMAC
         assert hmacs == statuses[401] and hmacs <= 50 + 50 * took + 5, (hmacs, statuses, took)
         assert s.board()["states"]["r1"] is False
         FIGURES.append(("1,000 addresses, one bad token each",
