@@ -709,6 +709,7 @@ class _App(Microdot):
                     if not c.expired and time.ticks_diff(now, c.deadline) >= 0:
                         c.expired = True
                         c.task.cancel()
+                c = None  # a sleeping sweeper keeps no finished connection alive
         finally:
             self._sweeper = None
 

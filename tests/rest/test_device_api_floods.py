@@ -315,7 +315,8 @@ def test_1000_addresses_share_one_overflow_bucket(tmp_path):
         hmacs = s.api_state()["hmacs"] - base
         assert set(statuses) <= {401, 429, 503}, statuses
         # the tabled addresses, the shared burst and refills, then the device-wide budget
-        assert statuses[429] >= 200, statuses   # before: every one reached the HMAC
+        # before: every one reached the HMAC; now the address tables and the budget refuse
+        assert statuses[429] + statuses.get(503, 0) >= 300, statuses
         assert hmacs == statuses[401] and hmacs <= 50 + 50 * took + 5, (hmacs, statuses, took)
         assert s.board()["states"]["r1"] is False
         FIGURES.append(("1,000 addresses, one bad token each",
@@ -325,15 +326,19 @@ def test_1000_addresses_share_one_overflow_bucket(tmp_path):
         st = s.api_state()
         # the case: 33 addresses, 3,000 bad tokens
         statuses = {}
+        t0 = time.monotonic()
         for i in range(3000):
             a = s.request("POST", "/gpio/r1", json_body={"state": "HIGH"}, token=bad_token(i),
                           source=addr(i % 33, 12))
             statuses[a.status] = statuses.get(a.status, 0) + 1
+        took = time.monotonic() - t0
         hmacs = s.api_state()["hmacs"] - st["hmacs"]
-        assert statuses.get(429, 0) >= 2000, statuses
-        assert hmacs == statuses.get(401, 0)
-        FIGURES.append(("33 addresses, 3,000 bad tokens", "%d refused 429, HMACs %d" % (
-            statuses.get(429, 0), hmacs)))
+        # before: 0 refusals, 3,000 HMACs (a full table evicted, and the newcomer got a burst)
+        assert statuses.get(429, 0) + statuses.get(503, 0) >= 1000, statuses
+        assert hmacs == statuses.get(401, 0) and hmacs <= 50 + 50 * took + 5, (hmacs, took)
+        FIGURES.append(("33 addresses, 3,000 bad tokens",
+                        "%d refused 429, %d refused 503 busy, HMACs %d in %.1f s" % (
+                            statuses.get(429, 0), statuses.get(503, 0), hmacs, took)))
     finally:
         s.stop()
 
