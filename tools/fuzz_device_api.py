@@ -332,16 +332,20 @@ def send(port, data, source, timeout=15):
         return _read_all(s, timeout)
 
 
+MAX_DECLARED = 16384   # a larger Content-Length is refused unread (413), as documented
+
+
 def surplus(data):
-    # True when the request carries bytes past its head and declared body: the device answers
-    # without reading them, and closing with them unread may reset the answer's tail away
+    # True when the request carries bytes the device answers without reading (past its head
+    # and declared body, or a body declared over MAX_DECLARED): closing with them unread may
+    # reset the answer's tail away
     head, sep, body = data.partition(b"\r\n\r\n")
     declared = 0
     for line in head.split(b"\r\n")[1:]:
         k, _, v = line.partition(b":")
         if k.strip().lower() == b"content-length" and v.strip().isdigit():
             declared = int(v.strip())
-    return bool(sep) and len(body) > declared
+    return bool(sep) and (len(body) > declared or declared > MAX_DECLARED)
 
 
 def parse(out, head_request=False, may_be_cut=False):
