@@ -225,6 +225,7 @@ class HeadFlood:
                 with connect(self.api, addr(i, self.net)) as c:
                     try:
                         c.sendall(OVERSIZED_HEAD)
+                        c.shutdown(socket.SHUT_WR)   # all sent: the next one comes at once
                     except OSError:
                         pass
                     st = status_of(answer_or_close(c, 5))
