@@ -3,7 +3,7 @@
 #   make run        set up, build, run the simulated device with its platform on 127.0.0.1
 #   make test       set up, build everything, run every test
 #   make unix | natmod | firmware | deps
-#   make test-c | test-mpy | test-platform | test-rest | test-e2e | test-web | test-hil | bench
+#   make test-c | test-mpy | test-platform | test-rest | test-e2e | test-web | test-hil | bench | fuzz
 #   make web-screenshot   (docs/web_page.png from the browser test)
 #   make release KEY=keys/acme IMAGE=app.bin VERSION=1.2.0 COUNTER=7 [TENANT=..] (signed OTA)
 #   make test-power-cut | test-flaps   the full power-cut sweep and platform flap runs
@@ -43,7 +43,7 @@ UNIX_ARGS := BUILD=$(UNIX_BUILD) USER_C_MODULES=$(ROOT)/cmodules \
 	FROZEN_MANIFEST=$(ROOT)/tools/manifest_unix.py MPY_LIB_DIR=$(MPYLIB_STUB) \
 	MICROPY_PY_BTREE=0
 
-.PHONY: all deps run demo release test unix natmod firmware test-c test-mpy test-platform test-rest test-e2e test-web web-screenshot test-hil bench bench-smoke clean-firmware help \
+.PHONY: all deps run demo release test unix natmod firmware test-c test-mpy test-platform test-rest test-e2e test-web web-screenshot test-hil bench bench-smoke fuzz clean-firmware help \
 	test-power-cut test-flaps
 
 all: unix natmod firmware
@@ -168,9 +168,15 @@ PYTEST := PYTHONPATH=$(ROOT)/tests/plugins $(PY) -m pytest -q -rfEs -p no:cachep
 test-platform: $(STAMPS)/venv
 	cd $(ROOT) && $(PYTEST) tests/plugins tests/platform
 
-# the device REST API on the unix build over real sockets: JWT, RBAC, rate limits, bodies, metrics
+# the device REST API on the unix build over real sockets: JWT, RBAC, rate limits, bodies, metrics,
+# connection floods, and a short seeded fuzz run (1,000 requests)
 test-rest: unix $(STAMPS)/venv
 	cd $(ROOT) && $(PYTEST) tests/rest
+
+# the long fuzz run of the live device API: FUZZ_REQUESTS (10,000) requests, FUZZ_SEED to vary
+FUZZ_REQUESTS ?= 10000
+fuzz: unix $(STAMPS)/venv
+	cd $(ROOT) && FUZZ_REQUESTS=$(FUZZ_REQUESTS) $(PYTEST) -rA tests/rest/test_device_api_fuzz.py
 
 # the device (unix build) against the reference platform: real processes on 127.0.0.1
 test-e2e: unix $(STAMPS)/venv
