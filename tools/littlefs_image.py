@@ -63,7 +63,8 @@ def uf2_blocks(path):
     out = []
     for off in range(0, len(data), 512):
         m0, m1, flags, addr, size = struct.unpack_from("<5I", data, off)
-        if (m0, m1) != UF2_MAGIC[:2] or struct.unpack_from("<I", data, off + 508)[0] != UF2_MAGIC[2]:
+        end = struct.unpack_from("<I", data, off + 508)[0]
+        if (m0, m1, end) != UF2_MAGIC:
             raise ValueError(f"{path}: bad UF2 magic in block {off // 512}")
         if not flags & 1:  # "not main flash" blocks are skipped, as a bootloader does
             out.append((addr, data[off + 32:off + 32 + size]))
