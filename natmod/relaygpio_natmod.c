@@ -55,6 +55,8 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     };
     mp_store_global(MP_QSTR_REASONS, mp_obj_new_tuple(4, reasons));
     mp_store_global(MP_QSTR_IMPL, MP_OBJ_NEW_QSTR(MP_QSTR_natmod));
+    #define RELAYGPIO_STORE_FUNCTION(name, obj) mp_store_global(name, MP_OBJ_FROM_PTR(&obj));
+    RELAYGPIO_MODULE_FUNCTIONS(RELAYGPIO_STORE_FUNCTION)
     #define RELAYGPIO_STORE_INT(name, value) mp_store_global(name, MP_OBJ_NEW_SMALL_INT(value));
     RELAYGPIO_INT_CONSTANTS(RELAYGPIO_STORE_INT)
 

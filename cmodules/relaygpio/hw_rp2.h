@@ -16,6 +16,9 @@
 typedef struct {
     relay_pinmask_t out_mask;               // pins this bank drives
     relay_pinmask_t in_mask;                // pins this bank reads
+    uint32_t keep_layout;                   // hw_keep.h hash of the bank's pins
+    uint32_t restored;                      // the kept state applied at creation
+    uint8_t restored_valid;                 // 0: a cold start, restored means nothing
     uint32_t wdt_timeout_us;                // hw_rp2_sio.c's reload value (it has no statics)
 } relay_hw_t;
 

@@ -11,6 +11,9 @@
 typedef struct {
     relay_pinmask_t out_mask;               // pins this bank drives
     relay_pinmask_t in_mask;                // pins this bank reads
+    uint32_t keep_layout;                   // hw_keep.h hash of the bank's pins
+    uint32_t restored;                      // the kept state applied at creation
+    uint8_t restored_valid;                 // 0: a cold start, restored means nothing
     relay_pinmask_t level;                  // physical output levels
     relay_pinmask_t driven;                 // input levels driven by tests
     relay_pinmask_t driven_valid;           // pins a test drives (others float to their pull)
@@ -24,6 +27,9 @@ typedef struct {
     uint32_t resets;                        // simulated watchdog resets
     char cause[16];                         // cause kept across a (simulated) reset
 } relay_hw_t;
+
+// The simulated watchdog scratch[5..7] (hw_keep.h), one set per process.
+extern uint32_t relay_hw_sim_scratch[3];
 
 // Test access to the simulated board.
 int relay_hw_sim_level(const relay_hw_t *hw, unsigned pin);            // 0/1

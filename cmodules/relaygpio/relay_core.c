@@ -127,6 +127,18 @@ static int check_mask(relay_bank_t *b, uint32_t mask, unsigned n) {
     return RELAY_ERR_MASK;
 }
 
+// Hand the state and the relays in a pulse to the backend, which keeps them
+// across a reset (relay_hw_keep); after every change of either.
+static void keep(relay_bank_t *b) {
+    uint32_t pulsing = 0;
+    for (unsigned i = 0; i < b->n_relays; i++) {
+        if (b->relays[i].pulse_left_us) {
+            pulsing |= bit(i);
+        }
+    }
+    relay_hw_keep(&b->hw, b->state, pulsing);
+}
+
 // Flip the relays in change with one register write and book the switches.
 static void apply(relay_bank_t *b, uint32_t change, relay_time_t now) {
     if (!change) {
@@ -161,6 +173,7 @@ static void apply(relay_bank_t *b, uint32_t change, relay_time_t now) {
     }
     relay_hw_write(&b->hw, pins, levels);
     b->m.writes++;
+    keep(b);
 }
 
 // set(), pulse() (pulse_us > 0) and the on/off half of toggle(), lock held.
@@ -188,6 +201,7 @@ static int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t pulse_us, relay
     if (b->state & me) {
         // no switch: set() ends a running pulse, pulse() restarts it
         r->pulse_left_us = pulse_us ? pulse_us + lag : 0;
+        keep(b);
         return RELAY_OK;
     }
     if (!interval_ok(b, i, now)) {
@@ -211,9 +225,9 @@ static int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t pulse_us, relay
         }
         g->pending = -1;    // a newer request replaces the pending one
     }
+    r->pulse_left_us = pulse_us ? pulse_us + lag : 0;    // before apply() keeps it
     apply(b, me, now);
     *changes += 1;
-    r->pulse_left_us = pulse_us ? pulse_us + lag : 0;
     return RELAY_OK;
 }
 
@@ -253,6 +267,10 @@ int relay_bank_init(relay_bank_t *b, const uint8_t *pins, size_t n,
         return st;
     }
     memset(b, 0, sizeof(*b));
+    uint32_t kept;
+    if (relay_hw_kept(&b->hw, pins, n, active_low, &kept)) {
+        on_at_boot = kept & relays_mask((unsigned)n);   // a warm reset: the state kept across it
+    }
     // power-on levels first: the pins become outputs already at these levels
     relay_pinmask_t pm = 0, levels = 0;
     for (unsigned i = 0; i < n; i++) {
@@ -264,6 +282,7 @@ int relay_bank_init(relay_bank_t *b, const uint8_t *pins, size_t n,
     relay_hw_init_outputs(&b->hw, pm, levels);
     b->n_relays = (uint8_t)n;
     b->state = on_at_boot;
+    relay_hw_keep(&b->hw, b->state, 0);
     b->tick_period_us = (uint32_t)tick_period_us;
     b->stalled = -1;
     for (unsigned i = 0; i < n; i++) {
@@ -514,6 +533,7 @@ static bool switch_free_relay(relay_bank_t *b, unsigned i, bool on, relay_time_t
     relay_pinmask_t pin = pin_bit(r->pin);
     relay_hw_write(&b->hw, pin, (on ^ r->active_low) ? pin : 0);
     b->m.writes++;
+    keep(b);
     return true;
 }
 
@@ -588,6 +608,9 @@ int relay_write(relay_bank_t *b, uint32_t mask, uint32_t values, relay_time_t no
         }
     }
     apply(b, change, now);
+    if (!change) {
+        keep(b);    // a write that only ended pulses
+    }
     relay_hw_unlock(s);
     return RELAY_OK;
 }
