@@ -15,6 +15,15 @@ def _module_name(arg):
     return name[:-3] if name.endswith(".py") else name
 
 
+def power_on(rg):
+    # clear the simulated watchdog scratch words that keep relay state across a
+    # reset, of the implementation under test and of the reference twin
+    import pyrelaygpio
+    for m in (rg, pyrelaygpio):
+        if hasattr(m, "sim_scratch"):
+            m.sim_scratch((0, 0, 0))
+
+
 def main(argv):
     here = _dir_of(argv[0])
     sys.path.insert(0, here)
@@ -38,6 +47,7 @@ def main(argv):
             fn = getattr(mod, name)
             if not name.startswith("test_") or not callable(fn):
                 continue
+            power_on(impl.rg)  # each test starts after a power-on: no kept relay state
             try:
                 fn()
                 passed += 1
