@@ -140,22 +140,23 @@ def sim_scratch(words=None):
 
 
 def _keep_hash(h, word):
-    # FNV-1a over the word's four bytes, little-endian
+    # FNV-1a over the word's four bytes, little-endian (the layout, once per bank)
     for k in range(4):
         h = ((h ^ ((word >> (8 * k)) & 0xFF)) * 16777619) & _U32
     return h
 
 
-def _keep_layout(pins, active_low):
-    h = _keep_hash(2166136261, len(pins))
+def _keep_seed(pins, active_low):
+    h = _keep_hash(_keep_hash(2166136261, _KEEP_MAGIC), len(pins))
     for p in pins:
         h = _keep_hash(h, p)
     return _keep_hash(h, active_low)
 
 
-def _keep_check(layout, state, pulsing):
-    h = _keep_hash(_keep_hash(2166136261, _KEEP_MAGIC), layout)
-    h = _keep_hash(_keep_hash(h, state), pulsing)
+def _keep_check(seed, state, pulsing):
+    # as hw_keep.h: one multiply by the odd seed, then an xorshift
+    h = ((seed ^ state ^ (((pulsing << 16) | (pulsing >> 16)) & _U32)) * (seed | 1)) & _U32
+    h ^= h >> 16
     return h or 1
 
 
@@ -336,10 +337,10 @@ class Bank:
         self._pins = pins
         self._al = active_low
         # a watchdog or soft reset kept a state for this layout: it replaces on_at_boot
-        self._layout = _keep_layout(pins, active_low)
+        self._seed = _keep_seed(pins, active_low)
         w = hw.keep_read()
         self._restored = None
-        if w[2] == _keep_check(self._layout, w[0], w[1]):
+        if w[2] == _keep_check(self._seed, w[0], w[1]):
             # relays that were in a pulse come back off: the time left is unknown
             self._restored = on_at_boot = w[0] & ~w[1] & ((1 << n) - 1)
         self._state = on_at_boot
@@ -436,7 +437,7 @@ class Bank:
         for i in range(self._n):
             if self._pulse[i]:
                 pulsing |= 1 << i
-        words = (self._state, pulsing, _keep_check(self._layout, self._state, pulsing))
+        words = (self._state, pulsing, _keep_check(self._seed, self._state, pulsing))
         for i in range(3):
             self._hw.keep_write(i, words[i])
 
@@ -821,7 +822,7 @@ class Bank:
                 levels |= b
         self._hw.write(pinmask, levels)  # every relay at its off level
         w = self._hw.keep_read()
-        if w[2] == _keep_check(self._layout, w[0], w[1]):
+        if w[2] == _keep_check(self._seed, w[0], w[1]):
             self._hw.keep_write(2, 0)  # a released bank keeps nothing
         self._hw.release()
         self._hw = None

@@ -311,6 +311,7 @@ class RelaysController:
         # the supervisor reset the simulated board: keep what a real board keeps, then stop
         rg = relay_gpio_manager.relaygpio
         if hasattr(rg, "sim_scratch"):
+            atomic_file.makedirs(self.data_dir + "/sim")
             atomic_file.write_json(self.data_dir + SIM_SCRATCH_FILE,
                                    {"words": list(rg.sim_scratch())})
         self.relays.flush()

@@ -12,39 +12,9 @@
 
 #include "relay_hw.h"
 #include "hw_rp2_cause.h"
-#include "hw_keep.h"
 
-int relay_hw_kept(relay_hw_t *hw, const uint8_t *pins, size_t n, uint32_t active_low,
-    uint32_t *state) {
-    uint32_t words[RELAY_KEEP_WORDS];
-    for (unsigned i = 0; i < RELAY_KEEP_WORDS; i++) {
-        words[i] = watchdog_hw->scratch[RELAY_KEEP_FIRST + i];
-    }
-    hw->keep_layout = relay_keep_layout(pins, n, active_low);
-    hw->restored_valid = (uint8_t)relay_keep_unpack(hw->keep_layout, words, state);
-    hw->restored = hw->restored_valid ? *state : 0;
-    return hw->restored_valid;
-}
-
-void relay_hw_keep(relay_hw_t *hw, uint32_t state, uint32_t pulsing) {
-    uint32_t words[RELAY_KEEP_WORDS];
-    relay_keep_pack(hw->keep_layout, state, pulsing, words);
-    // a reset between these stores fails the check: a cold start, never a wrong state
-    for (unsigned i = 0; i < RELAY_KEEP_WORDS; i++) {
-        watchdog_hw->scratch[RELAY_KEEP_FIRST + i] = words[i];
-    }
-}
-
-// A released bank keeps nothing: the next one boots cold (unless another layout keeps).
-static void keep_forget(relay_hw_t *hw) {
-    uint32_t words[RELAY_KEEP_WORDS], state;
-    for (unsigned i = 0; i < RELAY_KEEP_WORDS; i++) {
-        words[i] = watchdog_hw->scratch[RELAY_KEEP_FIRST + i];
-    }
-    if (hw->keep_layout && relay_keep_unpack(hw->keep_layout, words, &state)) {
-        watchdog_hw->scratch[RELAY_KEEP_FIRST + RELAY_KEEP_WORDS - 1] = 0;   // the check word
-    }
-}
+_Static_assert(WATCHDOG_BASE + WATCHDOG_SCRATCH0_OFFSET + 4u * RELAY_KEEP_FIRST == 0x40058020u,
+    "RELAY_HW_KEEP_WORDS (hw_rp2.h) is watchdog scratch[5]");
 
 void relay_hw_init_outputs(relay_hw_t *hw, relay_pinmask_t pins, relay_pinmask_t levels) {
     uint32_t m = (uint32_t)pins;
@@ -78,7 +48,7 @@ relay_pinmask_t relay_hw_read(relay_hw_t *hw) {
 }
 
 void relay_hw_release(relay_hw_t *hw) {
-    keep_forget(hw);
+    relay_keep_forget(hw->keep_words, hw->keep_seed);
     gpio_set_dir_in_masked((uint32_t)hw->out_mask);
     hw->out_mask = 0;
     hw->in_mask = 0;

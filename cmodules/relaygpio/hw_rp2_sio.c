@@ -5,7 +5,6 @@
 
 #include "relay_hw.h"
 #include "hw_rp2_cause.h"
-#include "hw_keep.h"
 
 #define REG(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
 
@@ -52,6 +51,7 @@
 #define TIMER_TIMERAWL (0x40054000u + 0x028u)   // the 1 MHz timer, low word, no latching
 
 // In scratch[4]: scratch[0..3] hold a stall cause (same as hw_rp2.c).
+_Static_assert(WDT_SCRATCH(RELAY_KEEP_FIRST) == 0x40058020u, "RELAY_HW_KEEP_WORDS (hw_rp2.h)");
 
 // gpio_init(): input, output latch 0, pad input on and output enabled, SIO function.
 static void sio_gpio_init(unsigned pin) {
@@ -96,40 +96,8 @@ relay_pinmask_t relay_hw_read(relay_hw_t *hw) {
     return REG(SIO_GPIO_IN);
 }
 
-int relay_hw_kept(relay_hw_t *hw, const uint8_t *pins, size_t n, uint32_t active_low,
-    uint32_t *state) {
-    uint32_t words[RELAY_KEEP_WORDS];
-    for (unsigned i = 0; i < RELAY_KEEP_WORDS; i++) {
-        words[i] = REG(WDT_SCRATCH(RELAY_KEEP_FIRST + i));
-    }
-    hw->keep_layout = relay_keep_layout(pins, n, active_low);
-    hw->restored_valid = (uint8_t)relay_keep_unpack(hw->keep_layout, words, state);
-    hw->restored = hw->restored_valid ? *state : 0;
-    return hw->restored_valid;
-}
-
-void relay_hw_keep(relay_hw_t *hw, uint32_t state, uint32_t pulsing) {
-    uint32_t words[RELAY_KEEP_WORDS];
-    relay_keep_pack(hw->keep_layout, state, pulsing, words);
-    // a reset between these stores fails the check: a cold start, never a wrong state
-    for (unsigned i = 0; i < RELAY_KEEP_WORDS; i++) {
-        REG(WDT_SCRATCH(RELAY_KEEP_FIRST + i)) = words[i];
-    }
-}
-
-// A released bank keeps nothing: the next one boots cold (unless another layout keeps).
-static void keep_forget(relay_hw_t *hw) {
-    uint32_t words[RELAY_KEEP_WORDS], state;
-    for (unsigned i = 0; i < RELAY_KEEP_WORDS; i++) {
-        words[i] = REG(WDT_SCRATCH(RELAY_KEEP_FIRST + i));
-    }
-    if (hw->keep_layout && relay_keep_unpack(hw->keep_layout, words, &state)) {
-        REG(WDT_SCRATCH(RELAY_KEEP_FIRST + RELAY_KEEP_WORDS - 1)) = 0;   // the check word
-    }
-}
-
 void relay_hw_release(relay_hw_t *hw) {
-    keep_forget(hw);
+    relay_keep_forget(hw->keep_words, hw->keep_seed);
     REG(SIO_GPIO_OE_CLR) = (uint32_t)hw->out_mask;
     hw->out_mask = 0;
     hw->in_mask = 0;

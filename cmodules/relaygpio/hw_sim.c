@@ -4,7 +4,6 @@
 #if defined(RELAY_HW_SIM)
 
 #include "relay_hw.h"
-#include "hw_keep.h"
 
 // The simulated watchdog scratch[5..7]: one set per process, as one chip has
 // one, kept across banks. Global, not static: a natmod has BSS but no static data.
@@ -65,40 +64,8 @@ relay_pinmask_t relay_hw_read(relay_hw_t *hw) {
     return sim_levels(hw);
 }
 
-int relay_hw_kept(relay_hw_t *hw, const uint8_t *pins, size_t n, uint32_t active_low,
-    uint32_t *state) {
-    uint32_t words[RELAY_KEEP_WORDS];
-    for (unsigned i = 0; i < RELAY_KEEP_WORDS; i++) {
-        words[i] = relay_hw_sim_scratch[i];
-    }
-    hw->keep_layout = relay_keep_layout(pins, n, active_low);
-    hw->restored_valid = (uint8_t)relay_keep_unpack(hw->keep_layout, words, state);
-    hw->restored = hw->restored_valid ? *state : 0;
-    return hw->restored_valid;
-}
-
-void relay_hw_keep(relay_hw_t *hw, uint32_t state, uint32_t pulsing) {
-    uint32_t words[RELAY_KEEP_WORDS];
-    relay_keep_pack(hw->keep_layout, state, pulsing, words);
-    // a reset between these stores fails the check: a cold start, never a wrong state
-    for (unsigned i = 0; i < RELAY_KEEP_WORDS; i++) {
-        relay_hw_sim_scratch[i] = words[i];
-    }
-}
-
-// A released bank keeps nothing: the next one boots cold (unless another layout keeps).
-static void keep_forget(relay_hw_t *hw) {
-    uint32_t words[RELAY_KEEP_WORDS], state;
-    for (unsigned i = 0; i < RELAY_KEEP_WORDS; i++) {
-        words[i] = relay_hw_sim_scratch[i];
-    }
-    if (hw->keep_layout && relay_keep_unpack(hw->keep_layout, words, &state)) {
-        relay_hw_sim_scratch[RELAY_KEEP_WORDS - 1] = 0;   // the check word
-    }
-}
-
 void relay_hw_release(relay_hw_t *hw) {
-    keep_forget(hw);
+    relay_keep_forget(hw->keep_words, hw->keep_seed);
     // pulls stay, as on the RP2040 backend
     hw->out_mask = 0;
     hw->in_mask = 0;

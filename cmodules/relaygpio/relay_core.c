@@ -533,7 +533,7 @@ static bool switch_free_relay(relay_bank_t *b, unsigned i, bool on, relay_time_t
     relay_pinmask_t pin = pin_bit(r->pin);
     relay_hw_write(&b->hw, pin, (on ^ r->active_low) ? pin : 0);
     b->m.writes++;
-    keep(b);
+    relay_hw_keep(&b->hw, b->state, b->hw.pulsing & ~me);    // its pulse, if any, ended
     return true;
 }
 
