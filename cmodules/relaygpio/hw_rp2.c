@@ -18,8 +18,11 @@ _Static_assert(WATCHDOG_BASE + WATCHDOG_SCRATCH0_OFFSET + 4u * RELAY_KEEP_FIRST 
 
 void relay_hw_init_outputs(relay_hw_t *hw, relay_pinmask_t pins, relay_pinmask_t levels) {
     uint32_t m = (uint32_t)pins;
+    uint32_t oe = sio_hw->gpio_oe;
     for (unsigned pin = 0; pin < RELAY_HW_NUM_PINS; pin++) {
-        if (m & (1u << pin)) {
+        // a pin SIO drives already (a soft reset left it) is not released first: it goes
+        // straight to its level, no glitch through the pull-down
+        if ((m & (1u << pin)) && !((oe & (1u << pin)) && gpio_get_function(pin) == GPIO_FUNC_SIO)) {
             gpio_init(pin);     // input, SIO function, output latch 0
         }
     }

@@ -19,6 +19,7 @@
 #define SIO_GPIO_OUT_SET (SIO_BASE + 0x014u)
 #define SIO_GPIO_OUT_CLR (SIO_BASE + 0x018u)
 #define SIO_GPIO_OUT_XOR (SIO_BASE + 0x01cu)
+#define SIO_GPIO_OE (SIO_BASE + 0x020u)
 #define SIO_GPIO_OE_SET (SIO_BASE + 0x024u)
 #define SIO_GPIO_OE_CLR (SIO_BASE + 0x028u)
 
@@ -65,8 +66,12 @@ static void sio_gpio_init(unsigned pin) {
 
 void relay_hw_init_outputs(relay_hw_t *hw, relay_pinmask_t pins, relay_pinmask_t levels) {
     uint32_t m = (uint32_t)pins;
+    uint32_t oe = REG(SIO_GPIO_OE);
     for (unsigned pin = 0; pin < RELAY_HW_NUM_PINS; pin++) {
-        if (m & (1u << pin)) {
+        // a pin SIO drives already (a soft reset left it) is not released first: it goes
+        // straight to its level, no glitch through the pull-down
+        if ((m & (1u << pin)) && !((oe & (1u << pin))
+                                   && (REG(IO_GPIO_CTRL(pin)) & 0x1fu) == FUNCSEL_SIO)) {
             sio_gpio_init(pin);
         }
     }

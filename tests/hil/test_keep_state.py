@@ -130,3 +130,18 @@ def test_natmod_keeps_state_across_reset(rboard):
                             "print(bank.restored())\n")
     assert r["out"].split() == ["2"], r["out"]
     assert rboard.pins()[3] == 1 and rboard.pins()[2] == 0
+
+
+def test_soft_reset_keeps_relays_driven(rboard):
+    # Ctrl-D at the REPL: MicroPython restarts, the chip does not, and the pins stay driven;
+    # the next Bank takes them over at the kept state without releasing them
+    r = rboard.exec_raw("import relaygpio\nbank = relaygpio.Bank([2, 3])\nbank.set(1, 1)\n")
+    assert not r["err"], r["err"]
+    t0 = rboard.cycles
+    rboard.call("write", data="\x02\x04")  # leave the raw REPL, soft reset
+    rboard.call("wait_text", text="soft reboot")
+    p, r = recreate(rboard, "import relaygpio\nbank = relaygpio.Bank([2, 3])\n"
+                            "print(bank.restored(), bank.state())\n")
+    assert r["out"].split() == ["2", "2"], r["out"]
+    assert rboard.log(pins=[2, 3], since=t0) == [], "neither pin changed"
+    assert rboard.pins()[3] == 1 and rboard.pins()[2] == 0
