@@ -155,7 +155,7 @@ CTEST_BUILD := $(CACHE)/build/ctest
 test-c:
 	$(MAKE) -C $(ROOT)/tests/c all BUILD=$(CTEST_BUILD)
 
-RELAYGPIO_TESTS := $(addprefix $(ROOT)/tests/mpy/,test_relaygpio_api.py test_relaygpio_errors.py test_parity.py)
+RELAYGPIO_TESTS := $(addprefix $(ROOT)/tests/mpy/,test_relaygpio_api.py test_relaygpio_errors.py test_parity.py test_relaygpio_keep.py)
 # the application's own modules: independent of the relaygpio implementation, run once
 APP_TESTS = $(filter-out $(RELAYGPIO_TESTS),$(wildcard $(ROOT)/tests/mpy/test_*.py))
 MPY_RUN = MICROPYPATH=$(ROOT)/tests/mpy:$(ROOT)/python:$(CACHE)/build/natmod-x64:.frozen $(UNIX_BIN) $(ROOT)/tests/mpy/runner.py
