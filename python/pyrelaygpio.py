@@ -152,14 +152,12 @@ def _keep_seed(pins, active_low):
     h = _keep_hash(_keep_hash(2166136261, _KEEP_MAGIC), len(pins))
     for p in pins:
         h = _keep_hash(h, p)
-    return _keep_hash(h, active_low)
+    return _keep_hash(h, active_low) | 1  # odd: the check multiplies by it
 
 
 def _keep_check(seed, state, pulsing):
-    # as hw_keep.h: one multiply by the odd seed, then an xorshift
-    h = ((seed ^ state ^ (((pulsing << 16) | (pulsing >> 16)) & _U32)) * (seed | 1)) & _U32
-    h ^= h >> 16
-    return h or 1
+    # as hw_keep.h: one multiply by the odd seed; never 0
+    return (((seed ^ state ^ (((pulsing << 16) | (pulsing >> 16)) & _U32)) * seed) & _U32) | 1
 
 
 class _SimHw:

@@ -37,16 +37,15 @@ static inline uint32_t relay_keep_seed(const uint8_t *pins, size_t n, uint32_t a
     for (size_t i = 0; i < n; i++) {
         h = relay_keep_hash(h, pins[i]);
     }
-    return relay_keep_hash(h, active_low);
+    return relay_keep_hash(h, active_low) | 1u;    // odd: the check multiplies by it
 }
 
-// On every change, so a few cycles: one multiply by the (odd) seed, then an
-// xorshift; a change of any bit of state or pulsing changes the check. The
-// multiplier is not a constant, so the compiler keeps the one-cycle MULS.
+// On every change, so a few cycles: one multiply by the (odd) seed, a bijection,
+// so a change of any bit of state or pulsing changes the check by an odd
+// multiple of the seed. The multiplier is not a constant, so the compiler keeps
+// the one-cycle MULS.
 static inline uint32_t relay_keep_check(uint32_t seed, uint32_t state, uint32_t pulsing) {
-    uint32_t h = (seed ^ state ^ ((pulsing << 16) | (pulsing >> 16))) * (seed | 1u);
-    h ^= h >> 16;
-    return h ? h : 1u;      // never 0: cleared registers never pass
+    return ((seed ^ state ^ ((pulsing << 16) | (pulsing >> 16))) * seed) | 1u;  // never 0
 }
 
 // Stores the three words (a reset between the stores fails the check: a cold

@@ -272,14 +272,15 @@ static inline bool relay_set_plain(relay_bank_t *b, int relay, bool on) {
         return false;
     }
     uint32_t s = relay_hw_lock();
-    uint32_t ended = b->pulsing & me;
-    b->pulsing &= ~me;              // set() ends a pulse, switching or not
+    // set() ends a pulse, switching or not
     if (((b->state & me) != 0) != on) {
+        b->pulsing &= ~me;
         b->state ^= me;
         b->switches[relay]++;
         relay_pinmask_t pin = b->pin_mask[relay];
         relay_outputs(b, pin, ((b->state ^ b->al_mask) & me) ? pin : 0);
-    } else if (ended) {
+    } else if (b->pulsing & me) {
+        b->pulsing &= ~me;
         relay_hw_keep(&b->hw, b->state, b->pulsing);    // no switch, but the pulse is over
     }
     relay_hw_unlock(s);

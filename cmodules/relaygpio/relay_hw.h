@@ -58,7 +58,6 @@ static inline int relay_hw_kept(relay_hw_t *hw, const uint8_t *pins, size_t n, u
 // On every change: the logical state and the relays in a pulse. Inline: it is on
 // the switching path.
 static inline void relay_hw_keep(relay_hw_t *hw, uint32_t state, uint32_t pulsing) {
-    hw->pulsing = pulsing;
     relay_keep_store(hw->keep_words, hw->keep_seed, state, pulsing);
 }
 
