@@ -79,7 +79,7 @@ class RelaysController:
                  persist_min_ms=None, tick_ms=10, wdt_timeout_ms=8000, loop_window_ms=10000,
                  timeout_ms=5000, ota_public_key=None, ota_apply_hook=None,
                  ota_rollback_hook=None, wlan=None, ntp_servers=None, extensions=(),
-                 ca_cert=None, rest=True, rest_host=None, rest_port=None):
+                 ca_cert=None, rest=True, rest_host=None, rest_port=None, mqtt=True):
         self.simulate = _simulated() if simulate is None else simulate
         self.data_dir = data_dir or ("data" if self.simulate else "/data")
         self.device_id = device_id
@@ -113,6 +113,7 @@ class RelaysController:
             http_client.set_tls_context(ctx)
 
         self.alarms = _LocalAlarms()
+        self.alarm_listeners = []  # fn(key, message, severity) for each alarm (MQTT)
         default = {"relays": {}}
         for name in relay_pins:
             default["relays"][name] = {"pin": relay_pins[name]}
@@ -158,6 +159,10 @@ class RelaysController:
                 rest_port = SIM_REST_PORT if self.simulate else 80
             extensions = tuple(extensions) + (
                 rest_service.rest_extension(rest_host, int(rest_port)),)
+        self.mqtt = None  # the MqttBridge once attached (it stays idle without an mqtt config)
+        if mqtt:
+            from iotlib import mqtt_bridge
+            extensions = tuple(extensions) + (mqtt_bridge.mqtt_extension(),)
         self.extensions = extensions
         self._extra = []
         self.restart_ms = 1000    # first delay before a failed task starts again
@@ -170,6 +175,11 @@ class RelaysController:
             self.alarms.raise_alarm_nowait(key, message, severity)
         except Exception as e:
             _log.error("alarm lost", key=key, error=e)
+        for fn in self.alarm_listeners:
+            try:
+                fn(key, message, severity)
+            except Exception as e:
+                _log.error("alarm listener failed", error=e)
 
     def _exception(self, loop, context):
         exc = context.get("exception")
@@ -275,7 +285,7 @@ class RelaysController:
              "state_writes": m["persist_writes"]}
         for i, n in enumerate(self.relays.names):
             c["switches_" + n] = m["switches"][i]
-        for mgr in (self.alarms, self.timesync, self.ota):
+        for mgr in (self.alarms, self.timesync, self.ota, self.mqtt):
             if mgr is not None and hasattr(mgr, "counters"):
                 c.update(mgr.counters())
         return c

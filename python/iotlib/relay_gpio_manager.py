@@ -51,6 +51,7 @@ class RelayGPIOManager:
         self.simulated = False
         self.on_reset = None     # callback(cause) once the supervisor has reset the device
         self.on_change = None    # callback() after any relay change
+        self.listeners = []      # fn(relay, on, source, subject) for each relay that changed
         self.desired_version = 0
         self.changes = 0         # +1 at every relay change seen (requests, core, reconfigure)
         self._mask = 0
@@ -198,6 +199,7 @@ class RelayGPIOManager:
             if before[n] != after.get(n, False):
                 logger.audit("relay", relay=n, old=before[n], new=after.get(n, False),
                              subject="config", source="reconfigure")
+                self._tell(n, after.get(n, False), "reconfigure", "config")
         self._note_all()
         self._dirty()
         _log.info("relay bank rebuilt", relays=after)
@@ -255,11 +257,19 @@ class RelayGPIOManager:
                 logger.audit("relay", relay=n, old=bool(before >> i & 1), new=bool(after >> i & 1),
                              subject=subject, source=source)
                 self._last_change[n] = time.time()
+                self._tell(n, bool(after >> i & 1), source, subject)
         self._mask = after
         if changed:
             self.changes += 1
             self._dirty()
         return REASONS[result]
+
+    def _tell(self, name, on, source, subject):
+        for fn in self.listeners:
+            try:
+                fn(name, on, source, subject)
+            except Exception as e:  # a listener never undoes or blocks a switch
+                _log.error("relay listener failed", error=e)
 
     def set(self, name, on, source="local", subject=None):
         i = self._i(name)
