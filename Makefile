@@ -3,7 +3,7 @@
 #   make run        set up, build, run the simulated device with its platform on 127.0.0.1
 #   make test       set up, build everything, run every test
 #   make unix | natmod | firmware | deps
-#   make test-c | test-mpy | test-platform | test-rest | test-e2e | test-hil | bench
+#   make test-c | test-mpy | test-platform | test-rest | test-e2e | test-mqtt | test-hil | bench
 #   make release KEY=keys/acme IMAGE=app.bin VERSION=1.2.0 COUNTER=7 [TENANT=..] (signed OTA)
 #
 # Everything fetched or built lands in .cache/ (git-ignored) and is reused.
@@ -41,7 +41,7 @@ UNIX_ARGS := BUILD=$(UNIX_BUILD) USER_C_MODULES=$(ROOT)/cmodules \
 	FROZEN_MANIFEST=$(ROOT)/tools/manifest_unix.py MPY_LIB_DIR=$(MPYLIB_STUB) \
 	MICROPY_PY_BTREE=0
 
-.PHONY: all deps run demo release test unix natmod firmware test-c test-mpy test-platform test-rest test-e2e test-hil bench bench-smoke clean-firmware help
+.PHONY: all deps run demo release test unix natmod firmware test-c test-mpy test-platform test-rest test-e2e test-mqtt test-hil bench bench-smoke clean-firmware help
 
 all: unix natmod firmware
 
@@ -164,6 +164,10 @@ test-rest: unix $(STAMPS)/venv
 test-e2e: unix $(STAMPS)/venv
 	cd $(ROOT) && $(PYTEST) tests/e2e
 
+# the device (unix build) on a real mosquitto (started by the tests) seen by a paho-mqtt client
+test-mqtt: unix $(STAMPS)/venv $(STAMPS)/host
+	cd $(ROOT) && $(PYTEST) tests/mqtt
+
 # the UF2 booted in an emulated RP2040
 test-hil: firmware natmod $(STAMPS)/venv $(STAMPS)/npm
 	cd $(ROOT) && $(PYTEST) -s tests/hil
@@ -176,7 +180,7 @@ bench: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
 bench-smoke: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
 	cd $(ROOT) && $(PY) bench/run_all.py --smoke
 
-test: deps test-c test-mpy test-platform test-rest test-e2e test-hil bench-smoke
+test: deps test-c test-mpy test-platform test-rest test-e2e test-mqtt test-hil bench-smoke
 	@echo "all tests passed"
 
 # ---- releases: signed offline by their owner (the platform never signs) ----

@@ -63,6 +63,8 @@ def check_config(config):
     if problem:
         if problem[0] == "api.jwt.key":  # a secret: its value stays out of the message
             return (problem[0], "must be 64 to 128 lowercase hex digits (32 to 64 bytes)")
+        if problem[0] in ("mqtt.password", "mqtt.client_key"):  # secrets too
+            return (problem[0], "the value is not valid (see the config schema)")
         return problem
     relays = config["relays"]
     pins = {}

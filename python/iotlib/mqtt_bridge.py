@@ -332,11 +332,13 @@ class MqttBridge:
                 self.last_error = "%s: %s" % (type(e).__name__, e)
             done.set()
 
-        await client.subscribe(self.base + "/relay/+/set", 1)
-        await client.publish(self.base + "/availability", "online", retain=True, qos=1)
-        self.announce_due = True
-        tasks = (asyncio.create_task(guard(client.run())),
-                 asyncio.create_task(guard(self._publisher(client))))
+        async def work():  # the reader must run first: it is what sees the acks
+            await client.subscribe(self.base + "/relay/+/set", 1)
+            await client.publish(self.base + "/availability", "online", retain=True, qos=1)
+            self.announce_due = True
+            await self._publisher(client)
+
+        tasks = (asyncio.create_task(guard(client.run())), asyncio.create_task(guard(work())))
         try:
             await done.wait()
         finally:
