@@ -139,6 +139,24 @@ def parse_publish(flags, body):
     return topic, bytes(body[end:]), qos, bool(flags & 1), pid
 
 
+def _nodelay(sock):
+    # TCP_NODELAY: a PUBLISH right after a PUBACK must not wait ~40 ms for the peer's delayed ACK
+    try:
+        sock.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY (Linux and lwIP numbers)
+    except (OSError, AttributeError):
+        pass  # a stack without the option: only slower
+
+
+class _NoDelayTLS:
+    # asyncio.open_connection makes the socket itself: set the option as it is wrapped
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def wrap_socket(self, sock, **kw):
+        _nodelay(sock)
+        return self.ctx.wrap_socket(sock, **kw)
+
+
 class MQTTClient:
     def __init__(self, host, port, client_id, user=None, password=None, ssl=None,
                  server_hostname=None, keepalive_s=60, will=None, on_message=None,
@@ -207,9 +225,12 @@ class MQTTClient:
         self.close()
         try:
             self.reader, self.writer = await asyncio.wait_for_ms(
-                asyncio.open_connection(self.host, self.port, ssl=self.ssl,
+                asyncio.open_connection(self.host, self.port,
+                                        ssl=_NoDelayTLS(self.ssl) if self.ssl else None,
                                         server_hostname=self.server_hostname if self.ssl else None),
                 self.timeout_ms)
+            if not self.ssl:
+                _nodelay(self.writer.s)
             await self._send(connect_packet(self.client_id, self.keepalive_s, self.user,
                                             self.password, self.will))
             kind, body = await asyncio.wait_for_ms(self._read_packet(), self.timeout_ms)

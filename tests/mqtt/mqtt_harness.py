@@ -114,6 +114,7 @@ class Broker:
             f.write("\n".join([
                 "user root",  # keep the test's own user: files here are private to it
                 "persistence false",
+                "set_tcp_nodelay true",
                 "log_dest file %s" % self.log,
                 "log_type all",
                 "per_listener_settings true",
