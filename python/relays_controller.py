@@ -150,6 +150,10 @@ class RelaysController:
             _log.error("no stuck-stack probe", error=e)
         self.timesync = None
         self.ota = None
+        self.mqtt = None  # the MqttBridge once attached (it stays idle without an mqtt config)
+        if mqtt:
+            from iotlib import mqtt_bridge
+            extensions = tuple(extensions) + (mqtt_bridge.mqtt_extension(),)
         self.rest = None  # the RestService once attached
         if rest:  # the device REST API: 0.0.0.0:80 on the board, loopback in simulation
             from iotlib import rest_service
@@ -159,10 +163,6 @@ class RelaysController:
                 rest_port = SIM_REST_PORT if self.simulate else 80
             extensions = tuple(extensions) + (
                 rest_service.rest_extension(rest_host, int(rest_port)),)
-        self.mqtt = None  # the MqttBridge once attached (it stays idle without an mqtt config)
-        if mqtt:
-            from iotlib import mqtt_bridge
-            extensions = tuple(extensions) + (mqtt_bridge.mqtt_extension(),)
         self.extensions = extensions
         self._extra = []
         self.restart_ms = 1000    # first delay before a failed task starts again

@@ -89,12 +89,14 @@ class MqttBridge:
         self.path = (data_dir or c.data_dir) + "/" + ENTITIES_FILE
         self.settings = None
         self.roles = rbac.ROLES
-        self.limiter = ApiRateLimiter()
+        self.limiter = None
+        self._rate_limits = None
         self.client = None
         self.pending = {}       # relay name -> None: its state is due on the broker
         self.pending_inputs = {}
         self.events = []        # (sub-topic, JSON text)
         self.inputs = {}        # input name -> last value seen
+        self._edges = {}        # input name -> the core's edge count then
         self.announce_due = True
         self._wake = asyncio.Event()
         self._reconf = asyncio.Event()
@@ -120,7 +122,9 @@ class MqttBridge:
                 if s.get(k):
                     logger.add_secret(s[k])
         self.roles = rbac.roles_from_config((cfg.get("api") or {}).get("roles"))
-        self.limiter = ApiRateLimiter.from_config(cfg.get("rate_limits"))
+        if cfg.get("rate_limits") != self._rate_limits or self.limiter is None:
+            self._rate_limits = cfg.get("rate_limits")  # buckets kept while the limits stay
+            self.limiter = ApiRateLimiter.from_config(self._rate_limits)
         if s != self.settings:
             self.settings = s
             self._reconf.set()
@@ -164,17 +168,24 @@ class MqttBridge:
         self._event("error", {"topic": topic[:128], "error": code, "message": message})
 
     def poll_inputs(self):
+        # the core counts debounced edges: a press shorter than the poll period still shows
         bank = self.relays.bank
         seen = {}
+        edges = {}
         for j, name in enumerate(self.relays.inputs):
             v = bool(bank.input_value(j))
+            n = bank.edges(j)
             seen[name] = v
+            edges[name] = n
             old = self.inputs.get(name)
-            if old is not None and old != v:
+            was = self._edges.get(name)
+            if old is not None and (old != v or (was is not None and n != was)):
                 self.pending_inputs[name] = None
                 self._event("events", {"type": "input", "input": name,
-                                       "state": "ON" if v else "OFF"})
+                                       "state": "ON" if v else "OFF",
+                                       "edges": (n - was) if was is not None and n >= was else 1})
         self.inputs = seen
+        self._edges = edges
 
     def discovery(self):
         # [(config topic, JSON or "")]: one entity per relay and input, "" retracts a removed one
@@ -319,7 +330,7 @@ class MqttBridge:
                           ssl=tls_context(s) if s["tls"] else None, keepalive_s=s["keepalive_s"],
                           will=will, on_message=self.on_message)
 
-    async def _session(self, client):
+    async def _session(self, client, base):
         done = asyncio.Event()
         self._conn_done = done
 
@@ -341,6 +352,12 @@ class MqttBridge:
         tasks = (asyncio.create_task(guard(client.run())), asyncio.create_task(guard(work())))
         try:
             await done.wait()
+            if self._reconf.is_set() and client.connected:
+                try:  # leaving on purpose: say so (the will is for losses), reader still up
+                    await client.publish(base + "/availability", "offline", retain=True)
+                    await client.disconnect()
+                except (OSError, MQTTError):
+                    pass
         finally:
             self._conn_done = None
             for t in tasks:
@@ -363,20 +380,17 @@ class MqttBridge:
                 self.connects += 1
                 backoff = 1000
                 _log.info("mqtt connected", host=s["host"], port=s["port"], tls=s["tls"])
-                await self._session(client)
-                _log.warning("mqtt connection lost", error=self.last_error)
+                await self._session(client, base)
+                if self._reconf.is_set():
+                    _log.info("mqtt settings changed: disconnected")
+                else:
+                    _log.warning("mqtt connection lost", error=self.last_error)
             except (OSError, MQTTError, ValueError) as e:
                 self.last_error = "%s: %s" % (type(e).__name__, e)
                 _log.warning("mqtt connection failed", error=self.last_error, retry_ms=backoff)
             finally:
                 self.client = None
                 if client is not None:
-                    if self._reconf.is_set() and client.connected:
-                        try:  # leaving on purpose: say so, the will is for losses
-                            await client.publish(base + "/availability", "offline", retain=True)
-                            await client.disconnect()
-                        except (OSError, MQTTError):
-                            pass
                     client.close()
             if self._reconf.is_set():
                 continue

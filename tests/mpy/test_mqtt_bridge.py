@@ -189,9 +189,25 @@ def test_states_events_and_input_edges_are_published():
     eq(rec.topics("relays/dev-1/input/"), [("relays/dev-1/input/door/state", "ON")], "input state")
     ev = [json.loads(p) for t, p in rec.topics("relays/dev-1/events")]
     eq(ev, [{"type": "relay", "relay": "b", "state": "ON", "source": "mqtt", "subject": "ha"},
-            {"type": "input", "input": "door", "state": "ON"}], "events in order")
+            {"type": "input", "input": "door", "state": "ON", "edges": 1}], "events in order")
     eq([json.loads(p)["key"] for t, p in rec.topics("relays/dev-1/alarm")], ["relays.persist"],
        "alarm")
+    c.relays.bank.deinit()
+    rm_tree(d)
+
+
+def test_short_input_pulse_between_polls_is_not_lost():
+    d, c, b = setup()
+    bank = c.relays.bank
+    b.poll_inputs()
+    bank.sim_drive(10, 0)   # pressed and released between two polls
+    bank.tick()
+    bank.sim_drive(10, 1)
+    bank.tick()
+    b.poll_inputs()
+    ev = [json.loads(doc) for t, doc in b.events if t == "events"]
+    eq(ev, [{"type": "input", "input": "door", "state": "OFF", "edges": 2}], "both edges counted")
+    eq(list(b.pending_inputs), ["door"], "state republished")
     c.relays.bank.deinit()
     rm_tree(d)
 

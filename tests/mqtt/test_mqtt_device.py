@@ -8,9 +8,10 @@ certificate, and a relay removed from the config retracting its entity."""
 
 import json
 import re
-import time
+import secrets
 
-from mqtt_harness import DEVICE_USER, Watcher, mqtt_block, wait_for
+from e2e_harness import base_config
+from mqtt_harness import DEVICE_USER, Watcher, mqtt_block, sim, wait_for
 
 # Home Assistant MQTT discovery, https://www.home-assistant.io/integrations/switch.mqtt/ and
 # /binary_sensor.mqtt/ (configuration variables), and /integrations/mqtt/#discovery-messages
@@ -197,15 +198,16 @@ def test_broker_restart_costs_no_relay_change(mqtt_device, watcher, broker):
     watcher.publish(b + "/relay/r1/set", "ON")
     watcher.wait(b + "/relay/r1/state", "ON")
     before = dev.wait_status(lambda s: s["relays"]["r1"], "r1 on")
+    mark = watcher.mark()
     broker.stop()
     dev.wait_log("mqtt connection lost", timeout=30)
     broker.start()  # no persistence: every retained message below was published again
     watcher.connected.wait(20)
     after = dev.wait_status(lambda s: s["counters"].get("mqtt_connects", 0) >= 2,
                             "device reconnected", timeout=60)
-    mark = 0
+    # subscribed again (before "online"), then every state republished
     online(dev, watcher, mark)
-    watcher.wait(b + "/relay/r1/state", "ON", timeout=30)
+    watcher.wait(b + "/relay/r1/state", "ON", timeout=30, since=mark)
     assert after["relays"] == before["relays"] and after["pins"] == before["pins"]
     for k in ("switches_r1", "switches_r2"):
         assert after["counters"][k] == before["counters"][k], k
@@ -252,9 +254,55 @@ def test_removed_relay_retracts_its_entity(mqtt_device, watcher, ntp):
     assert r.status == 200, r
     watcher.wait(topic, "", timeout=30, since=mark)
     # the empty retained config replaced the old one: nothing is left for a late subscriber
-    late = Watcher(watcher.broker, watcher.password, (topic,), name="late").start()
-    time.sleep(1)
+    # (r1's config, subscribed after it, arrives after anything retained on r2's topic would)
+    r1 = "homeassistant/switch/%s/r1/config" % dev.cloud.device_id
+    late = Watcher(watcher.broker, watcher.password, (topic, r1), name="late").start()
+    late.wait(r1)
     assert late.seen(topic) == [], "Home Assistant removes the entity"
     late.stop()
     watcher.wait(b + "/relay/r2/state", "", since=mark)
     assert watcher.seen("homeassistant/switch/%s/r1/config" % dev.cloud.device_id, "", mark) == []
+
+
+def test_rest_switch_is_published_and_config_hides_broker_secrets(mqtt_device, watcher, ntp,
+                                                                   passwords):
+    cfg = base_config(ntp, inputs={"door": {"pin": 10}})
+    cfg["api"] = {"jwt": {"key": secrets.token_hex(32), "issuer": "https://platform.test",
+                          "audience": "mqtt-devices"}}
+    dev = mqtt_device(config=cfg)
+    online(dev, watcher)
+    b = base(dev)
+    dev.wait_status(lambda s: s["ready"], "registered, config applied, time synced", timeout=30)
+    r = dev.platform.op("POST", dev.cloud.op_path("api-tokens"), {"role": "admin"})
+    assert r.status == 201, r
+    token = r.json()["token"]
+    mark = watcher.mark()
+    r = sim.http("POST", dev.rest_url + "/gpio/r1", {"state": "HIGH"}, token=token)
+    assert r.status == 200, r
+    watcher.wait(b + "/relay/r1/state", "ON", since=mark)
+    ev = json.loads(watcher.wait(b + "/events", since=mark)[0][1])
+    assert (ev["relay"], ev["state"], ev["source"]) == ("r1", "ON", "127.0.0.1"), ev
+    r = sim.http("GET", dev.rest_url + "/config", token=token)
+    assert r.status == 200, r
+    m = r.json()["config"]["mqtt"]
+    assert m["username"] == DEVICE_USER and "password" not in m
+    assert passwords[DEVICE_USER].encode() not in r.body
+
+
+def test_disabling_mqtt_says_offline_and_disconnects(mqtt_device, watcher, broker):
+    dev = mqtt_device()
+    online(dev, watcher)
+    b = base(dev)
+    watcher.wait(b + "/relay/r1/state", "OFF")
+    cfg = json.loads(json.dumps(dev.config))
+    cfg["mqtt"]["enabled"] = False
+    mark = watcher.mark()
+    r = dev.cloud.push_config(cfg)
+    assert r.status == 200, r
+    watcher.wait(b + "/availability", "offline", timeout=30, since=mark)
+    dev.wait_log("mqtt settings changed: disconnected")
+    assert watcher.retained(b + "/availability") == ("offline", True)
+    # a clean goodbye (no will needed), and no new connection: no command can reach it
+    wait_for(lambda: "Received DISCONNECT from %s" % dev.cloud.device_id in broker.log_text(),
+             10, "DISCONNECT in the broker log")
+    assert dev.wait_status(lambda s: "counters" in s, "status")["counters"]["mqtt_connects"] == 1
