@@ -237,6 +237,9 @@ class MQTTClient:
         except asyncio.TimeoutError:
             self.close()
             raise MQTTError("no answer from %s:%d" % (self.host, self.port))
+        except EOFError:
+            self.close()
+            raise MQTTError("broker closed the connection before CONNACK")
         except Exception:
             self.close()
             raise

@@ -122,6 +122,25 @@ def test_connack_refusal_is_named():
     run(main())
 
 
+def test_broker_hanging_up_before_connack_is_an_mqtt_error():
+    async def main():
+        b = Broker(connack=b"")
+
+        async def hang_up(r, w):
+            await b.read(r)
+            await w.wait_closed()
+        b.serve = hang_up
+        await b.start()
+        c = MQTTClient("127.0.0.1", b.port, "dev", timeout_ms=2000)
+        try:
+            await c.connect()
+            raise AssertionError("connected")
+        except MQTTError as e:
+            eq(str(e), "broker closed the connection before CONNACK", "message")
+        b.stop()
+    run(main())
+
+
 def test_qos1_both_ways_and_retain_flag():
     got = []
 
