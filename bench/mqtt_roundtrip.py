@@ -39,7 +39,8 @@ gc.collect()
 from iotlib import logger
 from iotlib.relay_gpio_manager import RelayGPIOManager
 logger.setup(echo=False)
-host, port, user, password, data = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+host, port, user, password, data = sys.argv[1:6]
+port = int(port)
 cfg = {"relays": {"r%d" % i: {"pin": i + 1} for i in range(1, 9)},
        "inputs": {"door": {"pin": 20}}, "restore_policy": "off",
        "mqtt": {"host": host, "port": port, "username": user, "password": password}}

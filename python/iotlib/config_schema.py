@@ -23,7 +23,8 @@ DEFAULTS = {
 STUCK_RESET = {"enabled": True, "after_missed": 3, "backoff_s": 300, "max_per_hour": 3}
 _TOP = ("relays", "restore_policy", "interlocks", "inputs", "ntp_servers", "ntp_period_s",
         "ntp_max_step_s", "log_level", "log_file", "heartbeat_period_s", "heartbeat_max_missed",
-        "state_period_s", "config_poll_period_s", "api", "rate_limits", "watchdog", "ota_release_keys", "mqtt")
+        "state_period_s", "config_poll_period_s", "api", "rate_limits", "watchdog",
+        "ota_release_keys", "mqtt")
 _NAME = re.compile("^[a-z][a-z0-9_]*$")
 _HOST = re.compile("^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?$")
 _HEX = re.compile("^[0-9a-f]*$")

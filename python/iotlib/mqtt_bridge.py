@@ -293,7 +293,8 @@ class MqttBridge:
                                "retained commands are stale and ignored; publish without retain")
         if len(payload) > MAX_COMMAND:
             return self._error(topic, "invalid_payload",
-                               "a command is ON, OFF or TOGGLE (payload of %d bytes)" % len(payload))
+                               "a command is ON, OFF or TOGGLE (payload of %d bytes)"
+                               % len(payload))
         try:
             word = str(payload, "utf-8")
         except UnicodeError:

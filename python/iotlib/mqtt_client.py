@@ -1,7 +1,8 @@
 # A small, strict MQTT 3.1.1 client on asyncio streams (plain TCP or TLS).
 #
-#   c = MQTTClient(host, port, client_id, user=..., password=..., ssl=ctx, will=(topic, b"offline", True, 1),
-#                  on_message=fn)   # fn(topic, payload, retain), called from the reader task
+#   c = MQTTClient(host, port, client_id, user=..., password=..., ssl=ctx,
+#                  will=(topic, b"offline", True, 1), on_message=fn)
+#   # fn(topic, payload, retain) is called from the reader task
 #   await c.connect(); await c.subscribe("a/+/set", 1); t = asyncio.create_task(c.run())
 #   await c.publish("a/x/state", b"ON", retain=True, qos=1)
 #

@@ -3,10 +3,6 @@
 # refuse with an error event and no relay change, retained commands are ignored, relay and
 # input changes become retained states and events, Home Assistant discovery payloads, and a
 # relay removed from the config retracts its entity. The broker side is a recorder.
-try:
-    import asyncio
-except ImportError:
-    import uasyncio as asyncio
 import json
 
 from check import eq, true

@@ -157,8 +157,8 @@ def test_qos1_both_ways_and_retain_flag():
     async def main():
         b = await Broker(script=script).start()
         msgs = []
-        c = MQTTClient("127.0.0.1", b.port, "dev", on_message=lambda t, p, r: msgs.append((t, p, r)),
-                       timeout_ms=2000)
+        c = MQTTClient("127.0.0.1", b.port, "dev", timeout_ms=2000,
+                       on_message=lambda t, p, r: msgs.append((t, p, r)))
         await c.connect()
         reader = asyncio.create_task(c.run())
         for _ in range(200):
