@@ -3,7 +3,8 @@
 - `Certs`: a test CA, the broker's certificate (127.0.0.1 and localhost) and a device client
   certificate, made with `cryptography`.
 - `Broker`: mosquitto from Debian with its own config file: a plain listener with a password
-  file and a TLS listener that requires a client certificate (its CN is the user), no
+  file, a TLS listener that requires a client certificate (its CN is the user) and a TLS
+  listener with the password file, no
   persistence (so a retained message seen after a restart was published again since).
 - `Watcher`: a paho-mqtt client recording every message it sees, with bounded waits."""
 
@@ -96,12 +97,14 @@ class Certs:
 
 
 class Broker:
-    """mosquitto on 127.0.0.1: `port` (password file) and `tls_port` (client certificate)."""
+    """mosquitto on 127.0.0.1: `port` (password file), `tls_port` (TLS, client certificate) and
+    `tls_password_port` (TLS, password file)."""
 
     def __init__(self, folder, certs, passwords):
         self.folder = str(folder)
         self.port = sim.free_port()
         self.tls_port = sim.free_port()
+        self.tls_password_port = sim.free_port()
         self.proc = None
         self.log = os.path.join(self.folder, "mosquitto.log")
         pw = os.path.join(self.folder, "passwords")
@@ -128,12 +131,18 @@ class Broker:
                 "keyfile %s" % certs.paths["server.key"],
                 "require_certificate true",
                 "use_identity_as_username true",
+                "listener %d 127.0.0.1" % self.tls_password_port,
+                "allow_anonymous false",
+                "password_file %s" % pw,
+                "cafile %s" % certs.paths["ca.pem"],
+                "certfile %s" % certs.paths["server.pem"],
+                "keyfile %s" % certs.paths["server.key"],
                 ""]))
 
     def start(self):
         self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
-        for port in (self.port, self.tls_port):
+        for port in (self.port, self.tls_port, self.tls_password_port):
             wait_for(lambda: self._listening(port), 10, "mosquitto on port %d" % port)
         return self
 

@@ -11,7 +11,7 @@ import re
 import secrets
 
 from e2e_harness import base_config
-from mqtt_harness import DEVICE_USER, Watcher, mqtt_block, sim, wait_for
+from mqtt_harness import DEVICE_USER, Certs, Watcher, mqtt_block, sim, wait_for
 
 # Home Assistant MQTT discovery, https://www.home-assistant.io/integrations/switch.mqtt/ and
 # /binary_sensor.mqtt/ (configuration variables), and /integrations/mqtt/#discovery-messages
@@ -306,3 +306,21 @@ def test_disabling_mqtt_says_offline_and_disconnects(mqtt_device, watcher, broke
     wait_for(lambda: "Received DISCONNECT from %s" % dev.cloud.device_id in broker.log_text(),
              10, "DISCONNECT in the broker log")
     assert dev.wait_status(lambda s: "counters" in s, "status")["counters"]["mqtt_connects"] == 1
+
+
+def test_tls_with_password_and_a_foreign_ca_refused(mqtt_device, watcher, broker, certs,
+                                                    passwords, tmp_path):
+    m = mqtt_block(broker, passwords, port=broker.tls_password_port, tls=True,
+                   ca_cert=certs.ca_pem)
+    dev = mqtt_device(mqtt=m)
+    online(dev, watcher)
+    b = base(dev)
+    mark = watcher.mark()
+    watcher.publish(b + "/relay/r2/set", "ON")
+    watcher.wait(b + "/relay/r2/state", "ON", since=mark)
+    # a CA that did not sign the broker's certificate: no connection, the reason logged
+    other = Certs(str(tmp_path))
+    dev2 = mqtt_device(mqtt=dict(m, ca_cert=other.ca_pem))
+    rec = dev2.wait_log("mqtt connection failed", timeout=30)
+    assert "certificate" in rec[0]["error"].lower() or "verif" in rec[0]["error"].lower(), rec
+    assert watcher.seen("relays/%s/availability" % dev2.cloud.device_id) == []
