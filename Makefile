@@ -3,7 +3,7 @@
 #   make run        set up, build, run the simulated device with its platform on 127.0.0.1
 #   make test       set up, build everything, run every test
 #   make unix | natmod | firmware | firmware-stock | deps
-#   make test-c | test-mpy | test-platform | test-rest | test-e2e | test-web | test-hil | bench | fuzz
+#   make test-c | test-mpy | test-platform | test-rest | test-e2e | test-web | test-mqtt | test-hil | bench | fuzz
 #   make web-screenshot   (docs/web_page.png from the browser test)
 #   make release KEY=keys/acme IMAGE=app.bin VERSION=1.2.0 COUNTER=7 [TENANT=..] (signed OTA)
 #   make test-power-cut | test-flaps   the full power-cut sweep and platform flap runs
@@ -45,7 +45,7 @@ UNIX_ARGS := BUILD=$(UNIX_BUILD) USER_C_MODULES=$(ROOT)/cmodules \
 	FROZEN_MANIFEST=$(ROOT)/tools/manifest_unix.py MPY_LIB_DIR=$(MPYLIB_STUB) \
 	MICROPY_PY_BTREE=0
 
-.PHONY: all deps run demo release test unix natmod firmware firmware-stock test-c test-mpy test-platform test-rest test-e2e test-web web-screenshot test-hil bench bench-smoke fuzz clean-firmware help \
+.PHONY: all deps run demo release test unix natmod firmware firmware-stock test-c test-mpy test-platform test-rest test-e2e test-web web-screenshot test-mqtt test-hil bench bench-smoke fuzz clean-firmware help \
 	test-power-cut test-flaps
 
 all: unix natmod firmware
@@ -210,6 +210,10 @@ test-web: unix $(STAMPS)/venv $(STAMPS)/browser
 web-screenshot: unix $(STAMPS)/venv $(STAMPS)/browser
 	cd $(ROOT) && SCREENSHOT=$(ROOT)/docs/web_page.png $(PYTEST) tests/web/test_web_page_browser.py
 
+# the device (unix build) on a real mosquitto (started by the tests) seen by a paho-mqtt client
+test-mqtt: unix $(STAMPS)/venv $(STAMPS)/host
+	cd $(ROOT) && $(PYTEST) tests/mqtt
+
 # the UF2 of BOARD booted in an emulated RP2040; the natmod also on the stock firmware, from a
 # littlefs image built on the host. HIL_PYTEST_ARGS='-m "not network"' leaves out what needs a link
 test-hil: firmware firmware-stock natmod $(STAMPS)/venv $(STAMPS)/npm
@@ -223,7 +227,7 @@ bench: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
 bench-smoke: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
 	cd $(ROOT) && $(PY) bench/run_all.py --smoke
 
-test: deps test-c test-mpy test-platform test-rest test-e2e test-web test-hil bench-smoke
+test: deps test-c test-mpy test-platform test-rest test-e2e test-web test-mqtt test-hil bench-smoke
 	@echo "all tests passed"
 
 # ---- releases: signed offline by their owner (the platform never signs) ----

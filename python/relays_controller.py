@@ -82,7 +82,7 @@ class RelaysController:
                  timeout_ms=5000, ota_public_key=None, ota_apply_hook=None,
                  ota_rollback_hook=None, wlan=None, ntp_servers=None, extensions=(),
                  ca_cert=None, rest=True, rest_host=None, rest_port=None, rest_tls_cert=None,
-                 rest_tls_key=None, rest_plain_port=None, rest_probes_only=None):
+                 rest_tls_key=None, rest_plain_port=None, rest_probes_only=None, mqtt=True):
         from iotlib import platform_url
         platform_url.check(service_discovery_url)  # before anything is created or written
         self.simulate = _simulated() if simulate is None else simulate
@@ -118,6 +118,7 @@ class RelaysController:
             http_client.set_tls_context(ctx)
 
         self.alarms = _LocalAlarms()
+        self.alarm_listeners = []  # fn(key, message, severity) for each alarm (MQTT)
         default = {"relays": {}}
         for name in relay_pins:
             default["relays"][name] = {"pin": relay_pins[name]}
@@ -156,6 +157,10 @@ class RelaysController:
             _log.error("no stuck-stack probe", error=e)
         self.timesync = None
         self.ota = None
+        self.mqtt = None  # the MqttBridge once attached (it stays idle without an mqtt config)
+        if mqtt:
+            from iotlib import mqtt_bridge
+            extensions = tuple(extensions) + (mqtt_bridge.mqtt_extension(),)
         self.rest = None  # the RestService once attached
         if rest:  # the device REST API: 0.0.0.0:80 on the board, loopback in simulation
             from iotlib import rest_service
@@ -184,6 +189,11 @@ class RelaysController:
             self.events.publish(events.ALARM, key=key, message=message, severity=severity)
         except Exception as e:
             _log.error("alarm lost", key=key, error=e)
+        for fn in self.alarm_listeners:
+            try:
+                fn(key, message, severity)
+            except Exception as e:
+                _log.error("alarm listener failed", error=e)
 
     def _exception(self, loop, context):
         exc = context.get("exception")
@@ -289,7 +299,7 @@ class RelaysController:
              "state_writes": m["persist_writes"]}
         for i, n in enumerate(self.relays.names):
             c["switches_" + n] = m["switches"][i]
-        for mgr in (self.alarms, self.timesync, self.ota):
+        for mgr in (self.alarms, self.timesync, self.ota, self.mqtt):
             if mgr is not None and hasattr(mgr, "counters"):
                 c.update(mgr.counters())
         return c

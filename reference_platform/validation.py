@@ -63,6 +63,8 @@ def check_config(config):
     if problem:
         if problem[0] == "api.jwt.key":  # a secret: its value stays out of the message
             return (problem[0], "must be 64 to 128 lowercase hex digits (32 to 64 bytes)")
+        if problem[0] in ("mqtt.password", "mqtt.client_key"):  # secrets too
+            return (problem[0], "the value is not valid (see the config schema)")
         return problem
     relays = config["relays"]
     pins = {}
@@ -92,4 +94,23 @@ def check_config(config):
     for name in config.get("rate_limits", {}):
         if name != "default" and name not in roles:
             return ("rate_limits.%s" % name, "not 'default' nor a role in api.roles")
+    return _mqtt_cross(config.get("mqtt"), roles)
+
+
+def _mqtt_cross(m, roles):
+    # the mqtt block's cross rules (the device checks the same, iotlib/config_schema.py)
+    if m is None:
+        return None
+    if m.get("tls") and "ca_cert" not in m:
+        return ("mqtt.ca_cert", "required when tls is true")
+    if ("client_cert" in m) != ("client_key" in m):
+        return ("mqtt.client_key" if "client_cert" in m else "mqtt.client_cert",
+                "client_cert and client_key go together")
+    if "client_cert" in m and not m.get("tls"):
+        return ("mqtt.client_cert", "a client certificate needs tls")
+    if "password" in m and "username" not in m:
+        return ("mqtt.username", "required with password")
+    role = m.get("command_role", "operator")
+    if role not in ("viewer", "operator", "admin") and role not in roles:
+        return ("mqtt.command_role", "unknown role %r" % role)
     return None

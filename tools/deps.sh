@@ -34,7 +34,7 @@ mark() { touch "$STAMPS/$1"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # ---- host packages (bookworm, the system's own apt) ----
-HOST_PKGS="build-essential pkg-config libffi-dev cmake git gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib python3-venv nodejs npm wrk"
+HOST_PKGS="build-essential pkg-config libffi-dev cmake git gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib python3-venv nodejs npm wrk mosquitto"
 step_host() {
     local missing=()
     for p in $HOST_PKGS; do

@@ -24,7 +24,7 @@ STUCK_RESET = {"enabled": True, "after_missed": 3, "backoff_s": 300, "max_per_ho
 _TOP = ("relays", "restore_policy", "interlocks", "inputs", "ntp_servers", "ntp_period_s",
         "ntp_max_step_s", "log_level", "log_file", "heartbeat_period_s", "heartbeat_max_missed",
         "state_period_s", "config_poll_period_s", "api", "rate_limits", "watchdog", "ota_release_keys",
-        "http")
+        "http", "mqtt")
 # the device REST API's connection limits: name -> (min, max); defaults in rest_api.HttpLimits
 _HTTP = (("max_connections", 1, 64), ("max_per_address", 1, 64),
          ("max_head_bytes", 1024, 16384), ("max_headers", 4, 100),
@@ -35,6 +35,13 @@ _HEX = re.compile("^[0-9a-f]*$")
 _HEX_BYTES = re.compile("^([0-9a-f][0-9a-f])*$")
 _JTI = re.compile("^[A-Za-z0-9_-]*$")
 _PERMS = ("relays:read", "relays:write", "metrics:read", "admin")
+_BROKER = re.compile("^[A-Za-z0-9][A-Za-z0-9.-]*$")
+_TOPIC = re.compile("^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+_CLIENT_ID = re.compile("^[A-Za-z0-9_-]+$")
+_PEM = re.compile("^-----BEGIN ")
+_MQTT = ("enabled", "host", "port", "tls", "ca_cert", "client_cert", "client_key", "username",
+         "password", "client_id", "topic_prefix", "discovery_prefix", "discovery",
+         "command_role", "keepalive_s")
 
 
 def get(cfg, key):
@@ -195,6 +202,8 @@ def _schema(c):
         for k, lo, hi in _HTTP:
             if k in c["http"]:
                 _int(c["http"][k], "http." + k, lo, hi)
+    if "mqtt" in c:
+        _mqtt(c["mqtt"])
     if "rate_limits" in c:
         _names(c["rate_limits"], "rate_limits", 0, 9)
         for n in c["rate_limits"]:
@@ -248,6 +257,47 @@ def _api(a):
         _bool(a["allow_plain_http"], "api.allow_plain_http")
 
 
+def _mqtt(m):
+    _obj(m, "mqtt", _MQTT, ("host",))
+    for k in ("enabled", "tls", "discovery"):
+        if k in m:
+            _bool(m[k], "mqtt." + k)
+    _str(m["host"], "mqtt.host", 1, 253, _BROKER)
+    if "port" in m:
+        _int(m["port"], "mqtt.port", 1, 65535)
+    for k in ("ca_cert", "client_cert", "client_key"):
+        if k in m:
+            _str(m[k], "mqtt." + k, 32, 8192, _PEM, secret=k == "client_key")
+    if "username" in m:
+        _str(m["username"], "mqtt.username", 1, 64)
+    if "password" in m:
+        _str(m["password"], "mqtt.password", 1, 128, secret=True)
+    if "client_id" in m:
+        _str(m["client_id"], "mqtt.client_id", 1, 64, _CLIENT_ID)
+    for k in ("topic_prefix", "discovery_prefix"):
+        if k in m:
+            _str(m[k], "mqtt." + k, 1, 64, _TOPIC)
+    if "command_role" in m:
+        _str(m["command_role"], "mqtt.command_role", 1, 32, _NAME)
+    if "keepalive_s" in m:
+        _int(m["keepalive_s"], "mqtt.keepalive_s", 10, 3600)
+
+
+def _mqtt_cross(m, roles):
+    if m.get("tls") and "ca_cert" not in m:
+        raise Invalid("mqtt.ca_cert", "required when tls is true")
+    if ("client_cert" in m) != ("client_key" in m):
+        raise Invalid("mqtt.client_key" if "client_cert" in m else "mqtt.client_cert",
+                      "client_cert and client_key go together")
+    if "client_cert" in m and not m.get("tls"):
+        raise Invalid("mqtt.client_cert", "a client certificate needs tls")
+    if "password" in m and "username" not in m:
+        raise Invalid("mqtt.username", "required with password")
+    role = m.get("command_role", "operator")
+    if role not in ("viewer", "operator", "admin") and role not in roles:
+        raise Invalid("mqtt.command_role", "unknown role %r" % role)
+
+
 def _watchdog(w):
     _obj(w, "watchdog", ("stuck_reset",))
     if "stuck_reset" in w:
@@ -292,6 +342,8 @@ def _cross(c):
     for n in c.get("rate_limits", {}):
         if n != "default" and n not in roles:
             raise Invalid("rate_limits." + n, "not 'default' nor a role in api.roles")
+    if "mqtt" in c:
+        _mqtt_cross(c["mqtt"], roles)
 
 
 def check(cfg):

@@ -55,6 +55,7 @@ class RelayGPIOManager:
         self.simulated = False
         self.on_reset = None     # callback(cause) once the supervisor has reset the device
         self.on_change = None    # callback() after any relay change
+        self.listeners = []      # fn(relay, on, source, subject) for each relay that changed
         self.desired_version = 0
         self.changes = 0         # +1 at every relay change seen (requests, core, reconfigure)
         self._mask = 0
@@ -222,6 +223,7 @@ class RelayGPIOManager:
                 logger.audit("relay", relay=n, old=before[n], new=after.get(n, False),
                              subject="config", source="reconfigure")
                 self._publish(n, after.get(n, False), "reconfigure", "config")
+                self._tell(n, after.get(n, False), "reconfigure", "config")
         self._note_all()
         self._dirty()
         _log.info("relay bank rebuilt", relays=after)
@@ -289,6 +291,7 @@ class RelayGPIOManager:
                              subject=subject, source=source)
                 self._last_change[n] = time.time()
                 self._publish(n, bool(after >> i & 1), source, subject, i)
+                self._tell(n, bool(after >> i & 1), source, subject)
         self._mask = after
         if changed:
             self.changes += 1
@@ -314,6 +317,13 @@ class RelayGPIOManager:
             if n != counts[j]:
                 counts[j] = n
                 self.events.publish(events.INPUT, input=name, value=bank.input_value(j), edges=n)
+
+    def _tell(self, name, on, source, subject):
+        for fn in self.listeners:
+            try:
+                fn(name, on, source, subject)
+            except Exception as e:  # a listener never undoes or blocks a switch
+                _log.error("relay listener failed", error=e)
 
     def set(self, name, on, source="local", subject=None):
         i = self._i(name)

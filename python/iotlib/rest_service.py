@@ -44,7 +44,7 @@ def _limiter_config(cfg):
 
 
 def public_config(cfg):
-    # the config without its secrets (GET /config): api.jwt.key removed
+    # the config without its secrets (GET /config): api.jwt.key, mqtt password and key removed
     out = dict(cfg)
     jwt = jwt_config(cfg)
     if jwt is not None:
@@ -52,6 +52,8 @@ def public_config(cfg):
         api["jwt"] = dict(jwt)
         api["jwt"].pop("key", None)
         out["api"] = api
+    if out.get("mqtt"):  # the broker password and client key stay on the device
+        out["mqtt"] = {k: v for k, v in out["mqtt"].items() if k not in ("password", "client_key")}
     return out
 
 
