@@ -739,6 +739,8 @@ class _App(Microdot):
                 res = api.refuse(Refusal(400, "bad_request", "Content-Length must be digits"))
             else:
                 res = await Microdot.dispatch_request(self, req)
+        except MemoryError:  # a full heap is a load problem, not a fault: retry later
+            res = api.refuse(Refusal(503, "busy", "out of memory, retry", retry=1))
         except Exception as e:  # not expected: one line, a JSON 500, no traceback
             self._log.error("request failed", ip=req.g.ip, error=e)
             res = api.refuse(Refusal(500, "internal", "the request failed inside the device"))
@@ -788,6 +790,8 @@ def _route(app, api, method, path, action, fn):
             return r
         except Refusal as e:  # answered here: microdot would print a traceback for each
             return api.refuse(e)
+        except MemoryError:  # a full heap is a load problem, not a fault: retry later
+            return api.refuse(Refusal(503, "busy", "out of memory, retry", retry=1))
         except Exception as e:  # a fault of ours: one log line and a JSON 500, no traceback
             app._log.error("request failed", route=path, ip=req.g.ip, error=e)
             return api.refuse(Refusal(500, "internal", "the request failed inside the device"))
