@@ -92,8 +92,10 @@ class MqttBridge:
         self.limiter = None
         self._rate_limits = None
         self.client = None
-        self.pending = {}       # relay name -> None: its state is due on the broker
+        self.pending = {}       # relay name -> change number: its state is due on the broker
         self.pending_inputs = {}
+        self._changes = 0       # numbers each change: a state changed during its publish stays due
+        self._gen = 0           # the session whose publisher may send: bumped at start and end
         self.events = []        # (sub-topic, JSON text)
         self.inputs = {}        # input name -> last value seen
         self._edges = {}        # input name -> the core's edge count then
@@ -154,8 +156,12 @@ class MqttBridge:
             self.events_dropped += 1
         self._wake.set()
 
+    def _due(self, pending, name):
+        self._changes += 1
+        pending[name] = self._changes
+
     def _relay_changed(self, name, on, source, subject):
-        self.pending[name] = None
+        self._due(self.pending, name)
         self._event("events", {"type": "relay", "relay": name, "state": "ON" if on else "OFF",
                                "source": source, "subject": subject})
 
@@ -180,7 +186,7 @@ class MqttBridge:
             old = self.inputs.get(name)
             was = self._edges.get(name)
             if old is not None and (old != v or (was is not None and n != was)):
-                self.pending_inputs[name] = None
+                self._due(self.pending_inputs, name)
                 self._event("events", {"type": "input", "input": name,
                                        "state": "ON" if v else "OFF",
                                        "edges": (n - was) if was is not None and n >= was else 1})
@@ -242,36 +248,49 @@ class MqttBridge:
         if gone:
             _log.info("mqtt entities removed", entities=["%s:%s" % g for g in gone])
 
-    async def _publish_pending(self, client):
+    async def _publish_pending(self, client, gen=None):
+        # an item leaves its queue only once published, and only if nothing newer came meanwhile:
+        # a publish cut short by a lost connection leaves it due for the next connection
         base = self.base
         while self.pending or self.pending_inputs or self.events:
-            if self.pending:
-                name = next(iter(self.pending))
-                del self.pending[name]
-                if self.relays.has(name):
+            if gen is not None and gen != self._gen:
+                return  # the publisher of a connection that has ended touches nothing
+            if self.pending or self.pending_inputs:
+                relay = bool(self.pending)
+                pending = self.pending if relay else self.pending_inputs
+                name = next(iter(pending))
+                mark = pending[name]
+                if relay and self.relays.has(name):
                     await client.publish("%s/relay/%s/state" % (base, name),
                                          "ON" if self.relays.get(name) else "OFF",
                                          retain=True, qos=1)
-            elif self.pending_inputs:
-                name = next(iter(self.pending_inputs))
-                del self.pending_inputs[name]
-                if name in self.inputs:
+                elif not relay and name in self.inputs:
                     await client.publish("%s/input/%s/state" % (base, name),
                                          "ON" if self.inputs[name] else "OFF", retain=True, qos=1)
+                if pending.get(name) == mark:
+                    del pending[name]
             else:
-                topic, doc = self.events.pop(0)
-                await client.publish(base + "/" + topic, doc)
+                item = self.events[0]
+                await client.publish(base + "/" + item[0], item[1])
+                if self.events and self.events[0] is item:  # not dropped by the bound meanwhile
+                    self.events.pop(0)
 
-    async def _publisher(self, client):
-        while True:
+    async def _publisher(self, client, gen):
+        # gen: the connection this publisher serves; it returns once that connection has ended,
+        # even when the cancel sent at the end was lost (MicroPython forwards a cancel to the
+        # task being awaited: one landing in wait_for's time-out path is absorbed there and the
+        # caller sees TimeoutError)
+        while gen == self._gen:
             self.poll_inputs()
             if self.announce_due:
                 await self._announce(client)
+                if gen != self._gen:
+                    return
                 for n in self.relays.names:
-                    self.pending[n] = None
+                    self._due(self.pending, n)
                 for n in self.inputs:
-                    self.pending_inputs[n] = None
-            await self._publish_pending(client)
+                    self._due(self.pending_inputs, n)
+            await self._publish_pending(client, gen)
             self._wake.clear()
             try:
                 await asyncio.wait_for_ms(self._wake.wait(), INPUT_POLL_MS)
@@ -318,7 +337,7 @@ class MqttBridge:
         else:
             r = self.relays.set(name, word == "ON", "mqtt", self.subject)
         if r not in ("ok", "deferred"):
-            self.pending[name] = None  # the state topic says what stayed
+            self._due(self.pending, name)  # the state topic says what stayed
             return self._error(topic, r, "the relay core refused the switch: %s" % r)
 
     # ---- connection ----
@@ -334,6 +353,8 @@ class MqttBridge:
     async def _session(self, client, base):
         done = asyncio.Event()
         self._conn_done = done
+        self._gen += 1
+        gen = self._gen
 
         async def guard(coro):
             try:
@@ -348,7 +369,7 @@ class MqttBridge:
             await client.subscribe(self.base + "/relay/+/set", 1)
             await client.publish(self.base + "/availability", "online", retain=True, qos=1)
             self.announce_due = True
-            await self._publisher(client)
+            await self._publisher(client, gen)
 
         tasks = (asyncio.create_task(guard(client.run())), asyncio.create_task(guard(work())))
         try:
@@ -361,6 +382,7 @@ class MqttBridge:
                     pass
         finally:
             self._conn_done = None
+            self._gen += 1  # this connection's publisher stops, even if its cancel is lost
             for t in tasks:
                 t.cancel()
 

@@ -3,11 +3,17 @@
 # refuse with an error event and no relay change, retained commands are ignored, relay and
 # input changes become retained states and events, Home Assistant discovery payloads, and a
 # relay removed from the config retracts its entity. The broker side is a recorder.
+try:
+    import asyncio
+except ImportError:
+    import uasyncio as asyncio
 import json
+import time
 
 from check import eq, true
 from iotlib import atomic_file, logger, mqtt_bridge
 from iotlib.mqtt_bridge import MqttBridge
+from iotlib.mqtt_client import MQTTError
 from iotlib.relay_gpio_manager import RelayGPIOManager
 from standins import rm_tree, run, scratch_dir
 
@@ -51,6 +57,51 @@ class Recorder:
 
     def topics(self, prefix):
         return [(t, p) for t, p, r in self.sent if t.startswith(prefix)]
+
+
+class Link:
+    # one broker connection as the bridge drives it: publishes recorded; the reader ends when
+    # lose() is called or, with lose_on_timeout, at the moment the publisher is in wait_for's
+    # time-out path (awaiting the task wait_for runs), where a cancel of it goes astray
+    def __init__(self, lose_on_timeout=False):
+        self.sent = []
+        self.connected = True
+        self.lose_on_timeout = lose_on_timeout
+        self.publisher = None
+        self._lost = asyncio.Event()
+
+    async def subscribe(self, topic, qos=1):
+        return qos
+
+    async def publish(self, topic, payload, retain=False, qos=0):
+        if not self.connected:
+            raise MQTTError("not connected")
+        self.publisher = asyncio.current_task()
+        self.sent.append((topic, payload))
+
+    def lose(self):
+        self._lost.set()
+
+    async def run(self):
+        if self.lose_on_timeout:
+            t0 = time.ticks_ms()
+            while not (self.publisher is not None
+                       and isinstance(self.publisher.data, asyncio.Task)):
+                if time.ticks_diff(time.ticks_ms(), t0) > 5000:
+                    raise AssertionError("the publisher never reached its time-out path")
+                await asyncio.sleep_ms(0)
+        else:
+            await self._lost.wait()
+        self.connected = False
+        raise MQTTError("broker closed the connection")
+
+
+async def until(cond, what, ms=2000):
+    t0 = time.ticks_ms()
+    while not cond():
+        if time.ticks_diff(time.ticks_ms(), t0) > ms:
+            raise AssertionError("timed out waiting for " + what)
+        await asyncio.sleep_ms(5)
 
 
 def setup(cfg=None):
@@ -246,5 +297,80 @@ def test_discovery_and_removed_relay_retracted():
     rec3 = Recorder()
     run(b._announce(rec3))
     eq([t for t, p, r in rec3.sent if p == ""], [], "retracted once")
+    c.relays.bank.deinit()
+    rm_tree(d)
+
+
+def test_publisher_of_an_ended_connection_stops_and_takes_nothing():
+    # the connection drops while its publisher is in wait_for's time-out path: the cancel sent
+    # to it is forwarded to the task wait_for awaits and lost. That publisher must still stop,
+    # and never take a state that is due on the next connection.
+    d, c, b = setup()
+    old = Link(lose_on_timeout=True)
+    new = Link()
+
+    async def main():
+        await b._session(old, b.base)
+        old_publisher = old.publisher
+        true(old_publisher is not None, "the first connection published")
+        session = asyncio.create_task(b._session(new, b.base))
+        await until(lambda: (BASE + "b/state", "OFF") in new.sent, "states on the new link")
+        await until(old_publisher.done, "the old publisher to stop")
+        b.on_message(BASE + "b/set", b"ON", False)
+        await until(lambda: (BASE + "b/state", "ON") in new.sent, "b ON on the new link")
+        new.lose()
+        await session
+
+    run(main())
+    eq(c.relays.get("b"), True, "switched")
+    eq([e for e in new.sent if e[0] == "relays/dev-1/events"][-1:],
+       [("relays/dev-1/events", json.dumps({"type": "relay", "relay": "b", "state": "ON",
+                                            "source": "mqtt", "subject": "ha"}))], "event sent")
+    c.relays.bank.deinit()
+    rm_tree(d)
+
+
+def test_state_and_event_stay_due_when_the_publish_fails():
+    d, c, b = setup()
+    link = Link()
+    link.connected = False  # the broker went away: every publish raises
+
+    async def main():
+        b.on_message(BASE + "b/set", b"ON", False)
+        try:
+            await b._publish_pending(link)
+        except MQTTError:
+            pass
+        else:
+            raise AssertionError("the publish on a lost link should raise")
+
+    run(main())
+    eq(list(b.pending), ["b"], "state still due")
+    eq([json.loads(doc)["relay"] for t, doc in b.events], ["b"], "event still due")
+    rec = Recorder()
+    run(b._publish_pending(rec))
+    eq(rec.topics(BASE + "b/state"), [(BASE + "b/state", "ON")], "sent on the next link")
+    eq(b.pending, {}, "then settled")
+    eq(b.events, [], "events settled")
+    c.relays.bank.deinit()
+    rm_tree(d)
+
+
+def test_change_during_its_own_publish_stays_due():
+    d, c, b = setup()
+
+    class Switching(Recorder):
+        # the relay is switched again while its first state is on the wire
+        async def publish(self, topic, payload, retain=False, qos=0):
+            if topic == BASE + "b/state" and payload == "ON":
+                b.on_message(BASE + "b/set", b"OFF", False)
+            await asyncio.sleep_ms(0)
+            self.sent.append((topic, payload, retain))
+
+    rec = Switching()
+    b.on_message(BASE + "b/set", b"ON", False)
+    run(b._publish_pending(rec))
+    eq(rec.topics(BASE + "b/state"), [(BASE + "b/state", "ON"), (BASE + "b/state", "OFF")],
+       "the newer state follows")
     c.relays.bank.deinit()
     rm_tree(d)
