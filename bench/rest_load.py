@@ -9,9 +9,6 @@ and, inside the device process, what each step of a request costs.
 """
 
 import argparse
-import base64
-import hashlib
-import hmac
 import itertools
 import json
 import os
@@ -29,7 +26,8 @@ from artifacts import BENCH, CACHE, PYTHON_SRC, ROOT, UNIX_BIN, need
 from report import bar_chart, table, write
 
 sys.path.insert(0, str(ROOT))
-from reference_platform.process import stop_process  # noqa: E402
+from reference_platform.process import free_port, stop_process  # noqa: E402
+from reference_platform.security import sign_hs256  # noqa: E402
 
 MICRODOT = Path(os.environ.get("BENCH_MICRODOT", CACHE / "microdot" / "2.7.0"))
 LAUNCHER = ROOT / "tests" / "rest" / "device_api_server.py"
@@ -68,18 +66,11 @@ LADDER = [("bare_get", "microdot, hello-world"),
 
 # ---- token and settings ----
 
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def make_token(lifetime_s=3600):
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": SUBJECT, "tenant": TENANT,
               "namespace": NAMESPACE, "role": ROLE, "iat": now, "exp": now + lifetime_s}
-    signing = (b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "."
-               + b64url(json.dumps(claims).encode()))
-    return signing + "." + b64url(hmac.new(KEY.encode(), signing.encode(),
-                                           hashlib.sha256).digest())
+    return sign_hs256(KEY.encode(), claims)
 
 
 def device_config():
@@ -98,12 +89,6 @@ def mp_env():
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join([str(PYTHON_SRC), str(MICRODOT), ".frozen"])
     return env
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- HTTP over raw sockets (microdot answers HTTP/1.0 and closes) ----

@@ -37,8 +37,9 @@ import artifacts
 from artifacts import ROOT, UNIX_BIN, need, unix_env
 from report import table, write
 
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 from local_ca import LocalCA  # noqa: E402
+from reference_platform.process import free_port  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 DEVICE = artifacts.BENCH / "tls_handshake_device.py"
@@ -57,14 +58,6 @@ def der_files(folder, cert, key, ca):
                                                  serialization.PrivateFormat.PKCS8,
                                                  serialization.NoEncryption()))
     return out
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def tls_server(ctx, n, port_box, ready):

@@ -9,7 +9,7 @@
 # turns its exceptions into alarms and restarts it; a global asyncio exception handler catches
 # the rest. main() returns 0 after stop(), or RESET_EXIT_CODE when the watchdog supervisor reset
 # the simulated board: the process must then exit with that code and be started again (the
-# unix port cannot reboot itself; tools/run_simulation.py and the tests restart it).
+# unix port cannot reboot itself; tools/simulation.py and the tests restart it).
 # The device REST API (iotlib/rest_service.py) is attached as an extension unless rest=False.
 try:
     import asyncio
