@@ -3,9 +3,9 @@ as the REST API's TLS server and as the platform's TLS client, against CPython p
 127.0.0.1. Time per handshake (median, p90) and the memory a session holds (GC heap and the
 C library's heap, where the unix build's mbedtls allocates).
 
-With --board: the same handshake on the emulated RP2040 (rp2040js,
-125 MHz model), both ends on the board joined by in-memory pipes (bench/tls_handshake_board.py):
-the emulated time in each end and the GC heap mbedtls takes there (peak and held). The
+With --board: the same handshake on the emulated RP2040 (rp2040js, 125 MHz model), both ends
+on the board joined by in-memory pipes (bench/board_scripts/tls_handshake_board.py): the
+emulated time in each end and the GC heap mbedtls takes there (peak and held). The
 emulator's cycle counts are exact for the instruction stream but model no flash-cache misses
 (XIP): real silicon is slower by that, so read them as a lower bound.
 
@@ -42,8 +42,8 @@ from local_ca import LocalCA  # noqa: E402
 from reference_platform.process import free_port  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
-DEVICE = artifacts.BENCH / "tls_handshake_device.py"
-BOARD_SCRIPT = artifacts.BENCH / "tls_handshake_board.py"
+DEVICE = artifacts.BENCH / "board_scripts" / "tls_handshake_device.py"
+BOARD_SCRIPT = artifacts.BENCH / "board_scripts" / "tls_handshake_board.py"
 
 def der_files(folder, cert, key, ca):
     out = {}
