@@ -3,7 +3,8 @@
 #   make run        set up, build, run the simulated device with its platform on 127.0.0.1
 #   make test       set up, build everything, run every test
 #   make unix | natmod | firmware | deps
-#   make test-c | test-mpy | test-platform | test-rest | test-e2e | test-hil | bench
+#   make test-c | test-mpy | test-platform | test-rest | test-e2e | test-web | test-hil | bench
+#   make web-screenshot   (docs/web_page.png from the browser test)
 #   make release KEY=keys/acme IMAGE=app.bin VERSION=1.2.0 COUNTER=7 [TENANT=..] (signed OTA)
 #   make test-power-cut | test-flaps   the full power-cut sweep and platform flap runs
 #
@@ -42,7 +43,7 @@ UNIX_ARGS := BUILD=$(UNIX_BUILD) USER_C_MODULES=$(ROOT)/cmodules \
 	FROZEN_MANIFEST=$(ROOT)/tools/manifest_unix.py MPY_LIB_DIR=$(MPYLIB_STUB) \
 	MICROPY_PY_BTREE=0
 
-.PHONY: all deps run demo release test unix natmod firmware test-c test-mpy test-platform test-rest test-e2e test-hil bench bench-smoke clean-firmware help \
+.PHONY: all deps run demo release test unix natmod firmware test-c test-mpy test-platform test-rest test-e2e test-web web-screenshot test-hil bench bench-smoke clean-firmware help \
 	test-power-cut test-flaps
 
 all: unix natmod firmware
@@ -52,7 +53,7 @@ help:
 
 # ---- set-up ----
 
-deps: $(STAMPS)/host $(STAMPS)/sources $(STAMPS)/venv $(STAMPS)/microdot $(STAMPS)/npm
+deps: $(STAMPS)/host $(STAMPS)/sources $(STAMPS)/venv $(STAMPS)/microdot $(STAMPS)/npm $(STAMPS)/browser
 
 $(STAMPS)/host: $(ROOT)/tools/deps.sh
 	$(ROOT)/tools/deps.sh host
@@ -71,6 +72,11 @@ $(STAMPS)/venv: $(ROOT)/tools/requirements.txt $(ROOT)/reference_platform/requir
 
 $(STAMPS)/microdot: $(STAMPS)/venv $(ROOT)/tools/deps.sh
 	$(ROOT)/tools/deps.sh microdot
+	@touch $@
+
+# headless Chromium and chromedriver from Debian, for the web page tests
+$(STAMPS)/browser: $(ROOT)/tools/deps.sh $(STAMPS)/host
+	$(ROOT)/tools/deps.sh browser
 	@touch $@
 
 $(STAMPS)/npm: $(ROOT)/tools/package.json $(ROOT)/tools/package-lock.json $(STAMPS)/host
@@ -179,6 +185,14 @@ test-power-cut: unix $(STAMPS)/venv
 test-flaps: unix $(STAMPS)/venv
 	cd $(ROOT) && FLAPS_FULL=1 $(PYTEST) -s tests/e2e/test_flaps.py
 
+# the device's web page in headless Chromium against the simulated device, and the live event
+# stream over real sockets (order, gaps, scoping, bounds, a stalled client), on the unix build
+test-web: unix $(STAMPS)/venv $(STAMPS)/browser
+	cd $(ROOT) && $(PYTEST) tests/web
+
+web-screenshot: unix $(STAMPS)/venv $(STAMPS)/browser
+	cd $(ROOT) && SCREENSHOT=$(ROOT)/docs/web_page.png $(PYTEST) tests/web/test_web_page_browser.py
+
 # the UF2 booted in an emulated RP2040
 test-hil: firmware natmod $(STAMPS)/venv $(STAMPS)/npm
 	cd $(ROOT) && $(PYTEST) -s tests/hil
@@ -191,7 +205,7 @@ bench: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
 bench-smoke: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
 	cd $(ROOT) && $(PY) bench/run_all.py --smoke
 
-test: deps test-c test-mpy test-platform test-rest test-e2e test-hil bench-smoke
+test: deps test-c test-mpy test-platform test-rest test-e2e test-web test-hil bench-smoke
 	@echo "all tests passed"
 
 # ---- releases: signed offline by their owner (the platform never signs) ----

@@ -28,6 +28,8 @@ DEFERRED = const(1)
 REJECTED_INTERVAL = const(2)
 REJECTED_INTERLOCK = const(3)
 REASONS = ("ok", "deferred", "interval", "interlock")
+METRICS = ("ticks", "late_ticks", "deferred", "rejected_interval", "rejected_interlock",
+           "pulses_expired", "input_edges", "wdt_feeds", "writes")
 PULL_NONE = const(0)
 PULL_UP = const(1)
 PULL_DOWN = const(2)
@@ -35,13 +37,21 @@ MAX_RELAYS = const(32)
 MAX_INPUTS = const(16)
 MAX_GROUPS = const(8)
 MAX_SLOTS = const(8)
-WDT_MAX_MS = const(8388)
+MAX_SLOT_NAME = const(15)
 NUM_PINS = 64 if _Pin is None else 30
+# the limits of cmodules/relaygpio/relay_limits.h (tests/mpy/test_relaygpio_limits.py)
+WDT_MAX_MS = const(8388)
+MIN_INTERVAL_MAX_MS = const(3600000)
+DEAD_TIME_MAX_MS = const(3600000)
+SLOT_WINDOW_MAX_MS = const(3600000)
+DEBOUNCE_MAX_MS = const(60000)
+PULSE_MAX_MS = const(86400000)
+TICK_MIN_US = const(100)
+AUTOTICK_MIN_US = const(100)
+AUTOTICK_MAX_US = const(1000000)
 
 _MASK = const(0x3FFFFFFF)
 _U32 = 0xFFFFFFFF
-_MAX_MS = const(3600000)          # longest interval, dead time and slot window
-_MAX_DEBOUNCE_MS = const(60000)
 
 # group fields
 _G_MEMBERS = const(0)
@@ -99,6 +109,13 @@ def _ms(what, v, lo, hi):
     if not lo <= v <= hi:
         raise ValueError("%s %d ms out of range %d..%d" % (what, v, lo, hi))
     return v
+
+
+def _u32(what, v):
+    # a relay mask: 32 bits, negative ones as two's complement (-1 = all 32)
+    if not -0x80000000 <= _int(v) <= _U32:
+        raise ValueError("%s %d wider than 32 bits" % (what, v))
+    return v & _U32
 
 
 def _sat(v):
@@ -247,6 +264,8 @@ class Bank:
         hw = _SimHw() if sim else _Rp2Hw()
         pins = list(pins)
         n = len(pins)
+        active_low = _u32("active_low", active_low)
+        on_at_boot = _u32("on_at_boot", on_at_boot)
         if not 1 <= n <= MAX_RELAYS:
             raise ValueError("1 to 32 relays, got %d" % n)
         self._hw = hw
@@ -257,8 +276,8 @@ class Bank:
             if (self._used >> p) & 1:
                 raise ValueError("duplicate pin %d" % p)
             self._used |= 1 << p
-        if _int(tick_us) < 100:
-            raise ValueError("tick_us %d below 100" % tick_us)
+        if _int(tick_us) < TICK_MIN_US:
+            raise ValueError("tick_us %d below %d" % (tick_us, TICK_MIN_US))
         active_low = self._mask(active_low)
         on_at_boot = self._mask(on_at_boot)
         self._pins = pins
@@ -307,7 +326,7 @@ class Bank:
             raise ValueError("pin %d out of range 0..%d" % (p, top))
 
     def _mask(self, mask):
-        mask = _int(mask) & _U32  # taken as uint32: -1 names all 32 relays
+        mask = _u32("mask", mask)
         if mask >> self._n:
             top = 31
             while not (mask >> top) & 1:
@@ -440,8 +459,8 @@ class Bank:
 
     def pulse(self, i, ms, now=None):
         i = self._relay(i)
-        if not 1 <= _int(ms) <= _U32:
-            raise ValueError("pulse %d ms out of range 1..%d" % (ms, _U32))
+        if not 1 <= _int(ms) <= PULSE_MAX_MS:
+            raise ValueError("pulse %d ms out of range 1..%d" % (ms, PULSE_MAX_MS))
         min_ms = self._ivl[i] // 1000
         if ms < min_ms:
             raise ValueError("pulse %d ms shorter than relay %d min interval %d ms" % (ms, i, min_ms))
@@ -450,7 +469,7 @@ class Bank:
     def write(self, mask, values, now=None):
         self._live()
         mask = self._mask(mask)
-        values = _int(values) & mask
+        values = _u32("values", values) & mask
         now = self._now(now)
         state = self._state
         change = (state ^ values) & mask
@@ -487,14 +506,14 @@ class Bank:
 
     def min_interval(self, i, ms):
         i = self._relay(i)
-        self._ivl[i] = _ms("min interval", ms, 0, _MAX_MS) * 1000
+        self._ivl[i] = _ms("min interval", ms, 0, MIN_INTERVAL_MAX_MS) * 1000
         self._clear |= 1 << i  # the new interval counts from the next switch
         self._left[i] = 0
 
     def interlock(self, mask, dead_ms):
         self._live()
         mask = self._mask(mask)
-        dead = _ms("dead time", dead_ms, 0, _MAX_MS)
+        dead = _ms("dead time", dead_ms, 0, DEAD_TIME_MAX_MS)
         if _count(mask) < 2:
             raise ValueError("interlock mask %d has fewer than 2 relays" % mask)
         for i in _bits(mask):
@@ -514,7 +533,7 @@ class Bank:
     def input(self, pin, debounce_ms=20, active_low=True, pull=PULL_UP, toggles=-1):
         self._live()
         self._check_pin(pin)
-        deb = _ms("debounce", debounce_ms, 0, _MAX_DEBOUNCE_MS)
+        deb = _ms("debounce", debounce_ms, 0, DEBOUNCE_MAX_MS)
         if not PULL_NONE <= _int(pull) <= PULL_DOWN:
             raise ValueError("pull %d not PULL_NONE, PULL_UP or PULL_DOWN" % pull)
         if not -1 <= _int(toggles) < self._n:
@@ -534,9 +553,9 @@ class Bank:
         self._live()
         if not isinstance(name, str):
             raise TypeError("can't convert %s to str" % type(name).__name__)
-        if not 1 <= len(name.encode()) <= 15:
-            raise ValueError("slot name '%s' must be 1..15 characters" % name)
-        w = _ms("slot window", window_ms, 1, _MAX_MS)
+        if not 1 <= len(name.encode()) <= MAX_SLOT_NAME:
+            raise ValueError("slot name '%s' must be 1..%d characters" % (name, MAX_SLOT_NAME))
+        w = _ms("slot window", window_ms, 1, SLOT_WINDOW_MAX_MS)
         if len(self._slots) >= MAX_SLOTS:
             raise ValueError("too many slots (max %d)" % MAX_SLOTS)
         for s in self._slots:
@@ -643,8 +662,9 @@ class Bank:
 
     def autotick(self, period_us):
         self._live()
-        if not 100 <= _int(period_us) <= 1000000:
-            raise ValueError("autotick period %d us out of range 100..1000000" % period_us)
+        if not AUTOTICK_MIN_US <= _int(period_us) <= AUTOTICK_MAX_US:
+            raise ValueError("autotick period %d us out of range %d..%d"
+                             % (period_us, AUTOTICK_MIN_US, AUTOTICK_MAX_US))
         return False  # no hardware timer from Python: the caller ticks
 
     # --- reading ---
@@ -683,6 +703,25 @@ class Bank:
             "switches": list(self._switches),
             "edges": [j[_I_EDGES] for j in self._inputs],
         }
+
+    def metrics_into(self, buf):
+        # the counters in METRICS order, switches per relay, edges per input
+        self._live()
+        n = len(METRICS) + self._n + len(self._inputs)
+        if len(buf) < n:
+            raise ValueError("metrics buffer holds %d values, needs %d" % (len(buf), n))
+        k = 0
+        for v in (self._ticks, self._late, self._deferred, self._rej_interval, self._rej_interlock,
+                  self._expired, self._input_edges, self._feeds, self._writes):
+            buf[k] = v
+            k += 1
+        for v in self._switches:
+            buf[k] = v
+            k += 1
+        for j in self._inputs:
+            buf[k] = j[_I_EDGES]
+            k += 1
+        return n
 
     # --- simulated backend only ---
 

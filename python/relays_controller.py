@@ -18,7 +18,7 @@ except ImportError:
 
 import sys
 
-from iotlib import atomic_file, logger
+from iotlib import atomic_file, events, logger
 from iotlib.auth_manager import AuthManager
 from iotlib.config_manager import ConfigManager
 from iotlib.network_manager import NetworkManager, SimWLAN, board_wlan
@@ -133,8 +133,10 @@ class RelaysController:
         self.config.net = self.net
         if persist_min_ms is None:
             persist_min_ms = 1000 if self.simulate else 5000
+        self.events = events.EventBus()  # live events: the web page's stream, MQTT
         self.relays = RelayGPIOManager(self.data_dir, alarm=self.alarm,
-                                       persist_min_ms=persist_min_ms, tick_ms=tick_ms)
+                                       persist_min_ms=persist_min_ms, tick_ms=tick_ms,
+                                       bus=self.events)
         self.relays.on_reset = self._on_reset
         self.state = StateManager(self.auth, self.relays, self.config, firmware_version,
                                   counters=self.counters, alarm=self.alarm, timeout_ms=timeout_ms)
@@ -177,6 +179,7 @@ class RelaysController:
         # every manager reports through here; never raises
         try:
             self.alarms.raise_alarm_nowait(key, message, severity)
+            self.events.publish(events.ALARM, key=key, message=message, severity=severity)
         except Exception as e:
             _log.error("alarm lost", key=key, error=e)
 
@@ -451,6 +454,7 @@ class RelaysController:
         s("config", self.config.run)
         s("state", self.state.run)
         s("heartbeat", self.watchdog.run)
+        s("events", lambda: events.watch_ready(self.events, self.ready))
         if hasattr(self.alarms, "run"):
             s("alarms", self.alarms.run)
         if self.timesync is not None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches and builds every outside dependency into the git-ignored cache.
 # Each step is idempotent: a stamp file marks it done, so a second run is quick.
-# Usage: tools/deps.sh STEP...   (steps: host mpy picosdk picotool venv npm all)
+# Usage: tools/deps.sh STEP...   (steps: host mpy picosdk picotool venv npm browser all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -200,6 +200,19 @@ step_microdot() {
     rm -rf "$tmp"
 }
 
+# ---- headless Chromium and its WebDriver, from Debian (the web page tests) ----
+BROWSER_PKGS="chromium chromium-driver"
+step_browser() {
+    local missing=()
+    for p in $BROWSER_PKGS; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}"
+}
+
 # ---- npm packages (the RP2040 emulator) ----
 step_npm() {
     local pkg=$ROOT/tools/package.json
@@ -216,8 +229,8 @@ step_npm() {
 [ $# -gt 0 ] || set -- all
 for s in "$@"; do
     case $s in
-        all) step_host; step_mpy; step_picosdk; step_picotool; step_venv; step_microdot; step_npm ;;
-        host|mpy|picosdk|picotool|venv|microdot|npm) "step_$s" ;;
+        all) step_host; step_mpy; step_picosdk; step_picotool; step_venv; step_microdot; step_npm; step_browser ;;
+        host|mpy|picosdk|picotool|venv|microdot|npm|browser) "step_$s" ;;
         *) log "unknown step $s"; exit 2 ;;
     esac
 done

@@ -8,6 +8,7 @@
 #include "hardware/structs/psm.h"
 #include "hardware/structs/sio.h"
 #include "hardware/structs/watchdog.h"
+#include "pico/time.h"
 
 #include "relay_hw.h"
 #include "hw_rp2_cause.h"
@@ -24,12 +25,6 @@ void relay_hw_init_outputs(relay_hw_t *hw, relay_pinmask_t pins, relay_pinmask_t
     sio_hw->gpio_set = m & (uint32_t)levels;
     gpio_set_dir_out_masked(m);
     hw->out_mask |= pins;
-}
-
-void relay_hw_write(relay_hw_t *hw, relay_pinmask_t mask, relay_pinmask_t levels) {
-    (void)hw;
-    // one store: every pin in mask changes at the same instant
-    sio_hw->gpio_togl = (sio_hw->gpio_out ^ (uint32_t)levels) & (uint32_t)mask;
 }
 
 void relay_hw_init_input(relay_hw_t *hw, unsigned pin, int pull) {
@@ -98,12 +93,37 @@ void relay_hw_reset_cause(relay_hw_t *hw, char *buf, size_t len) {
     relay_cause_unpack(watchdog_hw->reason, WATCHDOG_REASON_TIMER_BITS, scratch, buf, len);
 }
 
-uint32_t relay_hw_lock(void) {
-    return save_and_disable_interrupts();
+// One repeating timer for the board. The firmware has static data, so the
+// callback and its argument are kept here.
+static repeating_timer_t autotick_timer;
+static bool autotick_on;
+static void (*autotick_fn)(void *arg);
+static void *autotick_arg;
+
+static bool autotick_cb(repeating_timer_t *t) {
+    (void)t;
+    autotick_fn(autotick_arg);
+    return true;
 }
 
-void relay_hw_unlock(uint32_t state) {
-    restore_interrupts(state);
+int relay_hw_autotick_start(uint32_t period_us, void (*fn)(void *arg), void *arg) {
+    relay_hw_autotick_stop();
+    autotick_fn = fn;
+    autotick_arg = arg;
+    // negative delay: period measured start to start, so ticks do not drift
+    autotick_on = add_repeating_timer_us(-(int64_t)period_us, autotick_cb, NULL, &autotick_timer);
+    return autotick_on;
+}
+
+void relay_hw_autotick_stop(void) {
+    if (autotick_on) {
+        cancel_repeating_timer(&autotick_timer);
+        autotick_on = false;
+    }
+}
+
+uint32_t relay_hw_now_us(void) {
+    return time_us_32();
 }
 
 #endif // !RELAY_HW_SIM && !RELAY_HW_RP2_SIO

@@ -74,12 +74,6 @@ void relay_hw_init_outputs(relay_hw_t *hw, relay_pinmask_t pins, relay_pinmask_t
     hw->out_mask |= pins;
 }
 
-void relay_hw_write(relay_hw_t *hw, relay_pinmask_t mask, relay_pinmask_t levels) {
-    (void)hw;
-    // one store: every pin in mask changes at the same instant
-    REG(SIO_GPIO_OUT_XOR) = (REG(SIO_GPIO_OUT) ^ (uint32_t)levels) & (uint32_t)mask;
-}
-
 void relay_hw_init_input(relay_hw_t *hw, unsigned pin, int pull) {
     sio_gpio_init(pin);
     uint32_t want = (pull == RELAY_PULL_UP ? PADS_PUE : 0u) | (pull == RELAY_PULL_DOWN ? PADS_PDE : 0u);
@@ -152,16 +146,6 @@ void relay_hw_reset_cause(relay_hw_t *hw, char *buf, size_t len) {
         scratch[i] = REG(WDT_SCRATCH(i));
     }
     relay_cause_unpack(REG(WDT_REASON), WDT_REASON_TIMER, scratch, buf, len);
-}
-
-uint32_t relay_hw_lock(void) {
-    uint32_t primask;
-    __asm volatile ("mrs %0, PRIMASK\n\tcpsid i" : "=r" (primask) :: "memory");
-    return primask;
-}
-
-void relay_hw_unlock(uint32_t state) {
-    __asm volatile ("msr PRIMASK, %0" :: "r" (state) : "memory");
 }
 
 #endif // RELAY_HW_RP2_SIO

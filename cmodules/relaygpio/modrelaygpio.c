@@ -1,6 +1,7 @@
 // relaygpio: MicroPython binding of the relay core. It only converts
-// arguments, raises clear errors and builds result objects; relay logic lives
-// in relay_core.c and hardware in the hw_*.c backend. The same file is built
+// arguments, turns the core's error codes into exceptions (one table) and
+// builds result objects; checks and relay logic live in relay_core.c, limits
+// in relay_limits.h, hardware in the hw_*.c backend. The same file is built
 // into the firmware / unix port and, through natmod/, as a native .mpy.
 
 #if MICROPY_ENABLE_DYNRUNTIME
@@ -12,13 +13,11 @@
 #endif
 
 #include "relay_core.h"
+#include "relaygpio_methods.h"
 
-#if !MICROPY_ENABLE_DYNRUNTIME && !defined(RELAY_HW_SIM)
-#include "pico/time.h"
-#define RELAYGPIO_HAVE_AUTOTICK (1)
-#else
-#define RELAYGPIO_HAVE_AUTOTICK (0)
-#endif
+// The bank a hardware timer ticks must stay reachable for the GC: a root
+// pointer, which only the firmware has.
+#define RELAYGPIO_ROOTED_AUTOTICK (RELAY_HW_HAS_AUTOTICK && !MICROPY_ENABLE_DYNRUNTIME)
 
 // A natmod's qstrs are only known at load time, so its argument tables are
 // built on the stack; the firmware keeps them in ROM.
@@ -45,53 +44,114 @@ extern const mp_obj_type_t relaygpio_bank_type;
 #define RELAYGPIO_BANK_TYPE (&relaygpio_bank_type)
 #endif
 
-// ---- error messages naming the value: a natmod has no printf, so a tiny formatter ----
+// ---- errors: one message per core code ----
 
-static char *fmt_uint(char *p, char *end, mp_uint_t v) {
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10u);
-        v /= 10u;
-    } while (v && n < 20);
-    while (n && p < end) {
-        *p++ = tmp[--n];
+// Each message is Python %-formatted from the numbers in relay_bank_t.err, so a
+// value too big for C is still shown as given. fields: what each % takes
+// (v value, l lo, h hi, a aux, m mask, s the name argument). Char arrays, not
+// pointers: a natmod's data must need no relocation.
+typedef struct {
+    char kind;                      // 'V' ValueError, 'I' IndexError, 'O' OSError
+    char fields[4];
+    char fmt[53];
+} relaygpio_msg_t;
+
+#define MSG(code, kind, fields, fmt) [-(code)] = {kind, fields, fmt}
+static const relaygpio_msg_t relaygpio_msgs[1 - RELAY_ERR_FIRST] = {
+    MSG(RELAY_ERR_RELAY_COUNT, 'V', "lhv", "%d to %d relays, got %d"),
+    MSG(RELAY_ERR_PIN, 'V', "vlh", "pin %d out of range %d..%d"),
+    MSG(RELAY_ERR_DUP_PIN, 'V', "v", "duplicate pin %d"),
+    MSG(RELAY_ERR_TICK, 'V', "vl", "tick_us %d below %d"),
+    MSG(RELAY_ERR_MASK, 'V', "vh", "mask names relay %d of %d"),
+    MSG(RELAY_ERR_RELAY, 'I', "vlh", "relay %d out of range %d..%d"),
+    MSG(RELAY_ERR_INPUT, 'I', "vlh", "input %d out of range %d..%d"),
+    MSG(RELAY_ERR_SLOT, 'I', "vlh", "slot %d out of range %d..%d"),
+    MSG(RELAY_ERR_NO_INPUTS, 'I', "v", "input %d out of range (no inputs)"),
+    MSG(RELAY_ERR_NO_SLOTS, 'I', "v", "slot %d out of range (no slots)"),
+    MSG(RELAY_ERR_MIN_INTERVAL, 'V', "vlh", "min interval %d ms out of range %d..%d"),
+    MSG(RELAY_ERR_PULSE, 'V', "vlh", "pulse %d ms out of range %d..%d"),
+    MSG(RELAY_ERR_PULSE_SHORT, 'V', "val", "pulse %d ms shorter than relay %d min interval %d ms"),
+    MSG(RELAY_ERR_DEAD_TIME, 'V', "vlh", "dead time %d ms out of range %d..%d"),
+    MSG(RELAY_ERR_GROUP_SIZE, 'V', "ml", "interlock mask %d has fewer than %d relays"),
+    MSG(RELAY_ERR_GROUP_MEMBER, 'V', "va", "relay %d already in interlock group %d"),
+    MSG(RELAY_ERR_GROUP_COUNT, 'V', "h", "too many interlock groups (max %d)"),
+    MSG(RELAY_ERR_GROUP_ON, 'V', "mv", "interlock mask %d has %d relays on"),
+    MSG(RELAY_ERR_DEBOUNCE, 'V', "vlh", "debounce %d ms out of range %d..%d"),
+    MSG(RELAY_ERR_PULL, 'V', "v", "pull %d not PULL_NONE, PULL_UP or PULL_DOWN"),
+    MSG(RELAY_ERR_TOGGLES, 'I', "vh", "relay %d out of range 0..%d"),
+    MSG(RELAY_ERR_INPUT_COUNT, 'V', "h", "too many inputs (max %d)"),
+    MSG(RELAY_ERR_SLOT_NAME, 'V', "slh", "slot name '%s' must be %d..%d characters"),
+    MSG(RELAY_ERR_SLOT_WINDOW, 'V', "vlh", "slot window %d ms out of range %d..%d"),
+    MSG(RELAY_ERR_SLOT_COUNT, 'V', "h", "too many slots (max %d)"),
+    MSG(RELAY_ERR_SLOT_DUP, 'V', "s", "duplicate slot name '%s'"),
+    MSG(RELAY_ERR_WDT_TIMEOUT, 'V', "vlh", "watchdog timeout %d ms out of range %d..%d"),
+    MSG(RELAY_ERR_WDT_STARTED, 'V', "", "watchdog already started"),
+    MSG(RELAY_ERR_AUTOTICK, 'V', "vlh", "autotick period %d us out of range %d..%d"),
+    MSG(RELAY_ERR_NO_TIMER, 'O', "", ""),
+};
+
+// The first argument that did not fit the C type the core takes, and the value
+// the core got instead (the nearest end of that type, which it rejects).
+typedef struct {
+    mp_obj_t obj;
+    int32_t as;
+} relaygpio_big_t;
+
+static size_t cstr_len(const char *s) {
+    size_t n = 0;
+    while (s[n]) {
+        n++;
     }
-    return p;
+    return n;
 }
 
-// fmt understands up to three %d (mp_int_t) and one %s; anything else is copied.
-static NORETURN void raise_fmt3(const mp_obj_type_t *type, const char *fmt, mp_int_t a, mp_int_t b, mp_int_t c, const char *s) {
-    char buf[80];
-    char *p = buf, *end = buf + sizeof(buf) - 1;
-    mp_int_t ints[3] = {a, b, c};
-    int next = 0;
-    for (; *fmt && p < end; fmt++) {
-        if (fmt[0] == '%' && fmt[1] == 'd') {
-            mp_int_t v = next < 3 ? ints[next++] : 0;
-            if (v < 0) {
-                *p++ = '-';
-                v = -v;
-            }
-            p = fmt_uint(p, end, (mp_uint_t)v);
-            fmt++;
-        } else if (fmt[0] == '%' && fmt[1] == 's') {
-            for (const char *q = s; q && *q && p < end; q++) {
-                *p++ = *q;
-            }
-            fmt++;
-        } else {
-            *p++ = *fmt;
+static NORETURN void raise_core(const relay_bank_t *core, int code, const relaygpio_big_t *big, mp_obj_t name) {
+    const relaygpio_msg_t *msg = &relaygpio_msgs[-code];
+    const relay_error_t *e = &core->err;
+    if (msg->kind == 'O') {
+        mp_raise_OSError(MP_ENOMEM);
+    }
+    mp_obj_t items[4];
+    size_t n = 0;
+    for (const char *f = msg->fields; *f && n < 4; f++) {
+        switch (*f) {
+            case 'v':
+                items[n++] = (big != NULL && big->obj != MP_OBJ_NULL && big->as == e->value)
+                    ? big->obj : mp_obj_new_int(e->value);
+                break;
+            case 'l':
+                items[n++] = mp_obj_new_int(e->lo);
+                break;
+            case 'h':
+                items[n++] = mp_obj_new_int(e->hi);
+                break;
+            case 'a':
+                items[n++] = mp_obj_new_int(e->aux);
+                break;
+            case 'm':
+                items[n++] = mp_obj_new_int_from_uint(e->mask);
+                break;
+            default:
+                items[n++] = name;
+                break;
         }
     }
-    mp_raise_type_arg(type, mp_obj_new_str(buf, p - buf));
+    mp_obj_t text = mp_obj_new_str(msg->fmt, cstr_len(msg->fmt));
+    if (n) {
+        text = mp_binary_op(MP_BINARY_OP_MODULO, text, mp_obj_new_tuple(n, items));
+    }
+    mp_raise_type_arg(msg->kind == 'I' ? &mp_type_IndexError : &mp_type_ValueError, text);
 }
 
-static NORETURN void raise_fmt(const mp_obj_type_t *type, const char *fmt, mp_int_t a, mp_int_t b, const char *s) {
-    raise_fmt3(type, fmt, a, b, 0, s);
+// A core result: errors raise, the rest is returned.
+static inline int check(relaygpio_bank_obj_t *self, int r, const relaygpio_big_t *big, mp_obj_t name) {
+    if (r < 0) {
+        raise_core(&self->core, r, big, name);
+    }
+    return r;
 }
 
-// ---- argument helpers ----
+// ---- argument conversion ----
 
 static relaygpio_bank_obj_t *get_bank(mp_obj_t self_in) {
     relaygpio_bank_obj_t *self = MP_OBJ_TO_PTR(self_in);
@@ -110,7 +170,8 @@ static relay_time_t clock_now(relaygpio_bank_obj_t *self) {
     #endif
 }
 
-// `now` is the last positional argument or the keyword now=; None or absent reads the clock.
+// `now` is the last positional argument or the keyword now=; None or absent
+// reads the clock. A time is a point in the 2**30 us ring, so it wraps.
 static relay_time_t now_arg(relaygpio_bank_obj_t *self, size_t n_args, const mp_obj_t *args, size_t pos, mp_map_t *kw) {
     mp_obj_t now = n_args > pos ? args[pos] : mp_const_none;
     if (kw != NULL && kw->used) {
@@ -131,52 +192,82 @@ static relay_time_t now_arg(relaygpio_bank_obj_t *self, size_t n_args, const mp_
     return (relay_time_t)mp_obj_get_int_truncated(now) & RELAY_TIME_MASK;
 }
 
+// The time for a request on the relays in mask: the clock is read only when
+// one of them has a timer (relay_needs_time), or when the caller gave now.
+static inline relay_time_t now_for(relaygpio_bank_obj_t *self, uint32_t mask, size_t n_args, const mp_obj_t *args, size_t pos, mp_map_t *kw) {
+    if (n_args <= pos && (kw == NULL || !kw->used) && !relay_needs_time(&self->core, mask)) {
+        return 0;       // never read by the core for these relays
+    }
+    return now_arg(self, n_args, args, pos, kw);
+}
+
+static inline uint32_t relay_bit(int32_t i) {
+    return (uint32_t)i < 32 ? 1u << i : 0;
+}
+
+// An int too big for a machine word (or, on the RP2040, for a small int): is it
+// exactly the C value v? Works the same in the firmware and a natmod.
+static bool int_is(mp_obj_t arg, mp_obj_t v) {
+    return mp_binary_op(MP_BINARY_OP_EQUAL, arg, v) == mp_const_true;
+}
+
+// An int argument as an int32. Beyond int32 it becomes INT32_MIN or INT32_MAX,
+// which every core check rejects; big keeps the original for the message.
 // Small ints (every real index or flag) skip the generic conversions: on the
 // RP2040 those calls cost as much as the relay logic itself.
-static inline mp_int_t int_arg(mp_obj_t arg) {
-    return mp_obj_is_small_int(arg) ? MP_OBJ_SMALL_INT_VALUE(arg) : mp_obj_get_int(arg);
+static int32_t i32_arg_slow(mp_obj_t arg, relaygpio_big_t *big) {
+    // a small int here is beyond int32 (hosts with 64-bit words)
+    if (!mp_obj_is_small_int(arg)) {
+        mp_int_t v = (mp_int_t)mp_obj_get_int_truncated(arg);   // TypeError if not an int
+        if (v >= INT32_MIN && v <= INT32_MAX && int_is(arg, mp_obj_new_int(v))) {
+            return (int32_t)v;
+        }
+    }
+    int32_t as = mp_binary_op(MP_BINARY_OP_LESS, arg, MP_OBJ_NEW_SMALL_INT(0)) == mp_const_true
+        ? INT32_MIN : INT32_MAX;
+    if (big->obj == MP_OBJ_NULL) {
+        big->obj = arg;
+        big->as = as;
+    }
+    return as;
+}
+
+static inline int32_t i32_arg(mp_obj_t arg, relaygpio_big_t *big) {
+    if (mp_obj_is_small_int(arg)) {
+        mp_int_t v = MP_OBJ_SMALL_INT_VALUE(arg);
+        if (v >= INT32_MIN && v <= INT32_MAX) {
+            return (int32_t)v;
+        }
+    }
+    return i32_arg_slow(arg, big);
 }
 
 static inline bool bool_arg(mp_obj_t arg) {
     return mp_obj_is_small_int(arg) ? MP_OBJ_SMALL_INT_VALUE(arg) != 0 : mp_obj_is_true(arg);
 }
 
-static int relay_index(relaygpio_bank_obj_t *self, mp_obj_t arg) {
-    mp_int_t i = int_arg(arg);
-    if (i < 0 || i >= self->core.n_relays) {
-        raise_fmt(&mp_type_IndexError, "relay %d out of range 0..%d", i, self->core.n_relays - 1, NULL);
-    }
-    return (int)i;
-}
-
-static uint32_t mask_arg(relaygpio_bank_obj_t *self, mp_obj_t arg) {
-    mp_int_t v = mp_obj_get_int_truncated(arg);
-    uint32_t m = (uint32_t)v;
-    uint32_t n = self->core.n_relays;
-    if (n < 32 && (m >> n) != 0) {
-        int bit = 31;
-        while (!(m & (1u << bit))) {
-            bit--;
+// A relay mask: 32 bits, negative ones as two's complement (-1 names all 32
+// relays). Wider values are refused here: the core takes a uint32.
+static uint32_t mask_arg(mp_obj_t arg, const char *what) {
+    if (mp_obj_is_small_int(arg)) {
+        mp_int_t v = MP_OBJ_SMALL_INT_VALUE(arg);
+        if (v >= INT32_MIN && (v < 0 || (mp_uint_t)v <= 0xffffffffu)) {
+            return (uint32_t)v;
         }
-        raise_fmt(&mp_type_ValueError, "mask names relay %d of %d", bit, n, NULL);
+    } else {
+        mp_uint_t t = mp_obj_get_int_truncated(arg);            // TypeError if not an int
+        if (t <= 0xffffffffu && int_is(arg, mp_obj_new_int_from_uint(t))) {
+            return (uint32_t)t;
+        }
+        mp_int_t v = (mp_int_t)t;
+        if (v < 0 && v >= INT32_MIN && int_is(arg, mp_obj_new_int(v))) {
+            return (uint32_t)v;
+        }
     }
-    return m;
-}
-
-static uint32_t ms_arg(mp_obj_t arg, const char *what, uint32_t max) {
-    mp_int_t v = mp_obj_get_int(arg);
-    if (v < 0 || (uint32_t)v > max) {
-        raise_fmt(&mp_type_ValueError, "%s %d ms out of range 0..%d", v, (mp_int_t)max, what);
-    }
-    return (uint32_t)v;
-}
-
-// A core error code that the checks above did not already catch.
-static void check(int r) {
-    if (r >= 0) {
-        return;
-    }
-    raise_fmt(&mp_type_ValueError, "relay core error: %s", 0, 0, relay_status_name(r));
+    static const char fmt[] = "%s %d wider than 32 bits";
+    mp_obj_t items[2] = { mp_obj_new_str(what, cstr_len(what)), arg };
+    mp_raise_type_arg(&mp_type_ValueError, mp_binary_op(MP_BINARY_OP_MODULO,
+        mp_obj_new_str(fmt, sizeof(fmt) - 1), mp_obj_new_tuple(2, items)));
 }
 
 // ---- Bank(pins, active_low=0, on_at_boot=0, tick_us=1000) ----
@@ -187,7 +278,7 @@ static mp_obj_t bank_make_new(const mp_obj_type_t *type, size_t n_args, size_t n
         { MP_QSTR_pins, MP_ARG_REQUIRED | MP_ARG_OBJ, {.u_rom_obj = MP_ROM_INT(0)} },
         { MP_QSTR_active_low, MP_ARG_OBJ, {.u_rom_obj = MP_ROM_INT(0)} },
         { MP_QSTR_on_at_boot, MP_ARG_OBJ, {.u_rom_obj = MP_ROM_INT(0)} },
-        { MP_QSTR_tick_us, MP_ARG_INT, {.u_int = 1000} },
+        { MP_QSTR_tick_us, MP_ARG_OBJ, {.u_rom_obj = MP_ROM_INT(1000)} },
     };
     mp_arg_val_t args[MP_ARRAY_SIZE(allowed_args)];
     mp_arg_parse_all_kw_array(n_args, n_kw, all_args, MP_ARRAY_SIZE(allowed_args), allowed_args, args);
@@ -195,26 +286,25 @@ static mp_obj_t bank_make_new(const mp_obj_type_t *type, size_t n_args, size_t n
     size_t n;
     mp_obj_t *items;
     mp_obj_get_array(args[ARG_pins].u_obj, &n, &items);
-    if (n < 1 || n > RELAY_MAX) {
-        raise_fmt(&mp_type_ValueError, "1 to %d relays, got %d", RELAY_MAX, n, NULL);
-    }
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
     uint8_t pins[RELAY_MAX];
-    for (size_t i = 0; i < n; i++) {
-        mp_int_t p = mp_obj_get_int(items[i]);
-        if (p < 0 || p >= RELAY_HW_NUM_PINS) {
-            raise_fmt(&mp_type_ValueError, "pin %d out of range 0..%d", p, RELAY_HW_NUM_PINS - 1, NULL);
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (pins[j] == p) {
-                raise_fmt(&mp_type_ValueError, "duplicate pin %d", p, 0, NULL);
+    for (size_t i = 0; i < n && i < RELAY_MAX; i++) {
+        int32_t p = i32_arg(items[i], &big);
+        if (p < 0 || p > 255) {
+            // 255 is beyond every backend's pins: the core names it, we show p
+            if (big.obj == MP_OBJ_NULL) {
+                big.obj = items[i];
+                big.as = 255;
+            } else if (big.obj == items[i]) {
+                big.as = 255;
             }
+            p = 255;
         }
         pins[i] = (uint8_t)p;
     }
-    mp_int_t tick_us = args[ARG_tick_us].u_int;
-    if (tick_us < 100) {
-        raise_fmt(&mp_type_ValueError, "tick_us %d below 100", tick_us, 0, NULL);
-    }
+    int32_t tick_us = i32_arg(args[ARG_tick_us].u_obj, &big);
+    uint32_t active_low = mask_arg(args[ARG_active_low].u_obj, "active_low");
+    uint32_t on_at_boot = mask_arg(args[ARG_on_at_boot].u_obj, "on_at_boot");
 
     #if MICROPY_ENABLE_DYNRUNTIME
     relaygpio_bank_obj_t *self = mp_obj_malloc(relaygpio_bank_obj_t, type);
@@ -223,10 +313,7 @@ static mp_obj_t bank_make_new(const mp_obj_type_t *type, size_t n_args, size_t n
     relaygpio_bank_obj_t *self = mp_obj_malloc_with_finaliser(relaygpio_bank_obj_t, type);
     #endif
     self->alive = false;
-    self->core.n_relays = (uint8_t)n;  // mask_arg checks against it before init
-    uint32_t active_low = mask_arg(self, args[ARG_active_low].u_obj);
-    uint32_t on_at_boot = mask_arg(self, args[ARG_on_at_boot].u_obj);
-    check(relay_bank_init(&self->core, pins, n, active_low, on_at_boot, (uint32_t)tick_us, clock_now(self)));
+    check(self, relay_bank_init(&self->core, pins, n, active_low, on_at_boot, tick_us, clock_now(self)), &big, mp_const_none);
     self->alive = true;
     return MP_OBJ_FROM_PTR(self);
 }
@@ -235,12 +322,17 @@ static mp_obj_t bank_make_new(const mp_obj_type_t *type, size_t n_args, size_t n
 
 static mp_obj_t bank_set(size_t n_args, const mp_obj_t *args, mp_map_t *kw) {
     relaygpio_bank_obj_t *self = get_bank(args[0]);
-    if (n_args < 3 || n_args > 4) {
+    if (n_args > 4) {
         mp_raise_TypeError(MP_ERROR_TEXT("set(relay, on, now=None)"));
     }
-    int i = relay_index(self, args[1]);
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    int i = i32_arg(args[1], &big);
+    bool on = bool_arg(args[2]);
+    if (n_args == 3 && (kw == NULL || !kw->used) && relay_set_plain(&self->core, i, on)) {
+        return MP_OBJ_NEW_SMALL_INT(RELAY_OK);
+    }
     relay_time_t now = now_arg(self, n_args, args, 3, kw);
-    return MP_OBJ_NEW_SMALL_INT(relay_set(&self->core, i, bool_arg(args[2]), now));
+    return MP_OBJ_NEW_SMALL_INT(check(self, relay_set(&self->core, i, on, now), &big, mp_const_none));
 }
 static MP_DEFINE_CONST_FUN_OBJ_KW(bank_set_obj, 3, bank_set);
 
@@ -249,21 +341,25 @@ static mp_obj_t bank_toggle(size_t n_args, const mp_obj_t *args, mp_map_t *kw) {
     if (n_args > 3) {
         mp_raise_TypeError(MP_ERROR_TEXT("toggle(relay, now=None)"));
     }
-    int i = relay_index(self, args[1]);
-    relay_time_t now = now_arg(self, n_args, args, 2, kw);
-    return MP_OBJ_NEW_SMALL_INT(relay_toggle(&self->core, i, now));
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    int i = i32_arg(args[1], &big);
+    relay_time_t now = now_for(self, relay_bit(i), n_args, args, 2, kw);
+    return MP_OBJ_NEW_SMALL_INT(check(self, relay_toggle(&self->core, i, now), &big, mp_const_none));
 }
 static MP_DEFINE_CONST_FUN_OBJ_KW(bank_toggle_obj, 2, bank_toggle);
 
 static mp_obj_t bank_write(size_t n_args, const mp_obj_t *args, mp_map_t *kw) {
     relaygpio_bank_obj_t *self = get_bank(args[0]);
-    if (n_args < 3 || n_args > 4) {
+    if (n_args > 4) {
         mp_raise_TypeError(MP_ERROR_TEXT("write(mask, values, now=None)"));
     }
-    uint32_t mask = mask_arg(self, args[1]);
-    uint32_t values = (uint32_t)mp_obj_get_int_truncated(args[2]);
-    relay_time_t now = now_arg(self, n_args, args, 3, kw);
-    return MP_OBJ_NEW_SMALL_INT(relay_write(&self->core, mask, values, now));
+    uint32_t mask = mask_arg(args[1], "mask");
+    uint32_t values = mask_arg(args[2], "values");
+    if (n_args == 3 && (kw == NULL || !kw->used) && relay_write_plain(&self->core, mask, values)) {
+        return MP_OBJ_NEW_SMALL_INT(RELAY_OK);
+    }
+    relay_time_t now = now_for(self, mask, n_args, args, 3, kw);
+    return MP_OBJ_NEW_SMALL_INT(check(self, relay_write(&self->core, mask, values, now), NULL, mp_const_none));
 }
 static MP_DEFINE_CONST_FUN_OBJ_KW(bank_write_obj, 3, bank_write);
 
@@ -272,25 +368,18 @@ static mp_obj_t bank_pulse(size_t n_args, const mp_obj_t *args, mp_map_t *kw) {
     if (n_args < 3 || n_args > 4) {
         mp_raise_TypeError(MP_ERROR_TEXT("pulse(relay, ms, now=None)"));
     }
-    int i = relay_index(self, args[1]);
-    mp_int_t ms = mp_obj_get_int_truncated(args[2]);
-    if (ms < 1 || (mp_uint_t)ms > 0xffffffffu) {
-        raise_fmt(&mp_type_ValueError, "pulse %d ms out of range 1..4294967295", ms, 0, NULL);
-    }
-    uint32_t min_ms = self->core.relays[i].min_interval_us / 1000u;
-    if ((uint32_t)ms < min_ms) {
-        raise_fmt3(&mp_type_ValueError, "pulse %d ms shorter than relay %d min interval %d ms", ms, i, min_ms, NULL);
-    }
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    int i = i32_arg(args[1], &big);
+    int32_t ms = i32_arg(args[2], &big);
     relay_time_t now = now_arg(self, n_args, args, 3, kw);
-    int r = relay_pulse(&self->core, i, (uint32_t)ms, now);
-    check(r);
-    return MP_OBJ_NEW_SMALL_INT(r);
+    return MP_OBJ_NEW_SMALL_INT(check(self, relay_pulse(&self->core, i, ms, now), &big, mp_const_none));
 }
 static MP_DEFINE_CONST_FUN_OBJ_KW(bank_pulse_obj, 3, bank_pulse);
 
 static mp_obj_t bank_get(mp_obj_t self_in, mp_obj_t i_in) {
     relaygpio_bank_obj_t *self = get_bank(self_in);
-    return mp_obj_new_bool(relay_get(&self->core, relay_index(self, i_in)));
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    return mp_obj_new_bool(check(self, relay_get(&self->core, i32_arg(i_in, &big)), &big, mp_const_none));
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(bank_get_obj, bank_get);
 
@@ -309,102 +398,58 @@ static mp_obj_t bank_len(mp_obj_t self_in) {
 
 static mp_obj_t bank_min_interval(mp_obj_t self_in, mp_obj_t i_in, mp_obj_t ms_in) {
     relaygpio_bank_obj_t *self = get_bank(self_in);
-    int i = relay_index(self, i_in);
-    check(relay_set_min_interval(&self->core, i, ms_arg(ms_in, "min interval", 3600000)));
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    int i = i32_arg(i_in, &big);
+    int32_t ms = i32_arg(ms_in, &big);
+    check(self, relay_set_min_interval(&self->core, i, ms), &big, mp_const_none);
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(bank_min_interval_obj, bank_min_interval);
 
 static mp_obj_t bank_interlock(mp_obj_t self_in, mp_obj_t mask_in, mp_obj_t dead_in) {
     relaygpio_bank_obj_t *self = get_bank(self_in);
-    uint32_t mask = mask_arg(self, mask_in);
-    uint32_t dead = ms_arg(dead_in, "dead time", 3600000);
-    int members = 0, on = 0;
-    for (int i = 0; i < self->core.n_relays; i++) {
-        if (mask & (1u << i)) {
-            members++;
-            on += (self->core.state >> i) & 1;
-        }
-    }
-    if (members < 2) {
-        raise_fmt(&mp_type_ValueError, "interlock mask %d has fewer than 2 relays", mask, 0, NULL);
-    }
-    for (int i = 0; i < self->core.n_relays; i++) {
-        if ((mask & (1u << i)) && self->core.relays[i].group >= 0) {
-            raise_fmt(&mp_type_ValueError, "relay %d already in interlock group %d", i, self->core.relays[i].group, NULL);
-        }
-    }
-    int r = relay_add_interlock(&self->core, mask, dead);
-    if (r == RELAY_ERR_COUNT) {
-        raise_fmt(&mp_type_ValueError, "too many interlock groups (max %d)", RELAY_GROUP_MAX, 0, NULL);
-    } else if (r == RELAY_ERR_STATE) {
-        raise_fmt(&mp_type_ValueError, "interlock mask %d has %d relays on", mask, on, NULL);
-    }
-    check(r);
-    return MP_OBJ_NEW_SMALL_INT(r);
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    uint32_t mask = mask_arg(mask_in, "mask");
+    int32_t dead = i32_arg(dead_in, &big);
+    return MP_OBJ_NEW_SMALL_INT(check(self, relay_add_interlock(&self->core, mask, dead), &big, mp_const_none));
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(bank_interlock_obj, bank_interlock);
 
 static mp_obj_t bank_input(size_t n_args, const mp_obj_t *pos_args, mp_map_t *kw_args) {
     enum { ARG_pin, ARG_debounce_ms, ARG_active_low, ARG_pull, ARG_toggles };
     ARG_TABLE allowed_args[] = {
-        { MP_QSTR_pin, MP_ARG_REQUIRED | MP_ARG_INT, {.u_int = 0} },
-        { MP_QSTR_debounce_ms, MP_ARG_INT, {.u_int = 20} },
+        { MP_QSTR_pin, MP_ARG_REQUIRED | MP_ARG_OBJ, {.u_rom_obj = MP_ROM_INT(0)} },
+        { MP_QSTR_debounce_ms, MP_ARG_OBJ, {.u_rom_obj = MP_ROM_INT(20)} },
         { MP_QSTR_active_low, MP_ARG_BOOL, {.u_bool = true} },
-        { MP_QSTR_pull, MP_ARG_INT, {.u_int = RELAY_PULL_UP} },
-        { MP_QSTR_toggles, MP_ARG_INT, {.u_int = -1} },
+        { MP_QSTR_pull, MP_ARG_OBJ, {.u_rom_obj = MP_ROM_INT(RELAY_PULL_UP)} },
+        { MP_QSTR_toggles, MP_ARG_OBJ, {.u_rom_obj = MP_ROM_INT(-1)} },
     };
     relaygpio_bank_obj_t *self = get_bank(pos_args[0]);
     mp_arg_val_t args[MP_ARRAY_SIZE(allowed_args)];
     mp_arg_parse_all(n_args - 1, pos_args + 1, kw_args, MP_ARRAY_SIZE(allowed_args), allowed_args, args);
-
-    mp_int_t pin = args[ARG_pin].u_int;
-    if (pin < 0 || pin >= RELAY_HW_NUM_PINS) {
-        raise_fmt(&mp_type_ValueError, "pin %d out of range 0..%d", pin, RELAY_HW_NUM_PINS - 1, NULL);
-    }
-    mp_int_t deb = args[ARG_debounce_ms].u_int;
-    if (deb < 0 || deb > 60000) {
-        raise_fmt(&mp_type_ValueError, "debounce %d ms out of range 0..60000", deb, 0, NULL);
-    }
-    mp_int_t pull = args[ARG_pull].u_int;
-    if (pull < RELAY_PULL_NONE || pull > RELAY_PULL_DOWN) {
-        raise_fmt(&mp_type_ValueError, "pull %d not PULL_NONE, PULL_UP or PULL_DOWN", pull, 0, NULL);
-    }
-    mp_int_t toggles = args[ARG_toggles].u_int;
-    if (toggles < -1 || toggles >= self->core.n_relays) {
-        raise_fmt(&mp_type_IndexError, "relay %d out of range 0..%d", toggles, self->core.n_relays - 1, NULL);
-    }
-    int r = relay_add_input(&self->core, (int)pin, (uint32_t)deb, args[ARG_active_low].u_bool, (int)pull, (int)toggles);
-    if (r == RELAY_ERR_DUP_PIN) {
-        raise_fmt(&mp_type_ValueError, "duplicate pin %d", pin, 0, NULL);
-    } else if (r == RELAY_ERR_COUNT) {
-        raise_fmt(&mp_type_ValueError, "too many inputs (max %d)", RELAY_INPUT_MAX, 0, NULL);
-    }
-    check(r);
-    return MP_OBJ_NEW_SMALL_INT(r);
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    int pin = i32_arg(args[ARG_pin].u_obj, &big);
+    int32_t deb = i32_arg(args[ARG_debounce_ms].u_obj, &big);
+    int pull = i32_arg(args[ARG_pull].u_obj, &big);
+    int toggles = i32_arg(args[ARG_toggles].u_obj, &big);
+    int r = relay_add_input(&self->core, pin, deb, args[ARG_active_low].u_bool, pull, toggles);
+    return MP_OBJ_NEW_SMALL_INT(check(self, r, &big, mp_const_none));
 }
 static MP_DEFINE_CONST_FUN_OBJ_KW(bank_input_obj, 2, bank_input);
 
-static int input_index(relaygpio_bank_obj_t *self, mp_obj_t arg) {
-    mp_int_t j = mp_obj_get_int(arg);
-    if (j < 0 || j >= self->core.n_inputs) {
-        if (self->core.n_inputs == 0) {
-            raise_fmt(&mp_type_IndexError, "input %d out of range (no inputs)", j, 0, NULL);
-        }
-        raise_fmt(&mp_type_IndexError, "input %d out of range 0..%d", j, self->core.n_inputs - 1, NULL);
-    }
-    return (int)j;
-}
-
 static mp_obj_t bank_input_value(mp_obj_t self_in, mp_obj_t j_in) {
     relaygpio_bank_obj_t *self = get_bank(self_in);
-    return mp_obj_new_bool(relay_input_value(&self->core, input_index(self, j_in)));
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    return mp_obj_new_bool(check(self, relay_input_value(&self->core, i32_arg(j_in, &big)), &big, mp_const_none));
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(bank_input_value_obj, bank_input_value);
 
 static mp_obj_t bank_edges(mp_obj_t self_in, mp_obj_t j_in) {
     relaygpio_bank_obj_t *self = get_bank(self_in);
-    return mp_obj_new_int_from_uint(self->core.inputs[input_index(self, j_in)].edges);
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    uint32_t edges = 0;
+    check(self, relay_input_edges(&self->core, i32_arg(j_in, &big), &edges), &big, mp_const_none);
+    return mp_obj_new_int_from_uint(edges);
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(bank_edges_obj, bank_edges);
 
@@ -419,53 +464,18 @@ static mp_obj_t bank_tick(size_t n_args, const mp_obj_t *args, mp_map_t *kw) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_KW(bank_tick_obj, 1, bank_tick);
 
-#if RELAYGPIO_HAVE_AUTOTICK
-// One hardware-timer tick for the whole board: it runs in an interrupt, so it
-// only calls the core, which neither allocates nor raises.
-static repeating_timer_t relaygpio_timer;
-static bool relaygpio_timer_on;
-
-static bool autotick_cb(repeating_timer_t *t) {
-    relaygpio_bank_obj_t *bank = MP_STATE_PORT(relaygpio_autotick_bank);
-    if (bank != NULL && bank->alive) {
-        relay_tick(&bank->core, time_us_32() & RELAY_TIME_MASK);
-    }
-    return true;
-}
-
-static void autotick_stop(void) {
-    if (relaygpio_timer_on) {
-        cancel_repeating_timer(&relaygpio_timer);
-        relaygpio_timer_on = false;
-    }
-    MP_STATE_PORT(relaygpio_autotick_bank) = NULL;
-}
-#endif
-
 static mp_obj_t bank_autotick(mp_obj_t self_in, mp_obj_t period_in) {
     relaygpio_bank_obj_t *self = get_bank(self_in);
-    mp_int_t period = mp_obj_get_int(period_in);
-    if (period < 100 || period > 1000000) {
-        raise_fmt(&mp_type_ValueError, "autotick period %d us out of range 100..1000000", period, 0, NULL);
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    int32_t period = i32_arg(period_in, &big);
+    int r = relay_autotick_start(&self->core, period);
+    #if RELAYGPIO_ROOTED_AUTOTICK
+    // past the range check the board's timer was stopped, whichever bank it ticked
+    if (r != RELAY_ERR_AUTOTICK) {
+        MP_STATE_PORT(relaygpio_autotick_bank) = r == 1 ? self : NULL;
     }
-    #if RELAYGPIO_HAVE_AUTOTICK
-    autotick_stop();
-    self->core.tick_period_us = (uint32_t)period;
-    // a tick now sets the time base, so a request made before the timer's
-    // first tick is timed from when it was made
-    relay_tick(&self->core, time_us_32() & RELAY_TIME_MASK);
-    MP_STATE_PORT(relaygpio_autotick_bank) = self;
-    // negative delay: period measured start to start, so ticks do not drift
-    relaygpio_timer_on = add_repeating_timer_us(-period, autotick_cb, NULL, &relaygpio_timer);
-    if (!relaygpio_timer_on) {
-        MP_STATE_PORT(relaygpio_autotick_bank) = NULL;
-        mp_raise_OSError(MP_ENOMEM);
-    }
-    return mp_const_true;
-    #else
-    (void)self;
-    return mp_const_false;
     #endif
+    return mp_obj_new_bool(check(self, r, &big, mp_const_none));
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(bank_autotick_obj, bank_autotick);
 
@@ -474,25 +484,9 @@ static MP_DEFINE_CONST_FUN_OBJ_2(bank_autotick_obj, bank_autotick);
 static mp_obj_t bank_slot(mp_obj_t self_in, mp_obj_t name_in, mp_obj_t window_in) {
     relaygpio_bank_obj_t *self = get_bank(self_in);
     const char *name = mp_obj_str_get_str(name_in);
-    size_t len = 0;
-    while (name[len]) {
-        len++;
-    }
-    if (len < 1 || len >= RELAY_SLOT_NAME_LEN) {
-        raise_fmt(&mp_type_ValueError, "slot name '%s' must be 1..%d characters", RELAY_SLOT_NAME_LEN - 1, 0, name);
-    }
-    mp_int_t window = mp_obj_get_int(window_in);
-    if (window < 1 || window > 3600000) {
-        raise_fmt(&mp_type_ValueError, "slot window %d ms out of range 1..3600000", window, 0, NULL);
-    }
-    int r = relay_add_slot(&self->core, name, (uint32_t)window);
-    if (r == RELAY_ERR_NAME) {
-        raise_fmt(&mp_type_ValueError, "duplicate slot name '%s'", 0, 0, name);
-    } else if (r == RELAY_ERR_COUNT) {
-        raise_fmt(&mp_type_ValueError, "too many slots (max %d)", RELAY_SLOT_MAX, 0, NULL);
-    }
-    check(r);
-    return MP_OBJ_NEW_SMALL_INT(r);
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    int32_t window = i32_arg(window_in, &big);
+    return MP_OBJ_NEW_SMALL_INT(check(self, relay_add_slot(&self->core, name, window), &big, name_in));
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(bank_slot_obj, bank_slot);
 
@@ -501,29 +495,17 @@ static mp_obj_t bank_checkin(size_t n_args, const mp_obj_t *args, mp_map_t *kw) 
     if (n_args > 3) {
         mp_raise_TypeError(MP_ERROR_TEXT("checkin(slot, now=None)"));
     }
-    mp_int_t s = mp_obj_get_int(args[1]);
-    if (s < 0 || s >= self->core.n_slots) {
-        if (self->core.n_slots == 0) {
-            raise_fmt(&mp_type_IndexError, "slot %d out of range (no slots)", s, 0, NULL);
-        }
-        raise_fmt(&mp_type_IndexError, "slot %d out of range 0..%d", s, self->core.n_slots - 1, NULL);
-    }
-    check(relay_checkin(&self->core, (int)s, now_arg(self, n_args, args, 2, kw)));
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    int slot = i32_arg(args[1], &big);
+    check(self, relay_checkin(&self->core, slot, now_arg(self, n_args, args, 2, kw)), &big, mp_const_none);
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_KW(bank_checkin_obj, 2, bank_checkin);
 
 static mp_obj_t bank_watchdog(mp_obj_t self_in, mp_obj_t timeout_in) {
     relaygpio_bank_obj_t *self = get_bank(self_in);
-    mp_int_t t = mp_obj_get_int(timeout_in);
-    if (t < 1 || t > RELAY_WDT_MAX_MS) {
-        raise_fmt(&mp_type_ValueError, "watchdog timeout %d ms out of range 1..%d", t, RELAY_WDT_MAX_MS, NULL);
-    }
-    int r = relay_wdt_start(&self->core, (uint32_t)t);
-    if (r == RELAY_ERR_STATE) {
-        mp_raise_ValueError(MP_ERROR_TEXT("watchdog already started"));
-    }
-    check(r);
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    check(self, relay_wdt_start(&self->core, i32_arg(timeout_in, &big)), &big, mp_const_none);
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(bank_watchdog_obj, bank_watchdog);
@@ -532,11 +514,7 @@ static mp_obj_t str_or_none(const char *s) {
     if (s == NULL || s[0] == 0) {
         return mp_const_none;
     }
-    size_t n = 0;
-    while (s[n]) {
-        n++;
-    }
-    return mp_obj_new_str(s, n);
+    return mp_obj_new_str(s, cstr_len(s));
 }
 
 static mp_obj_t bank_stalled(mp_obj_t self_in) {
@@ -557,7 +535,10 @@ static MP_DEFINE_CONST_FUN_OBJ_1(bank_reset_cause_obj, bank_reset_cause);
 
 static mp_obj_t bank_switches(mp_obj_t self_in, mp_obj_t i_in) {
     relaygpio_bank_obj_t *self = get_bank(self_in);
-    return mp_obj_new_int_from_uint(self->core.relays[relay_index(self, i_in)].switches);
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    uint32_t switches = 0;
+    check(self, relay_switches(&self->core, i32_arg(i_in, &big), &switches), &big, mp_const_none);
+    return mp_obj_new_int_from_uint(switches);
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(bank_switches_obj, bank_switches);
 
@@ -565,55 +546,82 @@ static void dict_put(mp_obj_t d, qstr key, uint32_t v) {
     mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(key), mp_obj_new_int_from_uint(v));
 }
 
+static mp_obj_t new_uint_list(size_t n, const uint32_t *v) {
+    // made at its final size: appending would grow (reallocate) it
+    mp_obj_t items[RELAY_MAX];
+    for (size_t i = 0; i < n; i++) {
+        items[i] = mp_obj_new_int_from_uint(v[i]);
+    }
+    return mp_obj_new_list(n, items);
+}
+
 static mp_obj_t bank_metrics(mp_obj_t self_in) {
     relaygpio_bank_obj_t *self = get_bank(self_in);
     const relay_bank_t *b = &self->core;
+    uint32_t v[RELAY_METRIC_COUNT + RELAY_MAX + RELAY_INPUT_MAX];
+    relay_metrics_values(b, v, MP_ARRAY_SIZE(v));
     // twice the slots the 11 keys need: a full table probes (and divides) far longer
     mp_obj_t d = mp_obj_new_dict(23);
-    dict_put(d, MP_QSTR_ticks, b->m.ticks);
-    dict_put(d, MP_QSTR_late_ticks, b->m.late_ticks);
-    dict_put(d, MP_QSTR_deferred, b->m.deferred);
-    dict_put(d, MP_QSTR_rejected_interval, b->m.rejected[RELAY_REJECTED_INTERVAL]);
-    dict_put(d, MP_QSTR_rejected_interlock, b->m.rejected[RELAY_REJECTED_INTERLOCK]);
-    dict_put(d, MP_QSTR_pulses_expired, b->m.pulses_expired);
-    dict_put(d, MP_QSTR_input_edges, b->m.input_edges);
-    dict_put(d, MP_QSTR_wdt_feeds, b->m.wdt_feeds);
-    dict_put(d, MP_QSTR_writes, b->m.writes);
-    // lists made at their final size: appending would grow (reallocate) them
-    mp_obj_t items[RELAY_MAX];
-    for (int i = 0; i < b->n_relays; i++) {
-        items[i] = mp_obj_new_int_from_uint(b->relays[i].switches);
-    }
-    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_switches), mp_obj_new_list(b->n_relays, items));
-    for (int j = 0; j < b->n_inputs; j++) {
-        items[j] = mp_obj_new_int_from_uint(b->inputs[j].edges);
-    }
-    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_edges), mp_obj_new_list(b->n_inputs, items));
+    dict_put(d, MP_QSTR_ticks, v[RELAY_METRIC_TICKS]);
+    dict_put(d, MP_QSTR_late_ticks, v[RELAY_METRIC_LATE_TICKS]);
+    dict_put(d, MP_QSTR_deferred, v[RELAY_METRIC_DEFERRED]);
+    dict_put(d, MP_QSTR_rejected_interval, v[RELAY_METRIC_REJECTED_INTERVAL]);
+    dict_put(d, MP_QSTR_rejected_interlock, v[RELAY_METRIC_REJECTED_INTERLOCK]);
+    dict_put(d, MP_QSTR_pulses_expired, v[RELAY_METRIC_PULSES_EXPIRED]);
+    dict_put(d, MP_QSTR_input_edges, v[RELAY_METRIC_INPUT_EDGES]);
+    dict_put(d, MP_QSTR_wdt_feeds, v[RELAY_METRIC_WDT_FEEDS]);
+    dict_put(d, MP_QSTR_writes, v[RELAY_METRIC_WRITES]);
+    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_switches),
+        new_uint_list(b->n_relays, v + RELAY_METRIC_COUNT));
+    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_edges),
+        new_uint_list(b->n_inputs, v + RELAY_METRIC_COUNT + b->n_relays));
     return d;
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(bank_metrics_obj, bank_metrics);
 
+// metrics_into(buf): the same figures with no allocation, for a scrape loop:
+// METRICS order, then switches per relay, then edges per input, into an
+// array('I'). Returns how many values it wrote.
+static mp_obj_t bank_metrics_into(mp_obj_t self_in, mp_obj_t buf_in) {
+    relaygpio_bank_obj_t *self = get_bank(self_in);
+    mp_buffer_info_t info;
+    mp_get_buffer_raise(buf_in, &info, MP_BUFFER_WRITE);
+    if (info.typecode != 'I' || ((uintptr_t)info.buf & 3u)) {
+        mp_raise_TypeError(MP_ERROR_TEXT("metrics_into() needs an array('I')"));
+    }
+    size_t cap = info.len / 4;
+    size_t n = relay_metrics_values(&self->core, (uint32_t *)info.buf, cap);
+    if (n > cap) {
+        static const char fmt[] = "metrics buffer holds %d values, needs %d";
+        mp_obj_t items[2] = { MP_OBJ_NEW_SMALL_INT(cap), MP_OBJ_NEW_SMALL_INT(n) };
+        mp_raise_type_arg(&mp_type_ValueError, mp_binary_op(MP_BINARY_OP_MODULO,
+            mp_obj_new_str(fmt, sizeof(fmt) - 1), mp_obj_new_tuple(2, items)));
+    }
+    return MP_OBJ_NEW_SMALL_INT(n);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(bank_metrics_into_obj, bank_metrics_into);
+
+
 // ---- simulated backend access, for tests ----
 
 #if defined(RELAY_HW_SIM)
-static unsigned sim_pin(mp_obj_t arg) {
-    mp_int_t p = mp_obj_get_int(arg);
-    if (p < 0 || p >= RELAY_HW_NUM_PINS) {
-        raise_fmt(&mp_type_ValueError, "pin %d out of range 0..%d", p, RELAY_HW_NUM_PINS - 1, NULL);
-    }
-    return (unsigned)p;
+static unsigned sim_pin(relaygpio_bank_obj_t *self, mp_obj_t arg) {
+    relaygpio_big_t big = { MP_OBJ_NULL, 0 };
+    int pin = i32_arg(arg, &big);
+    check(self, relay_check_pin(&self->core, pin), &big, mp_const_none);
+    return (unsigned)pin;
 }
 
 static mp_obj_t bank_sim_level(mp_obj_t self_in, mp_obj_t pin_in) {
     relaygpio_bank_obj_t *self = get_bank(self_in);
-    return MP_OBJ_NEW_SMALL_INT(relay_hw_sim_level(&self->core.hw, sim_pin(pin_in)));
+    return MP_OBJ_NEW_SMALL_INT(relay_hw_sim_level(&self->core.hw, sim_pin(self, pin_in)));
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(bank_sim_level_obj, bank_sim_level);
 
 static mp_obj_t bank_sim_drive(mp_obj_t self_in, mp_obj_t pin_in, mp_obj_t level_in) {
     relaygpio_bank_obj_t *self = get_bank(self_in);
     int level = level_in == mp_const_none ? -1 : (mp_obj_is_true(level_in) ? 1 : 0);
-    relay_hw_sim_drive(&self->core.hw, sim_pin(pin_in), level);
+    relay_hw_sim_drive(&self->core.hw, sim_pin(self, pin_in), level);
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(bank_sim_drive_obj, bank_sim_drive);
@@ -633,14 +641,22 @@ static MP_DEFINE_CONST_FUN_OBJ_1(bank_sim_resets_obj, bank_sim_resets);
 
 // ---- end of life ----
 
+// The hardware timer must never tick a freed or released bank.
+static void autotick_release(relaygpio_bank_obj_t *self) {
+    #if RELAYGPIO_ROOTED_AUTOTICK
+    if (MP_STATE_PORT(relaygpio_autotick_bank) == self) {
+        relay_autotick_stop(&self->core);
+        MP_STATE_PORT(relaygpio_autotick_bank) = NULL;
+    }
+    #else
+    (void)self;
+    #endif
+}
+
 static mp_obj_t bank_deinit(mp_obj_t self_in) {
     relaygpio_bank_obj_t *self = MP_OBJ_TO_PTR(self_in);
     if (self->alive) {
-        #if RELAYGPIO_HAVE_AUTOTICK
-        if (MP_STATE_PORT(relaygpio_autotick_bank) == self) {
-            autotick_stop();
-        }
-        #endif
+        autotick_release(self);
         self->alive = false;
         relay_bank_deinit(&self->core);
     }
@@ -649,48 +665,16 @@ static mp_obj_t bank_deinit(mp_obj_t self_in) {
 static MP_DEFINE_CONST_FUN_OBJ_1(bank_deinit_obj, bank_deinit);
 
 #if !MICROPY_ENABLE_DYNRUNTIME
-// The finaliser runs on soft reset too: the timer must never tick a freed bank.
+// The finaliser runs on soft reset too.
 static mp_obj_t bank_del(mp_obj_t self_in) {
-    #if RELAYGPIO_HAVE_AUTOTICK
-    relaygpio_bank_obj_t *self = MP_OBJ_TO_PTR(self_in);
-    if (MP_STATE_PORT(relaygpio_autotick_bank) == self) {
-        autotick_stop();
-    }
-    #else
-    (void)self_in;
-    #endif
+    autotick_release(MP_OBJ_TO_PTR(self_in));
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(bank_del_obj, bank_del);
 
+#define RELAYGPIO_ROM_METHOD(name, obj) { MP_ROM_QSTR(name), MP_ROM_PTR(&obj) },
 static const mp_rom_map_elem_t bank_locals_dict_table[] = {
-    { MP_ROM_QSTR(MP_QSTR_set), MP_ROM_PTR(&bank_set_obj) },
-    { MP_ROM_QSTR(MP_QSTR_toggle), MP_ROM_PTR(&bank_toggle_obj) },
-    { MP_ROM_QSTR(MP_QSTR_write), MP_ROM_PTR(&bank_write_obj) },
-    { MP_ROM_QSTR(MP_QSTR_pulse), MP_ROM_PTR(&bank_pulse_obj) },
-    { MP_ROM_QSTR(MP_QSTR_get), MP_ROM_PTR(&bank_get_obj) },
-    { MP_ROM_QSTR(MP_QSTR_state), MP_ROM_PTR(&bank_state_obj) },
-    { MP_ROM_QSTR(MP_QSTR_min_interval), MP_ROM_PTR(&bank_min_interval_obj) },
-    { MP_ROM_QSTR(MP_QSTR_interlock), MP_ROM_PTR(&bank_interlock_obj) },
-    { MP_ROM_QSTR(MP_QSTR_input), MP_ROM_PTR(&bank_input_obj) },
-    { MP_ROM_QSTR(MP_QSTR_input_value), MP_ROM_PTR(&bank_input_value_obj) },
-    { MP_ROM_QSTR(MP_QSTR_edges), MP_ROM_PTR(&bank_edges_obj) },
-    { MP_ROM_QSTR(MP_QSTR_tick), MP_ROM_PTR(&bank_tick_obj) },
-    { MP_ROM_QSTR(MP_QSTR_autotick), MP_ROM_PTR(&bank_autotick_obj) },
-    { MP_ROM_QSTR(MP_QSTR_slot), MP_ROM_PTR(&bank_slot_obj) },
-    { MP_ROM_QSTR(MP_QSTR_checkin), MP_ROM_PTR(&bank_checkin_obj) },
-    { MP_ROM_QSTR(MP_QSTR_watchdog), MP_ROM_PTR(&bank_watchdog_obj) },
-    { MP_ROM_QSTR(MP_QSTR_stalled), MP_ROM_PTR(&bank_stalled_obj) },
-    { MP_ROM_QSTR(MP_QSTR_reset_cause), MP_ROM_PTR(&bank_reset_cause_obj) },
-    { MP_ROM_QSTR(MP_QSTR_switches), MP_ROM_PTR(&bank_switches_obj) },
-    { MP_ROM_QSTR(MP_QSTR_metrics), MP_ROM_PTR(&bank_metrics_obj) },
-    #if defined(RELAY_HW_SIM)
-    { MP_ROM_QSTR(MP_QSTR_sim_level), MP_ROM_PTR(&bank_sim_level_obj) },
-    { MP_ROM_QSTR(MP_QSTR_sim_drive), MP_ROM_PTR(&bank_sim_drive_obj) },
-    { MP_ROM_QSTR(MP_QSTR_sim_writes), MP_ROM_PTR(&bank_sim_writes_obj) },
-    { MP_ROM_QSTR(MP_QSTR_sim_resets), MP_ROM_PTR(&bank_sim_resets_obj) },
-    #endif
-    { MP_ROM_QSTR(MP_QSTR_deinit), MP_ROM_PTR(&bank_deinit_obj) },
+    RELAYGPIO_BANK_METHODS(RELAYGPIO_ROM_METHOD)
     { MP_ROM_QSTR(MP_QSTR___del__), MP_ROM_PTR(&bank_del_obj) },
 };
 static MP_DEFINE_CONST_DICT(bank_locals_dict, bank_locals_dict_table);
@@ -721,24 +705,30 @@ static const mp_rom_obj_tuple_t relaygpio_reasons_obj = {
     },
 };
 
+// the counters in relay_metrics_values() order, as metrics_into() fills them
+static const mp_rom_obj_tuple_t relaygpio_metrics_obj = {
+    {&mp_type_tuple}, RELAY_METRIC_COUNT,
+    {
+        MP_ROM_QSTR(MP_QSTR_ticks),
+        MP_ROM_QSTR(MP_QSTR_late_ticks),
+        MP_ROM_QSTR(MP_QSTR_deferred),
+        MP_ROM_QSTR(MP_QSTR_rejected_interval),
+        MP_ROM_QSTR(MP_QSTR_rejected_interlock),
+        MP_ROM_QSTR(MP_QSTR_pulses_expired),
+        MP_ROM_QSTR(MP_QSTR_input_edges),
+        MP_ROM_QSTR(MP_QSTR_wdt_feeds),
+        MP_ROM_QSTR(MP_QSTR_writes),
+    },
+};
+
+#define RELAYGPIO_ROM_INT(name, value) { MP_ROM_QSTR(name), MP_ROM_INT(value) },
 static const mp_rom_map_elem_t relaygpio_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_relaygpio) },
     { MP_ROM_QSTR(MP_QSTR_Bank), MP_ROM_PTR(&relaygpio_bank_type) },
-    { MP_ROM_QSTR(MP_QSTR_OK), MP_ROM_INT(RELAY_OK) },
-    { MP_ROM_QSTR(MP_QSTR_DEFERRED), MP_ROM_INT(RELAY_DEFERRED) },
-    { MP_ROM_QSTR(MP_QSTR_REJECTED_INTERVAL), MP_ROM_INT(RELAY_REJECTED_INTERVAL) },
-    { MP_ROM_QSTR(MP_QSTR_REJECTED_INTERLOCK), MP_ROM_INT(RELAY_REJECTED_INTERLOCK) },
     { MP_ROM_QSTR(MP_QSTR_REASONS), MP_ROM_PTR(&relaygpio_reasons_obj) },
-    { MP_ROM_QSTR(MP_QSTR_PULL_NONE), MP_ROM_INT(RELAY_PULL_NONE) },
-    { MP_ROM_QSTR(MP_QSTR_PULL_UP), MP_ROM_INT(RELAY_PULL_UP) },
-    { MP_ROM_QSTR(MP_QSTR_PULL_DOWN), MP_ROM_INT(RELAY_PULL_DOWN) },
-    { MP_ROM_QSTR(MP_QSTR_MAX_RELAYS), MP_ROM_INT(RELAY_MAX) },
-    { MP_ROM_QSTR(MP_QSTR_MAX_INPUTS), MP_ROM_INT(RELAY_INPUT_MAX) },
-    { MP_ROM_QSTR(MP_QSTR_MAX_GROUPS), MP_ROM_INT(RELAY_GROUP_MAX) },
-    { MP_ROM_QSTR(MP_QSTR_MAX_SLOTS), MP_ROM_INT(RELAY_SLOT_MAX) },
-    { MP_ROM_QSTR(MP_QSTR_NUM_PINS), MP_ROM_INT(RELAY_HW_NUM_PINS) },
-    { MP_ROM_QSTR(MP_QSTR_WDT_MAX_MS), MP_ROM_INT(RELAY_WDT_MAX_MS) },
+    { MP_ROM_QSTR(MP_QSTR_METRICS), MP_ROM_PTR(&relaygpio_metrics_obj) },
     { MP_ROM_QSTR(MP_QSTR_IMPL), MP_ROM_QSTR(MP_QSTR_c) },
+    RELAYGPIO_INT_CONSTANTS(RELAYGPIO_ROM_INT)
 };
 static MP_DEFINE_CONST_DICT(relaygpio_module_globals, relaygpio_module_globals_table);
 
@@ -748,7 +738,7 @@ const mp_obj_module_t relaygpio_user_cmodule = {
 };
 
 MP_REGISTER_MODULE(MP_QSTR_relaygpio, relaygpio_user_cmodule);
-#if RELAYGPIO_HAVE_AUTOTICK
+#if RELAYGPIO_ROOTED_AUTOTICK
 MP_REGISTER_ROOT_POINTER(struct _relaygpio_bank_obj_t *relaygpio_autotick_bank);
 #endif
 #endif // !MICROPY_ENABLE_DYNRUNTIME

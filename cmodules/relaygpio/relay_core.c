@@ -11,7 +11,13 @@
 
 #include "relay_core.h"
 
-#define CONFIG_MAX_MS (3600000u)    // longest interval / dead time / window / debounce
+// The slow paths stay out of line: inlined, they would make every fast path
+// save and restore registers it does not use.
+#if defined(__GNUC__)
+#define RELAY_COLD __attribute__((noinline))
+#else
+#define RELAY_COLD
+#endif
 
 static uint32_t bit(unsigned i) {
     return 1u << i;
@@ -22,17 +28,16 @@ static uint32_t relays_mask(unsigned n) {
 }
 
 static relay_pinmask_t pin_bit(unsigned pin) {
-    if (pin < 32) {
-        return (relay_pinmask_t)bit(pin);
+    #if RELAY_HW_NUM_PINS > 32
+    if (pin >= 32) {
+        return ((relay_pinmask_t)bit(pin - 32)) << 32;
     }
-    return ((relay_pinmask_t)bit(pin - 32)) << 32;
+    #endif
+    return (relay_pinmask_t)bit(pin);
 }
 
-static unsigned pin_level(relay_pinmask_t m, unsigned pin) {
-    if (pin < 32) {
-        return ((uint32_t)m >> pin) & 1u;
-    }
-    return ((uint32_t)(m >> 32) >> (pin - 32)) & 1u;
+uint32_t relay_switch_count(const relay_bank_t *b, unsigned relay) {
+    return b->switches[relay];
 }
 
 static unsigned popcount(uint32_t x) {
@@ -71,16 +76,26 @@ static uint32_t since_tick(const relay_bank_t *b, relay_time_t now) {
 }
 
 static bool interval_ok(const relay_bank_t *b, unsigned i, relay_time_t now) {
-    const relay_t *r = &b->relays[i];
-    if (r->interval_clear || r->min_interval_us == 0) {
+    if (b->clear & bit(i)) {
         return true;
     }
+    const relay_t *r = &b->relays[i];
     int32_t d = relay_time_diff(now, r->last_switch);
     if (d >= 0 && (uint32_t)d >= r->min_interval_us) {
         return true;
     }
     // intervals beyond the ring's half (~8.9 min) are only seen by the countdown
     return b->ticked && r->interval_left_us <= since_tick(b, now);
+}
+
+// A pulse of us left (0: none) for relay i.
+static void set_pulse(relay_bank_t *b, unsigned i, uint64_t us) {
+    b->relays[i].pulse_left_us = us;
+    if (us) {
+        b->pulsing |= bit(i);
+    } else {
+        b->pulsing &= ~bit(i);
+    }
 }
 
 static int count(relay_bank_t *b, int st) {
@@ -92,44 +107,86 @@ static int count(relay_bank_t *b, int st) {
     return st;
 }
 
+// Record the numbers of an argument error for the message; returns code.
+static int fail(relay_bank_t *b, int code, int32_t value, int32_t lo, int32_t hi) {
+    b->err.value = value;
+    b->err.lo = lo;
+    b->err.hi = hi;
+    b->err.aux = 0;
+    b->err.mask = 0;
+    return code;
+}
+
+static int check_range(relay_bank_t *b, int code, int32_t v, int32_t lo, int32_t hi) {
+    return (v >= lo && v <= hi) ? RELAY_OK : fail(b, code, v, lo, hi);
+}
+
+// An index into a table of count entries; none_code when the table is empty.
+static int check_index(relay_bank_t *b, int code, int none_code, int i, unsigned count) {
+    if (i >= 0 && (unsigned)i < count) {
+        return RELAY_OK;
+    }
+    return fail(b, count ? code : none_code, i, 0, (int32_t)count - 1);
+}
+
+// A relay mask for a bank of n relays: the error names its highest stray relay.
+static int check_mask(relay_bank_t *b, uint32_t mask, unsigned n) {
+    uint32_t stray = mask & ~relays_mask(n);
+    if (!stray) {
+        return RELAY_OK;
+    }
+    int top = 31;
+    while (!(stray & bit((unsigned)top))) {
+        top--;
+    }
+    fail(b, RELAY_ERR_MASK, top, 0, (int32_t)n);
+    b->err.mask = mask;
+    return RELAY_ERR_MASK;
+}
+
+// The min intervals of the relays in started begin now.
+static RELAY_COLD void start_intervals(relay_bank_t *b, uint32_t started, relay_time_t now) {
+    uint32_t lag = since_tick(b, now);
+    b->clear &= ~started;
+    for (unsigned i = 0; started; i++, started >>= 1) {
+        if (started & 1u) {
+            relay_t *r = &b->relays[i];
+            r->last_switch = now;
+            r->interval_left_us = sat_add(r->min_interval_us, lag);
+        }
+    }
+}
+
+// The groups of the relays in off start their dead time now.
+static RELAY_COLD void start_dead_times(relay_bank_t *b, uint32_t off, relay_time_t now) {
+    uint32_t lag = since_tick(b, now);
+    for (unsigned k = 0; k < b->n_groups; k++) {
+        relay_group_t *g = &b->groups[k];
+        if (g->members & off) {
+            g->dead_left_us = sat_add(g->dead_us, lag);
+            b->groups_busy |= (uint8_t)bit(k);
+        }
+    }
+}
+
 // Flip the relays in change with one register write and book the switches.
 static void apply(relay_bank_t *b, uint32_t change, relay_time_t now) {
     if (!change) {
         return;
     }
-    relay_pinmask_t pins = 0, levels = 0;
-    uint32_t lag = since_tick(b, now);
-    b->state ^= change;
-    // only up to the highest changed relay: one relay switched is one pass
-    uint32_t rest = change;
-    for (unsigned i = 0; rest; i++, rest >>= 1) {
-        if (!(rest & 1u)) {
-            continue;
-        }
-        relay_t *r = &b->relays[i];
-        unsigned on = (b->state >> i) & 1u;
-        pins |= pin_bit(r->pin);
-        if (on ^ r->active_low) {
-            levels |= pin_bit(r->pin);
-        }
-        r->switches++;
-        r->last_switch = now;
-        r->interval_clear = 0;
-        r->interval_left_us = sat_add(r->min_interval_us, lag);
-        if (!on) {
-            r->pulse_left_us = 0;
-            if (r->group >= 0) {
-                relay_group_t *g = &b->groups[r->group];
-                g->dead_left_us = sat_add(g->dead_us, lag);
-            }
-        }
+    relay_flip(b, change);
+    uint32_t off = change & ~b->state;
+    b->pulsing &= ~off;             // off ends a pulse
+    if (change & b->timed) {
+        start_intervals(b, change & b->timed, now);
     }
-    relay_hw_write(&b->hw, pins, levels);
-    b->m.writes++;
+    if (off & b->grouped) {
+        start_dead_times(b, off, now);
+    }
 }
 
 // set(), pulse() (pulse_us > 0) and the on/off half of toggle(), lock held.
-static int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t pulse_us, relay_time_t now,
+static RELAY_COLD int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t pulse_us, relay_time_t now,
     int *changes) {
     relay_t *r = &b->relays[i];
     relay_group_t *g = r->group >= 0 ? &b->groups[r->group] : NULL;
@@ -152,7 +209,7 @@ static int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t pulse_us, relay
     }
     if (b->state & me) {
         // no switch: set() ends a running pulse, pulse() restarts it
-        r->pulse_left_us = pulse_us ? pulse_us + lag : 0;
+        set_pulse(b, i, pulse_us ? pulse_us + lag : 0);
         return RELAY_OK;
     }
     if (!interval_ok(b, i, now)) {
@@ -160,8 +217,9 @@ static int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t pulse_us, relay
     }
     if (g) {
         uint32_t others = b->state & g->members & ~me;
-        for (unsigned j = 0; j < b->n_relays; j++) {
-            if ((others & bit(j)) && !interval_ok(b, j, now)) {
+        uint32_t waiting = others & ~b->clear;
+        for (unsigned j = 0; waiting; j++, waiting >>= 1) {
+            if ((waiting & 1u) && !interval_ok(b, j, now)) {
                 return count(b, RELAY_REJECTED_INTERVAL);
             }
         }
@@ -172,17 +230,18 @@ static int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t pulse_us, relay
             g->pending = (int8_t)i;
             g->pending_pulse = pulse_us != 0;
             g->pending_pulse_us = pulse_us;
+            b->groups_busy |= (uint8_t)bit((unsigned)r->group);
             return count(b, RELAY_DEFERRED);
         }
         g->pending = -1;    // a newer request replaces the pending one
     }
     apply(b, me, now);
     *changes += 1;
-    r->pulse_left_us = pulse_us ? pulse_us + lag : 0;
+    set_pulse(b, i, pulse_us ? pulse_us + lag : 0);
     return RELAY_OK;
 }
 
-static int do_toggle(relay_bank_t *b, unsigned i, relay_time_t now, int *changes) {
+static RELAY_COLD int do_toggle(relay_bank_t *b, unsigned i, relay_time_t now, int *changes) {
     int grp = b->relays[i].group;
     if (grp >= 0 && b->groups[grp].pending == (int8_t)i) {
         b->groups[grp].pending = -1;
@@ -192,25 +251,30 @@ static int do_toggle(relay_bank_t *b, unsigned i, relay_time_t now, int *changes
 }
 
 int relay_bank_init(relay_bank_t *b, const uint8_t *pins, size_t n,
-    uint32_t active_low, uint32_t on_at_boot, uint32_t tick_period_us, relay_time_t now) {
+    uint32_t active_low, uint32_t on_at_boot, int32_t tick_period_us, relay_time_t now) {
     if (n < 1 || n > RELAY_MAX) {
-        return RELAY_ERR_COUNT;
+        return fail(b, RELAY_ERR_RELAY_COUNT, (int32_t)(n > 0x7fffffff ? 0x7fffffff : n), 1, RELAY_MAX);
     }
     for (size_t i = 0; i < n; i++) {
-        if (pins[i] >= RELAY_HW_NUM_PINS) {
-            return RELAY_ERR_PIN;
+        int st = check_range(b, RELAY_ERR_PIN, pins[i], 0, RELAY_HW_NUM_PINS - 1);
+        if (st != RELAY_OK) {
+            return st;
         }
         for (size_t j = 0; j < i; j++) {
             if (pins[j] == pins[i]) {
-                return RELAY_ERR_DUP_PIN;
+                return fail(b, RELAY_ERR_DUP_PIN, pins[i], 0, RELAY_HW_NUM_PINS - 1);
             }
         }
     }
-    if ((active_low | on_at_boot) & ~relays_mask((unsigned)n)) {
-        return RELAY_ERR_MASK;
+    if (tick_period_us < RELAY_TICK_MIN_US) {
+        return fail(b, RELAY_ERR_TICK, tick_period_us, RELAY_TICK_MIN_US, 0x7fffffff);
     }
-    if (tick_period_us < 100) {
-        return RELAY_ERR_DURATION;
+    int st = check_mask(b, active_low, (unsigned)n);
+    if (st == RELAY_OK) {
+        st = check_mask(b, on_at_boot, (unsigned)n);
+    }
+    if (st != RELAY_OK) {
+        return st;
     }
     memset(b, 0, sizeof(*b));
     // power-on levels first: the pins become outputs already at these levels
@@ -224,15 +288,21 @@ int relay_bank_init(relay_bank_t *b, const uint8_t *pins, size_t n,
     relay_hw_init_outputs(&b->hw, pm, levels);
     b->n_relays = (uint8_t)n;
     b->state = on_at_boot;
-    b->tick_period_us = tick_period_us;
+    b->al_mask = active_low;
+    b->clear = relays_mask((unsigned)n);    // booting is not a switch
+    b->tick_period_us = (uint32_t)tick_period_us;
     b->stalled = -1;
     for (unsigned i = 0; i < n; i++) {
         relay_t *r = &b->relays[i];
         r->pin = pins[i];
-        r->active_low = (active_low >> i) & 1u;
         r->group = -1;
-        r->interval_clear = 1;      // booting is not a switch
         r->last_switch = now;
+        b->pin_mask[i] = pin_bit(pins[i]);
+        for (unsigned v = 0; v < 16; v++) {
+            if (v & bit(i & 3u)) {
+                b->pin_nib[i >> 2][v] |= pin_bit(pins[i]);
+            }
+        }
     }
     for (unsigned k = 0; k < RELAY_GROUP_MAX; k++) {
         b->groups[k].pending = -1;
@@ -245,54 +315,69 @@ void relay_bank_deinit(relay_bank_t *b) {
     for (unsigned k = 0; k < b->n_groups; k++) {
         b->groups[k].pending = -1;
     }
+    b->groups_busy = 0;
     apply(b, b->state, b->last_tick);
     b->n_inputs = 0;    // a late tick must not toggle relays on released pins
     relay_hw_release(&b->hw);
     relay_hw_unlock(s);
 }
 
-int relay_set_min_interval(relay_bank_t *b, int relay, uint32_t ms) {
-    if (relay < 0 || relay >= b->n_relays) {
-        return RELAY_ERR_INDEX;
+int relay_set_min_interval(relay_bank_t *b, int relay, int32_t ms) {
+    int st = check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
+    if (st == RELAY_OK) {
+        st = check_range(b, RELAY_ERR_MIN_INTERVAL, ms, 0, RELAY_MIN_INTERVAL_MAX_MS);
     }
-    if (ms > CONFIG_MAX_MS) {
-        return RELAY_ERR_DURATION;
+    if (st != RELAY_OK) {
+        return st;
     }
     uint32_t s = relay_hw_lock();
     relay_t *r = &b->relays[relay];
-    r->min_interval_us = ms * 1000u;
-    r->interval_clear = 1;          // the new interval counts from the next switch
+    r->min_interval_ms = (uint32_t)ms;
+    r->min_interval_us = (uint32_t)ms * 1000u;
     r->interval_left_us = 0;
+    b->clear |= bit((unsigned)relay);   // the new interval counts from the next switch
+    if (ms) {
+        b->timed |= bit((unsigned)relay);
+    } else {
+        b->timed &= ~bit((unsigned)relay);
+    }
     relay_hw_unlock(s);
     return RELAY_OK;
 }
 
-int relay_add_interlock(relay_bank_t *b, uint32_t mask, uint32_t dead_ms) {
-    if (mask & ~relays_mask(b->n_relays)) {
-        return RELAY_ERR_MASK;
+int relay_add_interlock(relay_bank_t *b, uint32_t mask, int32_t dead_ms) {
+    int st = check_mask(b, mask, b->n_relays);
+    if (st == RELAY_OK) {
+        st = check_range(b, RELAY_ERR_DEAD_TIME, dead_ms, 0, RELAY_DEAD_TIME_MAX_MS);
+    }
+    if (st != RELAY_OK) {
+        return st;
     }
     if (popcount(mask) < 2) {
-        return RELAY_ERR_GROUP;
+        fail(b, RELAY_ERR_GROUP_SIZE, (int32_t)popcount(mask), 2, RELAY_MAX);
+        b->err.mask = mask;
+        return RELAY_ERR_GROUP_SIZE;
     }
     for (unsigned i = 0; i < b->n_relays; i++) {
         if ((mask & bit(i)) && b->relays[i].group >= 0) {
-            return RELAY_ERR_GROUP;
+            fail(b, RELAY_ERR_GROUP_MEMBER, (int32_t)i, 0, b->n_relays - 1);
+            b->err.aux = b->relays[i].group;
+            return RELAY_ERR_GROUP_MEMBER;
         }
     }
     if (b->n_groups >= RELAY_GROUP_MAX) {
-        return RELAY_ERR_COUNT;
-    }
-    if (dead_ms > CONFIG_MAX_MS) {
-        return RELAY_ERR_DURATION;
+        return fail(b, RELAY_ERR_GROUP_COUNT, b->n_groups, 0, RELAY_GROUP_MAX);
     }
     if (popcount(b->state & mask) > 1) {
-        return RELAY_ERR_STATE;     // already breaks the interlock
+        fail(b, RELAY_ERR_GROUP_ON, (int32_t)popcount(b->state & mask), 0, 1);
+        b->err.mask = mask;
+        return RELAY_ERR_GROUP_ON;
     }
     uint32_t s = relay_hw_lock();
     int k = b->n_groups;
     relay_group_t *g = &b->groups[k];
     g->members = mask;
-    g->dead_us = dead_ms * 1000u;
+    g->dead_us = (uint32_t)dead_ms * 1000u;
     g->dead_left_us = 0;
     g->pending = -1;
     for (unsigned i = 0; i < b->n_relays; i++) {
@@ -300,37 +385,43 @@ int relay_add_interlock(relay_bank_t *b, uint32_t mask, uint32_t dead_ms) {
             b->relays[i].group = (int8_t)k;
         }
     }
+    b->grouped |= mask;
     b->n_groups++;
     relay_hw_unlock(s);
     return k;
 }
 
-int relay_add_input(relay_bank_t *b, int pin, uint32_t debounce_ms, bool active_low,
+int relay_check_pin(relay_bank_t *b, int pin) {
+    return check_range(b, RELAY_ERR_PIN, pin, 0, RELAY_HW_NUM_PINS - 1);
+}
+
+int relay_add_input(relay_bank_t *b, int pin, int32_t debounce_ms, bool active_low,
     int pull, int toggles) {
-    if (b->n_inputs >= RELAY_INPUT_MAX) {
-        return RELAY_ERR_COUNT;
+    int st = relay_check_pin(b, pin);
+    if (st == RELAY_OK) {
+        st = check_range(b, RELAY_ERR_DEBOUNCE, debounce_ms, 0, RELAY_DEBOUNCE_MAX_MS);
     }
-    if (pin < 0 || pin >= RELAY_HW_NUM_PINS) {
-        return RELAY_ERR_PIN;
+    if (st == RELAY_OK) {
+        st = check_range(b, RELAY_ERR_PULL, pull, RELAY_PULL_NONE, RELAY_PULL_DOWN);
+    }
+    if (st == RELAY_OK) {
+        st = check_range(b, RELAY_ERR_TOGGLES, toggles, -1, b->n_relays - 1);
+    }
+    if (st != RELAY_OK) {
+        return st;
+    }
+    if (b->n_inputs >= RELAY_INPUT_MAX) {
+        return fail(b, RELAY_ERR_INPUT_COUNT, b->n_inputs, 0, RELAY_INPUT_MAX);
     }
     for (unsigned i = 0; i < b->n_relays; i++) {
         if (b->relays[i].pin == pin) {
-            return RELAY_ERR_DUP_PIN;
+            return fail(b, RELAY_ERR_DUP_PIN, pin, 0, RELAY_HW_NUM_PINS - 1);
         }
     }
     for (unsigned j = 0; j < b->n_inputs; j++) {
         if (b->inputs[j].pin == pin) {
-            return RELAY_ERR_DUP_PIN;
+            return fail(b, RELAY_ERR_DUP_PIN, pin, 0, RELAY_HW_NUM_PINS - 1);
         }
-    }
-    if (pull != RELAY_PULL_NONE && pull != RELAY_PULL_UP && pull != RELAY_PULL_DOWN) {
-        return RELAY_ERR_PULL;
-    }
-    if (toggles < -1 || toggles >= b->n_relays) {
-        return RELAY_ERR_INDEX;
-    }
-    if (debounce_ms > CONFIG_MAX_MS) {
-        return RELAY_ERR_DURATION;
     }
     uint32_t s = relay_hw_lock();
     int j = b->n_inputs;
@@ -339,12 +430,15 @@ int relay_add_input(relay_bank_t *b, int pin, uint32_t debounce_ms, bool active_
     in->active_low = active_low ? 1 : 0;
     in->pull = (uint8_t)pull;
     in->toggles = (int8_t)toggles;
-    in->debounce_us = debounce_ms * 1000u;
+    in->debounce_us = (uint32_t)debounce_ms * 1000u;
     in->candidate_for_us = 0;
     in->edges = 0;
     relay_hw_init_input(&b->hw, (unsigned)pin, pull);
-    in->candidate = (uint8_t)(pin_level(relay_hw_read(&b->hw), (unsigned)pin) ^ in->active_low);
+    relay_pinmask_t level = relay_hw_read(&b->hw) & pin_bit((unsigned)pin);
+    in->candidate = (uint8_t)((level != 0) ^ in->active_low);
     in->stable = in->candidate;
+    b->in_pins |= pin_bit((unsigned)pin);
+    b->in_cand = (b->in_cand & ~pin_bit((unsigned)pin)) | level;
     b->n_inputs++;
     relay_hw_unlock(s);
     return j;
@@ -366,39 +460,41 @@ static bool name_eq(const char *a, const char *b) {
     return *a == *b;
 }
 
-int relay_add_slot(relay_bank_t *b, const char *name, uint32_t window_ms) {
-    if (b->n_slots >= RELAY_SLOT_MAX) {
-        return RELAY_ERR_COUNT;
-    }
+int relay_add_slot(relay_bank_t *b, const char *name, int32_t window_ms) {
     size_t len = name ? name_len(name, RELAY_SLOT_NAME_LEN) : 0;
     if (len < 1 || len >= RELAY_SLOT_NAME_LEN) {
-        return RELAY_ERR_NAME;
+        return fail(b, RELAY_ERR_SLOT_NAME, (int32_t)len, 1, RELAY_SLOT_NAME_LEN - 1);
+    }
+    int st = check_range(b, RELAY_ERR_SLOT_WINDOW, window_ms, 1, RELAY_SLOT_WINDOW_MAX_MS);
+    if (st != RELAY_OK) {
+        return st;
+    }
+    if (b->n_slots >= RELAY_SLOT_MAX) {
+        return fail(b, RELAY_ERR_SLOT_COUNT, b->n_slots, 0, RELAY_SLOT_MAX);
     }
     for (unsigned k = 0; k < b->n_slots; k++) {
         if (name_eq(b->slots[k].name, name)) {
-            return RELAY_ERR_NAME;
+            return fail(b, RELAY_ERR_SLOT_DUP, (int32_t)k, 0, 0);
         }
-    }
-    if (window_ms < 1 || window_ms > CONFIG_MAX_MS) {
-        return RELAY_ERR_DURATION;
     }
     uint32_t s = relay_hw_lock();
     int k = b->n_slots;
     relay_slot_t *sl = &b->slots[k];
     memset(sl, 0, sizeof(*sl));
     memcpy(sl->name, name, len);
-    sl->window_us = window_ms * 1000u;
+    sl->window_us = (uint32_t)window_ms * 1000u;
     b->n_slots++;
     relay_hw_unlock(s);
     return k;
 }
 
-int relay_wdt_start(relay_bank_t *b, uint32_t timeout_ms) {
-    if (timeout_ms < 1 || timeout_ms > RELAY_WDT_MAX_MS) {
-        return RELAY_ERR_DURATION;
+int relay_wdt_start(relay_bank_t *b, int32_t timeout_ms) {
+    int st = check_range(b, RELAY_ERR_WDT_TIMEOUT, timeout_ms, 1, RELAY_WDT_MAX_MS);
+    if (st != RELAY_OK) {
+        return st;
     }
     if (b->wdt_started) {
-        return RELAY_ERR_STATE;
+        return fail(b, RELAY_ERR_WDT_STARTED, timeout_ms, 0, 0);
     }
     uint32_t s = relay_hw_lock();
     // supervision starts fresh: time before it does not count against a slot
@@ -408,96 +504,118 @@ int relay_wdt_start(relay_bank_t *b, uint32_t timeout_ms) {
     }
     b->wdt_started = 1;
     b->wdt_running = 1;
-    relay_hw_wdt_start(&b->hw, timeout_ms);
+    relay_hw_wdt_start(&b->hw, (uint32_t)timeout_ms);
     relay_hw_unlock(s);
     return RELAY_OK;
 }
 
-// The common request, lock held: a relay in no interlock group whose interval is
-// not running changes state. Does what do_set() and apply() do for it, without their
-// generic paths (on the RP2040 each call level costs as much as the work). Returns
-// false when the request needs the full path.
-static bool switch_free_relay(relay_bank_t *b, unsigned i, bool on, relay_time_t now) {
-    relay_t *r = &b->relays[i];
+// Runs in the backend's timer interrupt: the core neither allocates nor raises.
+static void autotick_cb(void *arg) {
+    relay_tick((relay_bank_t *)arg, relay_hw_now_us() & RELAY_TIME_MASK);
+}
+
+int relay_autotick_start(relay_bank_t *b, int32_t period_us) {
+    int st = check_range(b, RELAY_ERR_AUTOTICK, period_us, RELAY_AUTOTICK_MIN_US, RELAY_AUTOTICK_MAX_US);
+    if (st != RELAY_OK || !RELAY_HW_HAS_AUTOTICK) {
+        return st;
+    }
+    relay_hw_autotick_stop();
+    b->tick_period_us = (uint32_t)period_us;
+    // a tick now sets the time base, so a request made before the timer's
+    // first tick is timed from when it was made
+    relay_tick(b, relay_hw_now_us() & RELAY_TIME_MASK);
+    if (!relay_hw_autotick_start((uint32_t)period_us, autotick_cb, b)) {
+        return fail(b, RELAY_ERR_NO_TIMER, period_us, RELAY_AUTOTICK_MIN_US, RELAY_AUTOTICK_MAX_US);
+    }
+    return 1;
+}
+
+void relay_autotick_stop(relay_bank_t *b) {
+    (void)b;
+    relay_hw_autotick_stop();
+}
+
+// The common request, lock held: a relay in no interlock group and free of
+// its interval changes state. Does what do_set() and apply() do for it with
+// mask operations (on the RP2040 each call level costs as much as the work).
+// Returns false when the request needs the full path.
+static inline bool switch_free_relay(relay_bank_t *b, unsigned i, bool on, relay_time_t now) {
     uint32_t me = bit(i);
-    if (r->group >= 0 || !(r->interval_clear || r->min_interval_us == 0)
-        || ((b->state & me) != 0) == on) {
+    if (((b->grouped | ~b->clear) & me) || ((b->state & me) != 0) == on) {
         return false;
     }
     b->state ^= me;
-    r->switches++;
-    r->last_switch = now;
-    r->interval_clear = 0;
-    r->interval_left_us = sat_add(r->min_interval_us, since_tick(b, now));
-    r->pulse_left_us = 0;           // set() and toggle() end a pulse either way
-    relay_pinmask_t pin = pin_bit(r->pin);
-    relay_hw_write(&b->hw, pin, (on ^ r->active_low) ? pin : 0);
-    b->m.writes++;
+    b->pulsing &= ~me;              // set() and toggle() end a pulse either way
+    b->switches[i]++;
+    if (b->timed & me) {
+        start_intervals(b, me, now);
+    }
+    relay_pinmask_t pin = b->pin_mask[i];
+    relay_outputs(b, pin, ((b->state ^ b->al_mask) & me) ? pin : 0);
     return true;
 }
 
-int relay_set(relay_bank_t *b, int relay, bool on, relay_time_t now) {
-    if (relay < 0 || relay >= b->n_relays) {
-        return RELAY_ERR_INDEX;
-    }
+// The cold halves of set() and toggle(), out of line (see RELAY_COLD).
+static RELAY_COLD int relay_index_error(relay_bank_t *b, int relay) {
+    return check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
+}
+
+static RELAY_COLD int set_slow(relay_bank_t *b, unsigned i, bool on, relay_time_t now) {
     int changes = 0;
-    int st = RELAY_OK;
-    uint32_t s = relay_hw_lock();
-    if (!switch_free_relay(b, (unsigned)relay, on, now)) {
-        st = do_set(b, (unsigned)relay, on, 0, now, &changes);
+    return do_set(b, i, on, 0, now, &changes);
+}
+
+static RELAY_COLD int toggle_slow(relay_bank_t *b, unsigned i, relay_time_t now) {
+    int changes = 0;
+    return do_toggle(b, i, now, &changes);
+}
+
+int relay_set(relay_bank_t *b, int relay, bool on, relay_time_t now) {
+    if ((unsigned)relay >= b->n_relays) {
+        return relay_index_error(b, relay);
     }
+    uint32_t s = relay_hw_lock();
+    int st = switch_free_relay(b, (unsigned)relay, on, now)
+        ? RELAY_OK : set_slow(b, (unsigned)relay, on, now);
     relay_hw_unlock(s);
     return st;
 }
 
 int relay_toggle(relay_bank_t *b, int relay, relay_time_t now) {
-    if (relay < 0 || relay >= b->n_relays) {
-        return RELAY_ERR_INDEX;
+    if ((unsigned)relay >= b->n_relays) {
+        return relay_index_error(b, relay);
     }
-    int changes = 0;
-    int st = RELAY_OK;
     uint32_t s = relay_hw_lock();
-    if (!switch_free_relay(b, (unsigned)relay, !(b->state & bit((unsigned)relay)), now)) {
-        st = do_toggle(b, (unsigned)relay, now, &changes);
-    }
+    unsigned i = (unsigned)relay;
+    int st = switch_free_relay(b, i, !(b->state & bit(i)), now) ? RELAY_OK : toggle_slow(b, i, now);
     relay_hw_unlock(s);
     return st;
 }
 
-int relay_write(relay_bank_t *b, uint32_t mask, uint32_t values, relay_time_t now) {
-    if (mask & ~relays_mask(b->n_relays)) {
-        return RELAY_ERR_MASK;
+// The checks of a write that meets a running interval or an interlock group,
+// lock held: all or nothing. Out of line: most writes never need them.
+static RELAY_COLD int write_checks(relay_bank_t *b, uint32_t mask, uint32_t values, uint32_t change,
+    relay_time_t now) {
+    uint32_t waiting = change & ~b->clear;
+    for (unsigned i = 0; waiting; i++, waiting >>= 1) {
+        if ((waiting & 1u) && !interval_ok(b, i, now)) {
+            return RELAY_REJECTED_INTERVAL;
+        }
     }
-    uint32_t s = relay_hw_lock();
-    values &= mask;
-    uint32_t change = (b->state ^ values) & mask;
+    if (!(mask & b->grouped)) {
+        return RELAY_OK;
+    }
     uint32_t turn_on = change & values;
     uint32_t after = (b->state & ~mask) | values;
     uint32_t lag = since_tick(b, now);
-    int st = RELAY_OK;
-    // validate everything first: all or nothing
-    for (unsigned i = 0; i < b->n_relays && st == RELAY_OK; i++) {
-        if ((change & bit(i)) && !interval_ok(b, i, now)) {
-            st = RELAY_REJECTED_INTERVAL;
-        }
-    }
-    for (unsigned k = 0; k < b->n_groups && st == RELAY_OK; k++) {
+    for (unsigned k = 0; k < b->n_groups; k++) {
         const relay_group_t *g = &b->groups[k];
         if (popcount(after & g->members) > 1) {
-            st = RELAY_REJECTED_INTERLOCK;
-        } else if ((turn_on & g->members)
-                   && ((b->state & g->members) || g->dead_left_us > lag)) {
-            // a write is never deferred: no change-over, no turn-on in the dead time
-            st = RELAY_REJECTED_INTERLOCK;
+            return RELAY_REJECTED_INTERLOCK;
         }
-    }
-    if (st != RELAY_OK) {
-        relay_hw_unlock(s);
-        return count(b, st);
-    }
-    for (unsigned i = 0; i < b->n_relays; i++) {
-        if (mask & bit(i)) {
-            b->relays[i].pulse_left_us = 0;     // written like set(): pulses end
+        if ((turn_on & g->members) && ((b->state & g->members) || g->dead_left_us > lag)) {
+            // a write is never deferred: no change-over, no turn-on in the dead time
+            return RELAY_REJECTED_INTERLOCK;
         }
     }
     for (unsigned k = 0; k < b->n_groups; k++) {
@@ -506,31 +624,58 @@ int relay_write(relay_bank_t *b, uint32_t mask, uint32_t values, relay_time_t no
             g->pending = -1;
         }
     }
+    return RELAY_OK;
+}
+
+static RELAY_COLD int write_mask_error(relay_bank_t *b, uint32_t mask) {
+    return check_mask(b, mask, b->n_relays);
+}
+
+int relay_write(relay_bank_t *b, uint32_t mask, uint32_t values, relay_time_t now) {
+    if (mask & ~relays_mask(b->n_relays)) {
+        return write_mask_error(b, mask);
+    }
+    uint32_t s = relay_hw_lock();
+    values &= mask;
+    uint32_t change = (b->state ^ values) & mask;
+    if ((change & ~b->clear) || (mask & b->grouped)) {
+        int st = write_checks(b, mask, values, change, now);
+        if (st != RELAY_OK) {
+            relay_hw_unlock(s);
+            return count(b, st);
+        }
+    }
+    b->pulsing &= ~mask;            // written like set(): pulses end
     apply(b, change, now);
     relay_hw_unlock(s);
     return RELAY_OK;
 }
 
-int relay_pulse(relay_bank_t *b, int relay, uint32_t ms, relay_time_t now) {
-    if (relay < 0 || relay >= b->n_relays) {
-        return RELAY_ERR_INDEX;
+int relay_pulse(relay_bank_t *b, int relay, int32_t ms, relay_time_t now) {
+    int st = check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
+    if (st == RELAY_OK) {
+        st = check_range(b, RELAY_ERR_PULSE, ms, 1, RELAY_PULSE_MAX_MS);
     }
-    uint64_t us = ms_to_us64(ms);
-    if (ms < 1 || us < b->relays[relay].min_interval_us) {
-        return RELAY_ERR_DURATION;
+    if (st != RELAY_OK) {
+        return st;
+    }
+    uint64_t us = ms_to_us64((uint32_t)ms);
+    uint32_t min_ms = b->relays[relay].min_interval_ms;
+    if ((uint32_t)ms < min_ms) {
+        fail(b, RELAY_ERR_PULSE_SHORT, ms, (int32_t)min_ms, RELAY_PULSE_MAX_MS);
+        b->err.aux = relay;
+        return RELAY_ERR_PULSE_SHORT;
     }
     int changes = 0;
     uint32_t s = relay_hw_lock();
-    int st = do_set(b, (unsigned)relay, true, us, now, &changes);
+    st = do_set(b, (unsigned)relay, true, us, now, &changes);
     relay_hw_unlock(s);
     return st;
 }
 
-int relay_get(const relay_bank_t *b, int relay) {
-    if (relay < 0 || relay >= b->n_relays) {
-        return RELAY_ERR_INDEX;
-    }
-    return (int)((b->state >> relay) & 1u);
+int relay_get(relay_bank_t *b, int relay) {
+    int st = check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
+    return st != RELAY_OK ? st : (int)((b->state >> relay) & 1u);
 }
 
 int relay_tick(relay_bank_t *b, relay_time_t now) {
@@ -552,54 +697,77 @@ int relay_tick(relay_bank_t *b, relay_time_t now) {
         b->wdt_running = 0;     // the (simulated) device is rebooting
     }
 
-    // countdowns, then pulse expiry
+    // countdowns of the relays whose interval or pulse runs, then pulse expiry
     uint32_t expired = 0;
-    for (unsigned i = 0; i < b->n_relays; i++) {
+    uint32_t running = (b->timed & ~b->clear) | b->pulsing;
+    for (unsigned i = 0; running; i++, running >>= 1) {
+        if (!(running & 1u)) {
+            continue;
+        }
         relay_t *r = &b->relays[i];
-        if (!r->interval_clear) {
+        if (!(b->clear & bit(i)) && (b->timed & bit(i))) {
             r->interval_left_us = sat_sub(r->interval_left_us, elapsed);
             if (!r->interval_left_us) {
-                r->interval_clear = 1;
+                b->clear |= bit(i);
             }
         }
-        if (r->pulse_left_us) {
+        if (b->pulsing & bit(i)) {
             r->pulse_left_us = r->pulse_left_us > elapsed ? r->pulse_left_us - elapsed : 0;
             if (!r->pulse_left_us) {
                 expired |= bit(i);
             }
         }
     }
-    for (unsigned k = 0; k < b->n_groups; k++) {
-        b->groups[k].dead_left_us = sat_sub(b->groups[k].dead_left_us, elapsed);
-    }
-    expired &= b->state;
-    apply(b, expired, now);
-    changes += (int)popcount(expired);
-    b->m.pulses_expired += popcount(expired);
-
-    // deferred change-overs whose dead time has run (not re-checked for interval)
-    uint32_t turn_on = 0;
-    for (unsigned k = 0; k < b->n_groups; k++) {
-        relay_group_t *g = &b->groups[k];
-        if (g->pending >= 0 && !g->dead_left_us && !(b->state & g->members)) {
-            relay_t *r = &b->relays[g->pending];
-            r->pulse_left_us = g->pending_pulse ? g->pending_pulse_us : 0;
-            turn_on |= bit((unsigned)g->pending);
-            g->pending = -1;
+    b->pulsing &= ~expired;
+    uint8_t busy = b->groups_busy;
+    for (unsigned k = 0; busy; k++, busy >>= 1) {
+        if (busy & 1u) {
+            b->groups[k].dead_left_us = sat_sub(b->groups[k].dead_left_us, elapsed);
         }
     }
-    apply(b, turn_on, now);
-    changes += (int)popcount(turn_on);
+    expired &= b->state;
+    if (expired) {
+        apply(b, expired, now);
+        changes += (int)popcount(expired);
+        b->m.pulses_expired += popcount(expired);
+    }
 
-    // inputs: a level counts once seen unchanged for the debounce time
+    // deferred change-overs whose dead time has run (not re-checked for interval)
+    if (b->groups_busy) {
+        uint32_t turn_on = 0;
+        for (unsigned k = 0; k < b->n_groups; k++) {
+            relay_group_t *g = &b->groups[k];
+            if (g->pending >= 0 && !g->dead_left_us && !(b->state & g->members)) {
+                set_pulse(b, (unsigned)g->pending, g->pending_pulse ? g->pending_pulse_us : 0);
+                turn_on |= bit((unsigned)g->pending);
+                g->pending = -1;
+            }
+            if (g->pending < 0 && !g->dead_left_us) {
+                b->groups_busy &= (uint8_t)~bit(k);
+            }
+        }
+        apply(b, turn_on, now);
+        changes += (int)popcount(turn_on);
+    }
+
+    // inputs: a level counts once seen unchanged for the debounce time. Only
+    // inputs whose level moved or that are settling need a look: for the others
+    // the time seen unchanged does not matter.
     if (b->n_inputs) {
         relay_pinmask_t phys = relay_hw_read(&b->hw);
-        for (unsigned j = 0; j < b->n_inputs; j++) {
+        relay_pinmask_t moved = (phys ^ b->in_cand) & b->in_pins;
+        for (unsigned j = 0; (moved || b->settling) && j < b->n_inputs; j++) {
             relay_input_t *in = &b->inputs[j];
-            uint8_t level = (uint8_t)(pin_level(phys, in->pin) ^ in->active_low);
+            relay_pinmask_t pin = pin_bit(in->pin);
+            if (!(moved & pin) && !(b->settling & bit(j))) {
+                continue;
+            }
+            moved &= ~pin;
+            uint8_t level = (uint8_t)(((phys & pin) != 0) ^ in->active_low);
             if (level != in->candidate) {
                 in->candidate = level;
                 in->candidate_for_us = 0;
+                b->in_cand ^= pin;
             } else {
                 in->candidate_for_us = sat_add(in->candidate_for_us, elapsed);
             }
@@ -610,6 +778,11 @@ int relay_tick(relay_bank_t *b, relay_time_t now) {
                 if (in->stable && in->toggles >= 0) {
                     do_toggle(b, (unsigned)in->toggles, now, &changes);
                 }
+            }
+            if (in->candidate != in->stable) {
+                b->settling |= (uint16_t)bit(j);
+            } else {
+                b->settling &= (uint16_t)~bit(j);
             }
         }
     }
@@ -639,8 +812,9 @@ int relay_tick(relay_bank_t *b, relay_time_t now) {
 }
 
 int relay_checkin(relay_bank_t *b, int slot, relay_time_t now) {
-    if (slot < 0 || slot >= b->n_slots) {
-        return RELAY_ERR_INDEX;
+    int st = check_index(b, RELAY_ERR_SLOT, RELAY_ERR_NO_SLOTS, slot, b->n_slots);
+    if (st != RELAY_OK) {
+        return st;
     }
     uint32_t s = relay_hw_lock();
     b->slots[slot].since_us = 0;
@@ -649,30 +823,65 @@ int relay_checkin(relay_bank_t *b, int slot, relay_time_t now) {
     return RELAY_OK;
 }
 
-int relay_input_value(const relay_bank_t *b, int input) {
-    if (input < 0 || input >= b->n_inputs) {
-        return RELAY_ERR_INDEX;
+int relay_input_value(relay_bank_t *b, int input) {
+    int st = check_index(b, RELAY_ERR_INPUT, RELAY_ERR_NO_INPUTS, input, b->n_inputs);
+    return st != RELAY_OK ? st : b->inputs[input].stable;
+}
+
+int relay_input_edges(relay_bank_t *b, int input, uint32_t *out) {
+    int st = check_index(b, RELAY_ERR_INPUT, RELAY_ERR_NO_INPUTS, input, b->n_inputs);
+    if (st == RELAY_OK) {
+        *out = b->inputs[input].edges;
     }
-    return b->inputs[input].stable;
+    return st;
+}
+
+int relay_switches(relay_bank_t *b, int relay, uint32_t *out) {
+    int st = check_index(b, RELAY_ERR_RELAY, RELAY_ERR_RELAY, relay, b->n_relays);
+    if (st == RELAY_OK) {
+        *out = relay_switch_count(b, (unsigned)relay);
+    }
+    return st;
+}
+
+size_t relay_metrics_values(const relay_bank_t *b, uint32_t *out, size_t cap) {
+    const relay_metrics_t *m = &b->m;
+    size_t n = RELAY_METRIC_COUNT + b->n_relays + b->n_inputs;
+    if (n > cap) {
+        return n;
+    }
+    out[RELAY_METRIC_TICKS] = m->ticks;
+    out[RELAY_METRIC_LATE_TICKS] = m->late_ticks;
+    out[RELAY_METRIC_DEFERRED] = m->deferred;
+    out[RELAY_METRIC_REJECTED_INTERVAL] = m->rejected[RELAY_REJECTED_INTERVAL];
+    out[RELAY_METRIC_REJECTED_INTERLOCK] = m->rejected[RELAY_REJECTED_INTERLOCK];
+    out[RELAY_METRIC_PULSES_EXPIRED] = m->pulses_expired;
+    out[RELAY_METRIC_INPUT_EDGES] = m->input_edges;
+    out[RELAY_METRIC_WDT_FEEDS] = m->wdt_feeds;
+    out[RELAY_METRIC_WRITES] = m->writes;
+    out += RELAY_METRIC_COUNT;
+    for (unsigned i = 0; i < b->n_relays; i++) {
+        *out++ = b->switches[i];
+    }
+    for (unsigned j = 0; j < b->n_inputs; j++) {
+        *out++ = b->inputs[j].edges;
+    }
+    return n;
 }
 
 const char *relay_stalled_name(const relay_bank_t *b) {
     return b->stalled >= 0 ? b->slots[b->stalled].name : NULL;
 }
 
-// Indexed by status - RELAY_ERR_PULL: a char array, not a table of pointers,
-// so a natmod needs no relocations in its data.
-#define STATUS_FIRST (RELAY_ERR_PULL)
-#define STATUS_LAST (RELAY_REJECTED_INTERLOCK)
-static const char status_names[STATUS_LAST - STATUS_FIRST + 1][14] = {
-    "bad pull", "bad state", "bad mask", "bad name", "bad group", "bad duration",
-    "bad count", "duplicate pin", "bad pin", "bad index",
+// A char array, not a table of pointers, so a natmod needs no relocations in
+// its data. Argument errors get their messages from the binding's one table.
+static const char status_names[RELAY_REASON_COUNT][10] = {
     "ok", "deferred", "interval", "interlock",
 };
 
 const char *relay_status_name(int status) {
-    if (status < STATUS_FIRST || status > STATUS_LAST) {
+    if (status < 0 || status >= RELAY_REASON_COUNT) {
         return "error";
     }
-    return status_names[status - STATUS_FIRST];
+    return status_names[status];
 }

@@ -7,43 +7,25 @@
 #include <stdint.h>
 #include <stddef.h>
 
-#ifndef RELAY_HW_NUM_PINS
-#if defined(RELAY_HW_SIM)
-#define RELAY_HW_NUM_PINS (64)
-#else
-#define RELAY_HW_NUM_PINS (30)              // RP2040 user GPIOs
-#endif
-#endif
-
 #define RELAY_PULL_NONE (0)
 #define RELAY_PULL_UP (1)
 #define RELAY_PULL_DOWN (2)
 
-typedef uint64_t relay_pinmask_t;           // bit p = GPIO p
-
-// Backend state lives inside each bank so a natmod needs no static data.
-typedef struct {
-    relay_pinmask_t out_mask;               // pins this bank drives
-    relay_pinmask_t in_mask;                // pins this bank reads
-    // simulated backend only (unused on the RP2040)
-    relay_pinmask_t level;                  // physical output levels
-    relay_pinmask_t driven;                 // input levels driven by tests
-    relay_pinmask_t driven_valid;           // pins a test drives (others float to their pull)
-    relay_pinmask_t ever_high;              // outputs ever driven high (proves "no glitch")
-    relay_pinmask_t ever_low;               // outputs ever driven low
-    relay_pinmask_t pulled_up;              // inputs idle high when not driven
-    uint32_t writes;                        // output register writes
-    uint32_t wdt_timeout_us;                // also hw_rp2_sio.c's reload value (no statics)
-    uint32_t wdt_since_feed_us;
-    uint8_t wdt_enabled;
-    uint32_t resets;                        // simulated watchdog resets
-    char cause[16];                         // cause kept across a (simulated) reset
-} relay_hw_t;
+// Each backend's header defines relay_pinmask_t (bit p = GPIO p, as wide as
+// its pins need), its relay_hw_t (kept inside each bank, so a natmod needs no
+// static data), RELAY_HW_NUM_PINS and RELAY_HW_HAS_AUTOTICK.
+#if defined(RELAY_HW_SIM)
+#include "hw_sim.h"
+#else
+#include "hw_rp2.h"
+#endif
 
 // Set outputs to level_mask first, then make them outputs: no glitch.
 void relay_hw_init_outputs(relay_hw_t *hw, relay_pinmask_t pins, relay_pinmask_t levels);
+#if !defined(RELAY_HW_INLINE_IO)    // else the backend's header defines them inline
 // One register write: pins in mask take their bit of levels, others untouched.
 void relay_hw_write(relay_hw_t *hw, relay_pinmask_t mask, relay_pinmask_t levels);
+#endif
 void relay_hw_init_input(relay_hw_t *hw, unsigned pin, int pull);
 relay_pinmask_t relay_hw_read(relay_hw_t *hw);     // physical levels of all pins
 void relay_hw_release(relay_hw_t *hw);             // pins back to high-impedance inputs
@@ -58,14 +40,35 @@ void relay_hw_wdt_reset(relay_hw_t *hw, const char *cause);
 // The cause kept by the last watchdog reset ("" if none or a power-on reset).
 void relay_hw_reset_cause(relay_hw_t *hw, char *buf, size_t len);
 
+#if RELAY_HW_HAS_AUTOTICK
+// A hardware timer calling fn(arg) every period_us, start to start, from an
+// interrupt; one per board, a new start replaces it. Returns 0 when it could
+// not start.
+int relay_hw_autotick_start(uint32_t period_us, void (*fn)(void *arg), void *arg);
+void relay_hw_autotick_stop(void);
+uint32_t relay_hw_now_us(void);             // the time base of the timer's ticks
+#else
+// No hardware timer (the host; the natmod, which cannot reach the firmware's
+// timer pool): the application ticks, and the core never starts one.
+static inline int relay_hw_autotick_start(uint32_t period_us, void (*fn)(void *arg), void *arg) {
+    (void)period_us;
+    (void)fn;
+    (void)arg;
+    return 0;
+}
+
+static inline void relay_hw_autotick_stop(void) {
+}
+
+static inline uint32_t relay_hw_now_us(void) {
+    return 0;
+}
+#endif
+
+#if !defined(RELAY_HW_INLINE_IO)
 // Critical section against the tick running from a timer interrupt.
 uint32_t relay_hw_lock(void);
 void relay_hw_unlock(uint32_t state);
-
-#ifdef RELAY_HW_SIM
-// Test access to the simulated board.
-int relay_hw_sim_level(const relay_hw_t *hw, unsigned pin);            // 0/1
-void relay_hw_sim_drive(relay_hw_t *hw, unsigned pin, int level);      // level -1 releases
 #endif
 
 #endif // RELAY_HW_H

@@ -144,7 +144,7 @@ def _schema(c):
                 _str(m, "%s.relays[%d]" % (f, j), 1, 32, _NAME)
                 if m in g["relays"][:j]:
                     raise Invalid(f + ".relays", "has non-unique elements")
-            _int(g["dead_ms"], f + ".dead_ms", 0, 60000)
+            _int(g["dead_ms"], f + ".dead_ms", 0, 3600000)
     if "inputs" in c:
         _names(c["inputs"], "inputs", 0, 16)
         for n in c["inputs"]:
@@ -157,7 +157,7 @@ def _schema(c):
             if "active_low" in p:
                 _bool(p["active_low"], f + ".active_low")
             if "debounce_ms" in p:
-                _int(p["debounce_ms"], f + ".debounce_ms", 0, 10000)
+                _int(p["debounce_ms"], f + ".debounce_ms", 0, 60000)
     if "ntp_servers" in c:
         _list(c["ntp_servers"], "ntp_servers", 0, 4)
         for i, s in enumerate(c["ntp_servers"]):

@@ -12,13 +12,16 @@ try:
 except ImportError:
     import uasyncio as asyncio
 import time
+from array import array
 
-from iotlib import atomic_file, config_schema, logger
+from iotlib import atomic_file, config_schema, events, logger
 
 _log = logger.get("relays")
 REASONS = relaygpio.REASONS
 PULLS = {"up": relaygpio.PULL_UP, "down": relaygpio.PULL_DOWN, "none": relaygpio.PULL_NONE}
 STATE_FILE = "relays.json"
+# where each counter sits in metric_values(); switches per relay follow them
+METRIC_INDEX = {k: i for i, k in enumerate(relaygpio.METRICS)}
 
 
 def _layout(cfg):
@@ -35,7 +38,7 @@ def _layout(cfg):
 
 
 class RelayGPIOManager:
-    def __init__(self, data_dir, alarm=None, persist_min_ms=5000, tick_ms=10):
+    def __init__(self, data_dir, alarm=None, persist_min_ms=5000, tick_ms=10, bus=None):
         self.path = data_dir + "/" + STATE_FILE
         self.alarm = alarm
         self.persist_min_ms = persist_min_ms
@@ -54,6 +57,7 @@ class RelayGPIOManager:
         self.desired_version = 0
         self.changes = 0         # +1 at every relay change seen (requests, core, reconfigure)
         self._mask = 0
+        self._metric_buf = None  # metric_values(), filled in place on every scrape
         self._last_change = {}
         self._saved = None       # states as last persisted
         self._save_at = None     # ticks_ms when the pending write is due
@@ -65,6 +69,8 @@ class RelayGPIOManager:
         self.persist_writes = 0
         self.boot_policy = None
         self.cfg = None
+        self.events = bus if bus is not None else events.EventBus()  # live events
+        self._edges = None       # (bank, input edge counts) last published
 
     # ---- building ----
 
@@ -198,6 +204,7 @@ class RelayGPIOManager:
             if before[n] != after.get(n, False):
                 logger.audit("relay", relay=n, old=before[n], new=after.get(n, False),
                              subject="config", source="reconfigure")
+                self._publish(n, after.get(n, False), "reconfigure", "config")
         self._note_all()
         self._dirty()
         _log.info("relay bank rebuilt", relays=after)
@@ -241,6 +248,15 @@ class RelayGPIOManager:
         m["persist_writes"] = self.persist_writes
         return m
 
+    def metric_values(self):
+        # GET /metrics: the bank's counters with no dict per scrape (relaygpio.METRICS
+        # order, then switches per relay, then edges per input)
+        if self._metric_buf is None:
+            n = len(METRIC_INDEX) + relaygpio.MAX_RELAYS + relaygpio.MAX_INPUTS
+            self._metric_buf = array("I", bytes(4 * n))
+        self.bank.metrics_into(self._metric_buf)
+        return self._metric_buf
+
     def pin_levels(self):
         # simulated board only: the physical level on each relay pin
         return {str(p): self.bank.sim_level(p) for p in self.pins} if self.simulated else {}
@@ -255,11 +271,32 @@ class RelayGPIOManager:
                 logger.audit("relay", relay=n, old=bool(before >> i & 1), new=bool(after >> i & 1),
                              subject=subject, source=source)
                 self._last_change[n] = time.time()
+                self._publish(n, bool(after >> i & 1), source, subject, i)
         self._mask = after
         if changed:
             self.changes += 1
             self._dirty()
         return REASONS[result]
+
+    def _publish(self, name, on, source, subject, i=None):
+        self.events.publish(events.RELAY, relay=name, state="HIGH" if on else "LOW",
+                            cause=events.cause_of(source, on), subject=subject, source=source,
+                            switches=self.bank.switches(i) if i is not None else None,
+                            last_change=self._last_change.get(name, 0))
+
+    def _input_edges(self):
+        # an input edge is counted by the core: publish the inputs whose count moved
+        bank = self.bank
+        e = self._edges
+        if e is None or e[0] is not bank:
+            self._edges = (bank, [bank.edges(j) for j in range(len(self.inputs))])
+            return
+        counts = e[1]
+        for j, name in enumerate(self.inputs):
+            n = bank.edges(j)
+            if n != counts[j]:
+                counts[j] = n
+                self.events.publish(events.INPUT, input=name, value=bank.input_value(j), edges=n)
 
     def set(self, name, on, source="local", subject=None):
         i = self._i(name)
@@ -405,6 +442,8 @@ class RelayGPIOManager:
             m = self.bank.state()
             if m != self._mask:  # changed by the core: pulse end, change-over, input
                 self._done(0, self._mask, "core", None)
+            if self.inputs:
+                self._input_edges()
             if self._save_at is not None and \
                     time.ticks_diff(time.ticks_ms(), self._save_at) >= 0:
                 self.flush()

@@ -21,6 +21,7 @@ from iotlib import rbac, strict_json
 from iotlib.jwt_validator import MAX_TOKEN_BYTES, MESSAGES, TokenError, bearer_token, \
     check_tenancy, http_status
 from iotlib.prometheus import CONTENT_TYPE, Registry, RequestMetrics
+from iotlib.relay_gpio_manager import METRIC_INDEX
 
 MAX_BODY = 1024             # a relay request is a few dozen bytes
 MAX_DECLARED = 16 * 1024    # a larger Content-Length is refused by microdot, before routing, unread
@@ -361,14 +362,15 @@ class DeviceApi:
             self.registry.set_const_labels((("tenant", ident[0] or ""),
                                             ("namespace", ident[1] or "")))
         states = self.relays.states()
-        m = self.relays.metrics()
+        v = self.relays.metric_values()
+        ix = METRIC_INDEX
         for i, n in enumerate(self.relays.names):
             self._state.set(1 if states[n] else 0, (n,))
-            self._follow(self._switches, (n,), m["switches"][i])
-        self._follow(self._rejected, ("interval",), m["rejected_interval"])
-        self._follow(self._rejected, ("interlock",), m["rejected_interlock"])
-        self._follow(self._deferred, (), m["deferred"])
-        self._follow(self._feeds, (), m["wdt_feeds"])
+            self._follow(self._switches, (n,), v[len(ix) + i])
+        self._follow(self._rejected, ("interval",), v[ix["rejected_interval"]])
+        self._follow(self._rejected, ("interlock",), v[ix["rejected_interlock"]])
+        self._follow(self._deferred, (), v[ix["deferred"]])
+        self._follow(self._feeds, (), v[ix["wdt_feeds"]])
         try:
             c = self.counters() if self.counters else {}
         except Exception:  # a scrape is already answering 200: show what is known
@@ -579,4 +581,6 @@ def create_app(relays, validator, limiter, identity, ready, counters=None, roles
             (413, "body_too_large", "the body is limited to %d bytes" % max_body),
             (500, "internal", "the request failed inside the device")):
         app.errorhandler(status)(_error(api, status, error, message))
+    from iotlib import web_page  # GET / and GET /events (web_page imports this module)
+    web_page.mount(app, api)
     return app

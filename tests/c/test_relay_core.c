@@ -29,15 +29,15 @@ static void test_init_errors(void) {
     for (unsigned i = 0; i < 33; i++) {
         pins[i] = (uint8_t)i;
     }
-    CHECK_EQ(relay_bank_init(&B, pins, 0, 0, 0, 1000, 0), RELAY_ERR_COUNT);
-    CHECK_EQ(relay_bank_init(&B, pins, 33, 0, 0, 1000, 0), RELAY_ERR_COUNT);
+    CHECK_EQ(relay_bank_init(&B, pins, 0, 0, 0, 1000, 0), RELAY_ERR_RELAY_COUNT);
+    CHECK_EQ(relay_bank_init(&B, pins, 33, 0, 0, 1000, 0), RELAY_ERR_RELAY_COUNT);
     uint8_t bad[2] = {3, RELAY_HW_NUM_PINS};
     CHECK_EQ(relay_bank_init(&B, bad, 2, 0, 0, 1000, 0), RELAY_ERR_PIN);
     uint8_t dup[3] = {5, 6, 5};
     CHECK_EQ(relay_bank_init(&B, dup, 3, 0, 0, 1000, 0), RELAY_ERR_DUP_PIN);
     CHECK_EQ(relay_bank_init(&B, PINS4, 4, 1u << 4, 0, 1000, 0), RELAY_ERR_MASK);
     CHECK_EQ(relay_bank_init(&B, PINS4, 4, 0, 1u << 8, 1000, 0), RELAY_ERR_MASK);
-    CHECK_EQ(relay_bank_init(&B, PINS4, 4, 0, 0, 99, 0), RELAY_ERR_DURATION);
+    CHECK_EQ(relay_bank_init(&B, PINS4, 4, 0, 0, 99, 0), RELAY_ERR_TICK);
     CHECK_EQ(relay_bank_init(&B, PINS4, 4, 0, 0, 100, 0), RELAY_OK);
     CHECK_EQ(relay_bank_init(&B, pins, 32, 0xffffffffu, 0xffffffffu, 1000, 0), RELAY_OK);
 }
@@ -47,16 +47,7 @@ static void test_status_names(void) {
     CHECK_STR(relay_status_name(RELAY_DEFERRED), "deferred");
     CHECK_STR(relay_status_name(RELAY_REJECTED_INTERVAL), "interval");
     CHECK_STR(relay_status_name(RELAY_REJECTED_INTERLOCK), "interlock");
-    CHECK_STR(relay_status_name(RELAY_ERR_INDEX), "bad index");
-    CHECK_STR(relay_status_name(RELAY_ERR_PIN), "bad pin");
-    CHECK_STR(relay_status_name(RELAY_ERR_DUP_PIN), "duplicate pin");
-    CHECK_STR(relay_status_name(RELAY_ERR_COUNT), "bad count");
-    CHECK_STR(relay_status_name(RELAY_ERR_DURATION), "bad duration");
-    CHECK_STR(relay_status_name(RELAY_ERR_GROUP), "bad group");
-    CHECK_STR(relay_status_name(RELAY_ERR_NAME), "bad name");
-    CHECK_STR(relay_status_name(RELAY_ERR_MASK), "bad mask");
-    CHECK_STR(relay_status_name(RELAY_ERR_STATE), "bad state");
-    CHECK_STR(relay_status_name(RELAY_ERR_PULL), "bad pull");
+    CHECK_STR(relay_status_name(RELAY_ERR_RELAY), "error");
     CHECK_STR(relay_status_name(4), "error");
     CHECK_STR(relay_status_name(-11), "error");
 }
@@ -107,19 +98,19 @@ static void test_set_get_toggle(void) {
     CHECK_EQ(relay_set(&B, 0, true, T(10)), RELAY_OK);
     CHECK_EQ(relay_set(&B, 2, false, T(10)), RELAY_OK);
     CHECK_EQ(B.hw.writes, 2);
-    CHECK_EQ(B.relays[0].switches, 1);
+    CHECK_EQ(relay_switch_count(&B, 0), 1);
     CHECK_EQ(relay_toggle(&B, 0, T(20)), RELAY_OK);
     CHECK_EQ(relay_get(&B, 0), 0);
     CHECK_EQ(lvl(10), 0);
     CHECK_EQ(relay_toggle(&B, 1, T(20)), RELAY_OK);
     CHECK_EQ(lvl(11), 1);
-    CHECK_EQ(B.relays[0].switches, 2);
-    CHECK_EQ(B.relays[1].switches, 2);
-    CHECK_EQ(relay_set(&B, 4, true, T(0)), RELAY_ERR_INDEX);
-    CHECK_EQ(relay_set(&B, -1, true, T(0)), RELAY_ERR_INDEX);
-    CHECK_EQ(relay_toggle(&B, 4, T(0)), RELAY_ERR_INDEX);
-    CHECK_EQ(relay_get(&B, 4), RELAY_ERR_INDEX);
-    CHECK_EQ(relay_get(&B, -1), RELAY_ERR_INDEX);
+    CHECK_EQ(relay_switch_count(&B, 0), 2);
+    CHECK_EQ(relay_switch_count(&B, 1), 2);
+    CHECK_EQ(relay_set(&B, 4, true, T(0)), RELAY_ERR_RELAY);
+    CHECK_EQ(relay_set(&B, -1, true, T(0)), RELAY_ERR_RELAY);
+    CHECK_EQ(relay_toggle(&B, 4, T(0)), RELAY_ERR_RELAY);
+    CHECK_EQ(relay_get(&B, 4), RELAY_ERR_RELAY);
+    CHECK_EQ(relay_get(&B, -1), RELAY_ERR_RELAY);
 }
 
 static void test_write_atomic(void) {
@@ -132,12 +123,12 @@ static void test_write_atomic(void) {
     CHECK_EQ(lvl(11), 1);
     CHECK_EQ(lvl(12), 0);       // active low, on
     CHECK_EQ(lvl(13), 0);
-    CHECK_EQ(B.relays[0].switches, 1);
-    CHECK_EQ(B.relays[3].switches, 1);
+    CHECK_EQ(relay_switch_count(&B, 0), 1);
+    CHECK_EQ(relay_switch_count(&B, 3), 1);
     // relays outside the mask and bits of values outside it are untouched
     CHECK_EQ(relay_write(&B, 0x1, 0xe, T(10)), RELAY_OK);
     CHECK_EQ(B.state, 0x6);
-    CHECK_EQ(B.relays[1].switches, 1);
+    CHECK_EQ(relay_switch_count(&B, 1), 1);
     // nothing changes: no register write
     CHECK_EQ(relay_write(&B, 0x6, 0x6, T(20)), RELAY_OK);
     CHECK_EQ(B.hw.writes, 2);
@@ -163,8 +154,8 @@ static void test_write_all_or_nothing_interval(void) {
 static void test_min_interval(void) {
     CHECK_EQ(init4(0, 0), RELAY_OK);
     CHECK_EQ(relay_set_min_interval(&B, 0, 10), RELAY_OK);
-    CHECK_EQ(relay_set_min_interval(&B, 0, 3600001), RELAY_ERR_DURATION);
-    CHECK_EQ(relay_set_min_interval(&B, 4, 10), RELAY_ERR_INDEX);
+    CHECK_EQ(relay_set_min_interval(&B, 0, 3600001), RELAY_ERR_MIN_INTERVAL);
+    CHECK_EQ(relay_set_min_interval(&B, 4, 10), RELAY_ERR_RELAY);
     // booting is not a switch: the first request passes at once
     CHECK_EQ(relay_set(&B, 0, true, T(1)), RELAY_OK);
     CHECK_EQ(relay_set(&B, 0, false, T(5 * MS)), RELAY_REJECTED_INTERVAL);
@@ -178,7 +169,7 @@ static void test_min_interval(void) {
     // applies to on as well
     CHECK_EQ(relay_set(&B, 0, true, T(20 * MS)), RELAY_REJECTED_INTERVAL);
     CHECK_EQ(relay_set(&B, 0, true, T(20 * MS + 1)), RELAY_OK);
-    CHECK_EQ(B.relays[0].switches, 3);
+    CHECK_EQ(relay_switch_count(&B, 0), 3);
     CHECK_EQ(B.m.rejected[RELAY_REJECTED_INTERVAL], 3);
     CHECK_EQ(B.m.rejected[RELAY_REJECTED_INTERLOCK], 0);
 }
@@ -188,11 +179,11 @@ static void test_min_interval_tick_clears(void) {
     CHECK_EQ(relay_set_min_interval(&B, 0, 10), RELAY_OK);
     CHECK_EQ(relay_tick(&B, T(0)), 0);
     CHECK_EQ(relay_set(&B, 0, true, T(500)), RELAY_OK);
-    CHECK_EQ(B.relays[0].interval_clear, 0);
+    CHECK_EQ((B.clear & 1u), 0);
     relay_tick(&B, T(10 * MS));
-    CHECK_EQ(B.relays[0].interval_clear, 0);
+    CHECK_EQ((B.clear & 1u), 0);
     relay_tick(&B, T(10 * MS + 500));
-    CHECK_EQ(B.relays[0].interval_clear, 1);
+    CHECK_EQ((B.clear & 1u), 1);
     CHECK_EQ(relay_set(&B, 0, false, T(10 * MS + 500)), RELAY_OK);
 }
 
@@ -241,14 +232,14 @@ static void test_interlock_changeover(void) {
     CHECK_EQ(lvl(10), 0);
     CHECK_EQ(lvl(11), 0);
     CHECK_EQ(B.m.deferred, 1);
-    CHECK_EQ(B.relays[0].switches, 2);
+    CHECK_EQ(relay_switch_count(&B, 0), 2);
     CHECK_EQ(relay_tick(&B, T(50 * MS)), 0);
     CHECK_EQ(relay_tick(&B, T(50999)), 0);
     CHECK_EQ(relay_get(&B, 1), 0);
     CHECK_EQ(relay_tick(&B, T(51 * MS)), 1);   // first tick at or after the dead time
     CHECK_EQ(relay_get(&B, 1), 1);
     CHECK_EQ(lvl(11), 1);
-    CHECK_EQ(B.relays[1].switches, 1);
+    CHECK_EQ(relay_switch_count(&B, 1), 1);
     CHECK_EQ(B.groups[0].pending, -1);
     // and back
     CHECK_EQ(relay_toggle(&B, 0, T(60 * MS)), RELAY_DEFERRED);
@@ -374,12 +365,12 @@ static void test_interlock_write_rejected(void) {
 
 static void test_interlock_errors(void) {
     CHECK_EQ(init4(0, 0x3), RELAY_OK);
-    CHECK_EQ(relay_add_interlock(&B, 0x1, 10), RELAY_ERR_GROUP);
+    CHECK_EQ(relay_add_interlock(&B, 0x1, 10), RELAY_ERR_GROUP_SIZE);
     CHECK_EQ(relay_add_interlock(&B, 0x10, 10), RELAY_ERR_MASK);
-    CHECK_EQ(relay_add_interlock(&B, 0x3, 3600001), RELAY_ERR_DURATION);
-    CHECK_EQ(relay_add_interlock(&B, 0x3, 10), RELAY_ERR_STATE);   // both on already
+    CHECK_EQ(relay_add_interlock(&B, 0x3, 3600001), RELAY_ERR_DEAD_TIME);
+    CHECK_EQ(relay_add_interlock(&B, 0x3, 10), RELAY_ERR_GROUP_ON);   // both on already
     CHECK_EQ(relay_add_interlock(&B, 0x6, 10), 0);
-    CHECK_EQ(relay_add_interlock(&B, 0xc, 10), RELAY_ERR_GROUP);   // relay 2 taken
+    CHECK_EQ(relay_add_interlock(&B, 0xc, 10), RELAY_ERR_GROUP_MEMBER);   // relay 2 taken
     uint8_t pins[20];
     for (unsigned i = 0; i < 20; i++) {
         pins[i] = (uint8_t)i;
@@ -388,7 +379,7 @@ static void test_interlock_errors(void) {
     for (int k = 0; k < RELAY_GROUP_MAX; k++) {
         CHECK_EQ(relay_add_interlock(&B, 0x3u << (2 * k), 0), k);
     }
-    CHECK_EQ(relay_add_interlock(&B, 0x3u << 16, 0), RELAY_ERR_COUNT);
+    CHECK_EQ(relay_add_interlock(&B, 0x3u << 16, 0), RELAY_ERR_GROUP_COUNT);
 }
 
 // ---- pulses
@@ -406,7 +397,7 @@ static void test_pulse_expiry_exact(void) {
     CHECK_EQ(relay_get(&B, 0), 0);
     CHECK_EQ(lvl(10), 0);
     CHECK_EQ(B.m.pulses_expired, 1);
-    CHECK_EQ(B.relays[0].switches, 2);
+    CHECK_EQ(relay_switch_count(&B, 0), 2);
     CHECK_EQ(relay_tick(&B, T(20 * MS)), 0);
     CHECK_EQ(B.m.pulses_expired, 1);
 }
@@ -419,7 +410,7 @@ static void test_pulse_restart_and_cancel(void) {
     CHECK_EQ(relay_tick(&B, T(14999)), 0);
     CHECK_EQ(relay_tick(&B, T(15 * MS)), 1);
     CHECK_EQ(relay_get(&B, 0), 0);
-    CHECK_EQ(B.relays[0].switches, 2);
+    CHECK_EQ(relay_switch_count(&B, 0), 2);
     // set() ends a pulse: the relay stays on
     CHECK_EQ(relay_pulse(&B, 1, 10, T(20 * MS)), RELAY_OK);
     CHECK_EQ(relay_set(&B, 1, true, T(21 * MS)), RELAY_OK);
@@ -438,18 +429,18 @@ static void test_pulse_restart_and_cancel(void) {
 
 static void test_pulse_errors(void) {
     CHECK_EQ(init4(0, 0), RELAY_OK);
-    CHECK_EQ(relay_pulse(&B, 4, 10, T(0)), RELAY_ERR_INDEX);
-    CHECK_EQ(relay_pulse(&B, 0, 0, T(0)), RELAY_ERR_DURATION);
+    CHECK_EQ(relay_pulse(&B, 4, 10, T(0)), RELAY_ERR_RELAY);
+    CHECK_EQ(relay_pulse(&B, 0, 0, T(0)), RELAY_ERR_PULSE);
     CHECK_EQ(relay_set_min_interval(&B, 0, 20), RELAY_OK);
-    CHECK_EQ(relay_pulse(&B, 0, 19, T(0)), RELAY_ERR_DURATION);
+    CHECK_EQ(relay_pulse(&B, 0, 19, T(0)), RELAY_ERR_PULSE_SHORT);
     CHECK_EQ(relay_pulse(&B, 0, 20, T(0)), RELAY_OK);
     CHECK_EQ(relay_set(&B, 0, false, T(0)), RELAY_REJECTED_INTERVAL);
     // a pulse is a switch request: inside the interval it is rejected
     CHECK_EQ(relay_tick(&B, T(0)), 0);
     CHECK_EQ(relay_tick(&B, T(20 * MS)), 1);
     CHECK_EQ(relay_pulse(&B, 0, 20, T(30 * MS)), RELAY_REJECTED_INTERVAL);
-    CHECK_EQ(relay_pulse(&B, 0, 0xffffffffu, T(40 * MS)), RELAY_OK);
-    CHECK_EQ(B.relays[0].pulse_left_us, 4294967295000ull + 20 * MS);   // + time since the tick
+    CHECK_EQ(relay_pulse(&B, 0, RELAY_PULSE_MAX_MS, T(40 * MS)), RELAY_OK);
+    CHECK_EQ(B.relays[0].pulse_left_us, 86400000000ull + 20 * MS);   // + time since the tick
 }
 
 static void test_pulse_longer_than_ring(void) {
@@ -594,17 +585,17 @@ static void test_input_errors(void) {
     CHECK_EQ(relay_add_input(&B, -1, 20, true, RELAY_PULL_UP, -1), RELAY_ERR_PIN);
     CHECK_EQ(relay_add_input(&B, 10, 20, true, RELAY_PULL_UP, -1), RELAY_ERR_DUP_PIN);
     CHECK_EQ(relay_add_input(&B, 20, 20, true, 3, -1), RELAY_ERR_PULL);
-    CHECK_EQ(relay_add_input(&B, 20, 20, true, RELAY_PULL_UP, 4), RELAY_ERR_INDEX);
-    CHECK_EQ(relay_add_input(&B, 20, 20, true, RELAY_PULL_UP, -2), RELAY_ERR_INDEX);
-    CHECK_EQ(relay_add_input(&B, 20, 3600001, true, RELAY_PULL_UP, -1), RELAY_ERR_DURATION);
+    CHECK_EQ(relay_add_input(&B, 20, 20, true, RELAY_PULL_UP, 4), RELAY_ERR_TOGGLES);
+    CHECK_EQ(relay_add_input(&B, 20, 20, true, RELAY_PULL_UP, -2), RELAY_ERR_TOGGLES);
+    CHECK_EQ(relay_add_input(&B, 20, RELAY_DEBOUNCE_MAX_MS + 1, true, RELAY_PULL_UP, -1), RELAY_ERR_DEBOUNCE);
     CHECK_EQ(relay_add_input(&B, 20, 20, true, RELAY_PULL_UP, -1), 0);
     CHECK_EQ(relay_add_input(&B, 20, 20, true, RELAY_PULL_UP, -1), RELAY_ERR_DUP_PIN);
     for (int j = 1; j < RELAY_INPUT_MAX; j++) {
         CHECK_EQ(relay_add_input(&B, 20 + j, 20, true, RELAY_PULL_UP, -1), j);
     }
-    CHECK_EQ(relay_add_input(&B, 50, 20, true, RELAY_PULL_UP, -1), RELAY_ERR_COUNT);
-    CHECK_EQ(relay_input_value(&B, RELAY_INPUT_MAX), RELAY_ERR_INDEX);
-    CHECK_EQ(relay_input_value(&B, -1), RELAY_ERR_INDEX);
+    CHECK_EQ(relay_add_input(&B, 50, 20, true, RELAY_PULL_UP, -1), RELAY_ERR_INPUT_COUNT);
+    CHECK_EQ(relay_input_value(&B, RELAY_INPUT_MAX), RELAY_ERR_INPUT);
+    CHECK_EQ(relay_input_value(&B, -1), RELAY_ERR_INPUT);
 }
 
 // ---- watchdog supervisor
@@ -613,10 +604,10 @@ static void test_watchdog_feeds(void) {
     CHECK_EQ(init4(0, 0), RELAY_OK);
     CHECK_EQ(relay_add_slot(&B, "pump", 100), 0);
     CHECK_EQ(relay_add_slot(&B, "net", 1000), 1);
-    CHECK_EQ(relay_wdt_start(&B, 0), RELAY_ERR_DURATION);
-    CHECK_EQ(relay_wdt_start(&B, RELAY_WDT_MAX_MS + 1), RELAY_ERR_DURATION);
+    CHECK_EQ(relay_wdt_start(&B, 0), RELAY_ERR_WDT_TIMEOUT);
+    CHECK_EQ(relay_wdt_start(&B, RELAY_WDT_MAX_MS + 1), RELAY_ERR_WDT_TIMEOUT);
     CHECK_EQ(relay_wdt_start(&B, 500), RELAY_OK);
-    CHECK_EQ(relay_wdt_start(&B, 500), RELAY_ERR_STATE);
+    CHECK_EQ(relay_wdt_start(&B, 500), RELAY_ERR_WDT_STARTED);
     CHECK_EQ(B.hw.wdt_enabled, 1);
     CHECK_EQ(B.hw.wdt_timeout_us, 500 * MS);
     for (uint32_t t = 0; t <= 2000 * MS; t += MS) {
@@ -632,8 +623,8 @@ static void test_watchdog_feeds(void) {
     CHECK_EQ(B.m.ticks, 2001);
     CHECK_EQ(B.hw.resets, 0);
     CHECK(relay_stalled_name(&B) == NULL);
-    CHECK_EQ(relay_checkin(&B, 2, T(0)), RELAY_ERR_INDEX);
-    CHECK_EQ(relay_checkin(&B, -1, T(0)), RELAY_ERR_INDEX);
+    CHECK_EQ(relay_checkin(&B, 2, T(0)), RELAY_ERR_SLOT);
+    CHECK_EQ(relay_checkin(&B, -1, T(0)), RELAY_ERR_SLOT);
 }
 
 static void test_watchdog_stall(void) {
@@ -665,7 +656,7 @@ static void test_watchdog_stall(void) {
     relay_tick(&B, T(2000 * MS));
     CHECK_EQ(B.m.wdt_feeds, 12);
     CHECK_EQ(B.hw.resets, 1);
-    CHECK_EQ(relay_wdt_start(&B, 500), RELAY_ERR_STATE);
+    CHECK_EQ(relay_wdt_start(&B, 500), RELAY_ERR_WDT_STARTED);
 }
 
 static void test_watchdog_long_slot_name(void) {
@@ -726,20 +717,234 @@ static void test_watchdog_late_start(void) {
 
 static void test_slot_errors(void) {
     CHECK_EQ(init4(0, 0), RELAY_OK);
-    CHECK_EQ(relay_add_slot(&B, "", 100), RELAY_ERR_NAME);
-    CHECK_EQ(relay_add_slot(&B, NULL, 100), RELAY_ERR_NAME);
-    CHECK_EQ(relay_add_slot(&B, "abcdefghijklmnop", 100), RELAY_ERR_NAME);   // 16
-    CHECK_EQ(relay_add_slot(&B, "a", 0), RELAY_ERR_DURATION);
-    CHECK_EQ(relay_add_slot(&B, "a", 3600001), RELAY_ERR_DURATION);
+    CHECK_EQ(relay_add_slot(&B, "", 100), RELAY_ERR_SLOT_NAME);
+    CHECK_EQ(relay_add_slot(&B, NULL, 100), RELAY_ERR_SLOT_NAME);
+    CHECK_EQ(relay_add_slot(&B, "abcdefghijklmnop", 100), RELAY_ERR_SLOT_NAME);   // 16
+    CHECK_EQ(relay_add_slot(&B, "a", 0), RELAY_ERR_SLOT_WINDOW);
+    CHECK_EQ(relay_add_slot(&B, "a", 3600001), RELAY_ERR_SLOT_WINDOW);
     CHECK_EQ(relay_add_slot(&B, "a", 3600000), 0);
-    CHECK_EQ(relay_add_slot(&B, "a", 100), RELAY_ERR_NAME);
+    CHECK_EQ(relay_add_slot(&B, "a", 100), RELAY_ERR_SLOT_DUP);
     CHECK_EQ(relay_add_slot(&B, "ab", 100), 1);
     char name[2] = {0, 0};
     for (int k = 2; k < RELAY_SLOT_MAX; k++) {
         name[0] = (char)('c' + k);
         CHECK_EQ(relay_add_slot(&B, name, 100), k);
     }
-    CHECK_EQ(relay_add_slot(&B, "z", 100), RELAY_ERR_COUNT);
+    CHECK_EQ(relay_add_slot(&B, "z", 100), RELAY_ERR_SLOT_COUNT);
+}
+
+// ---- error codes name the argument and the limit
+
+#define CHECK_ERR(call, code, v, lo_, hi_) do { \
+        CHECK_EQ((call), (code)); \
+        CHECK_EQ(B.err.value, (v)); \
+        CHECK_EQ(B.err.lo, (lo_)); \
+        CHECK_EQ(B.err.hi, (hi_)); \
+} while (0)
+
+static void test_error_details_setup(void) {
+    uint8_t pins[33] = {3, 70, 5};
+    CHECK_ERR(relay_bank_init(&B, pins, 33, 0, 0, 1000, 0), RELAY_ERR_RELAY_COUNT, 33, 1, RELAY_MAX);
+    CHECK_ERR(relay_bank_init(&B, pins, 3, 0, 0, 1000, 0), RELAY_ERR_PIN, 70, 0, RELAY_HW_NUM_PINS - 1);
+    // checked in order: a bad tick period is named before a bad mask
+    CHECK_ERR(relay_bank_init(&B, PINS4, 4, 1u << 9, 0, 99, 0), RELAY_ERR_TICK, 99, RELAY_TICK_MIN_US, 0x7fffffff);
+    CHECK_ERR(relay_bank_init(&B, PINS4, 4, 0, 0x81u, 100, 0), RELAY_ERR_MASK, 7, 0, 4);
+    CHECK_EQ(B.err.mask, 0x81u);
+    CHECK_EQ(init4(0, 0x3), RELAY_OK);
+    CHECK_ERR(relay_set_min_interval(&B, 0, -1), RELAY_ERR_MIN_INTERVAL, -1, 0, RELAY_MIN_INTERVAL_MAX_MS);
+    CHECK_EQ(relay_set_min_interval(&B, 0, RELAY_MIN_INTERVAL_MAX_MS), RELAY_OK);
+    CHECK_ERR(relay_set_min_interval(&B, 5, 1), RELAY_ERR_RELAY, 5, 0, 3);
+    // interlock: mask, dead time, size, membership, count, relays on
+    CHECK_ERR(relay_add_interlock(&B, 0x11, -5), RELAY_ERR_MASK, 4, 0, 4);
+    CHECK_ERR(relay_add_interlock(&B, 0x1, RELAY_DEAD_TIME_MAX_MS + 1), RELAY_ERR_DEAD_TIME,
+        RELAY_DEAD_TIME_MAX_MS + 1, 0, RELAY_DEAD_TIME_MAX_MS);
+    CHECK_ERR(relay_add_interlock(&B, 0x4, RELAY_DEAD_TIME_MAX_MS), RELAY_ERR_GROUP_SIZE, 1, 2, RELAY_MAX);
+    CHECK_EQ(B.err.mask, 0x4u);
+    CHECK_EQ(relay_add_interlock(&B, 0x3, 10), RELAY_ERR_GROUP_ON);
+    CHECK_EQ(B.err.value, 2);
+    CHECK_EQ(B.err.mask, 0x3u);
+    CHECK_EQ(relay_add_interlock(&B, 0x6, 10), 0);
+    CHECK_EQ(relay_add_interlock(&B, 0xc, 10), RELAY_ERR_GROUP_MEMBER);
+    CHECK_EQ(B.err.value, 2);
+    CHECK_EQ(B.err.aux, 0);
+}
+
+static void test_error_details_inputs_slots(void) {
+    CHECK_EQ(init4(0, 0), RELAY_OK);
+    CHECK_ERR(relay_input_value(&B, 0), RELAY_ERR_NO_INPUTS, 0, 0, -1);
+    CHECK_ERR(relay_checkin(&B, 3, T(0)), RELAY_ERR_NO_SLOTS, 3, 0, -1);
+    // input: pin, debounce, pull, toggles, count, duplicate pin
+    CHECK_ERR(relay_add_input(&B, 10, -1, true, 7, 9), RELAY_ERR_DEBOUNCE, -1, 0, RELAY_DEBOUNCE_MAX_MS);
+    CHECK_ERR(relay_add_input(&B, 10, RELAY_DEBOUNCE_MAX_MS, true, 7, 9), RELAY_ERR_PULL, 7, 0, 2);
+    CHECK_ERR(relay_add_input(&B, 10, 0, true, 1, 9), RELAY_ERR_TOGGLES, 9, -1, 3);
+    CHECK_ERR(relay_add_input(&B, 10, 0, true, 1, 3), RELAY_ERR_DUP_PIN, 10, 0, RELAY_HW_NUM_PINS - 1);
+    CHECK_EQ(relay_add_input(&B, 20, RELAY_DEBOUNCE_MAX_MS, true, 1, 3), 0);
+    CHECK_ERR(relay_input_value(&B, 1), RELAY_ERR_INPUT, 1, 0, 0);
+    uint32_t n = 99;
+    CHECK_ERR(relay_input_edges(&B, 2, &n), RELAY_ERR_INPUT, 2, 0, 0);
+    CHECK_EQ(n, 99);
+    CHECK_EQ(relay_input_edges(&B, 0, &n), RELAY_OK);
+    CHECK_EQ(n, 0);
+    CHECK_ERR(relay_switches(&B, -3, &n), RELAY_ERR_RELAY, -3, 0, 3);
+    CHECK_EQ(relay_set(&B, 1, true, T(0)), RELAY_OK);
+    CHECK_EQ(relay_switches(&B, 1, &n), RELAY_OK);
+    CHECK_EQ(n, 1);
+    // slot: name length, window, count, duplicate name
+    CHECK_ERR(relay_add_slot(&B, "abcdefghijklmnop", 0), RELAY_ERR_SLOT_NAME, 16, 1, RELAY_SLOT_NAME_LEN - 1);
+    CHECK_ERR(relay_add_slot(&B, "a", -1), RELAY_ERR_SLOT_WINDOW, -1, 1, RELAY_SLOT_WINDOW_MAX_MS);
+    CHECK_EQ(relay_add_slot(&B, "a", RELAY_SLOT_WINDOW_MAX_MS), 0);
+    CHECK_ERR(relay_checkin(&B, 1, T(0)), RELAY_ERR_SLOT, 1, 0, 0);
+    CHECK_ERR(relay_wdt_start(&B, -1), RELAY_ERR_WDT_TIMEOUT, -1, 1, RELAY_WDT_MAX_MS);
+    CHECK_ERR(relay_check_pin(&B, RELAY_HW_NUM_PINS), RELAY_ERR_PIN, RELAY_HW_NUM_PINS, 0, RELAY_HW_NUM_PINS - 1);
+    CHECK_EQ(relay_check_pin(&B, 0), RELAY_OK);
+}
+
+static void test_error_details_pulse_autotick(void) {
+    CHECK_EQ(init4(0, 0), RELAY_OK);
+    CHECK_ERR(relay_pulse(&B, 0, RELAY_PULSE_MAX_MS + 1, T(0)), RELAY_ERR_PULSE,
+        RELAY_PULSE_MAX_MS + 1, 1, RELAY_PULSE_MAX_MS);
+    CHECK_ERR(relay_pulse(&B, 0, -7, T(0)), RELAY_ERR_PULSE, -7, 1, RELAY_PULSE_MAX_MS);
+    CHECK_EQ(relay_set_min_interval(&B, 2, 30), RELAY_OK);
+    CHECK_ERR(relay_pulse(&B, 2, 29, T(0)), RELAY_ERR_PULSE_SHORT, 29, 30, RELAY_PULSE_MAX_MS);
+    CHECK_EQ(B.err.aux, 2);
+    CHECK_EQ(B.state, 0);
+    CHECK_EQ(relay_pulse(&B, 0, RELAY_PULSE_MAX_MS, T(0)), RELAY_OK);
+    CHECK_EQ(B.relays[0].pulse_left_us, (uint64_t)RELAY_PULSE_MAX_MS * 1000u);
+    // the simulated board has no hardware timer: checked, then "not running"
+    CHECK_ERR(relay_autotick_start(&B, RELAY_AUTOTICK_MIN_US - 1), RELAY_ERR_AUTOTICK,
+        RELAY_AUTOTICK_MIN_US - 1, RELAY_AUTOTICK_MIN_US, RELAY_AUTOTICK_MAX_US);
+    CHECK_ERR(relay_autotick_start(&B, RELAY_AUTOTICK_MAX_US + 1), RELAY_ERR_AUTOTICK,
+        RELAY_AUTOTICK_MAX_US + 1, RELAY_AUTOTICK_MIN_US, RELAY_AUTOTICK_MAX_US);
+    CHECK_EQ(relay_autotick_start(&B, 1000), 0);
+    CHECK_EQ(B.m.ticks, 0);
+}
+
+// ---- state kept in masks
+
+static void test_switch_counts(void) {
+    CHECK_EQ(init4(0, 0), RELAY_OK);
+    for (uint32_t k = 0; k < 1000; k++) {
+        CHECK_EQ(relay_toggle(&B, 0, T(0)), RELAY_OK);
+        CHECK_EQ(relay_write(&B, 0x6, (k & 1u) ? 0 : 0x6, T(0)), RELAY_OK);
+    }
+    CHECK_EQ(relay_switch_count(&B, 0), 1000);
+    CHECK_EQ(relay_switch_count(&B, 1), 1000);
+    CHECK_EQ(relay_switch_count(&B, 2), 1000);
+    CHECK_EQ(relay_switch_count(&B, 3), 0);
+    CHECK_EQ(B.m.writes, 2000);
+}
+
+static void test_metrics_values(void) {
+    CHECK_EQ(init4(0, 0), RELAY_OK);
+    CHECK_EQ(relay_add_input(&B, 20, 0, true, RELAY_PULL_UP, -1), 0);
+    CHECK_EQ(relay_set(&B, 2, true, T(0)), RELAY_OK);
+    CHECK_EQ(relay_set_min_interval(&B, 2, 10), RELAY_OK);
+    CHECK_EQ(relay_set(&B, 2, false, T(0)), RELAY_OK);
+    CHECK_EQ(relay_set(&B, 2, true, T(1)), RELAY_REJECTED_INTERVAL);
+    relay_tick(&B, T(0));
+    relay_hw_sim_drive(&B.hw, 20, 0);
+    relay_tick(&B, T(1000));
+    uint32_t v[RELAY_METRIC_COUNT + 5];
+    for (unsigned k = 0; k < RELAY_METRIC_COUNT + 5; k++) {
+        v[k] = 0xdeadu;
+    }
+    CHECK_EQ(relay_metrics_values(&B, v, RELAY_METRIC_COUNT + 4), RELAY_METRIC_COUNT + 5);
+    CHECK_EQ(v[0], 0xdeadu);                        // too small: nothing written
+    CHECK_EQ(relay_metrics_values(&B, v, RELAY_METRIC_COUNT + 5), RELAY_METRIC_COUNT + 5);
+    CHECK_EQ(v[RELAY_METRIC_TICKS], 2);
+    CHECK_EQ(v[RELAY_METRIC_REJECTED_INTERVAL], 1);
+    CHECK_EQ(v[RELAY_METRIC_INPUT_EDGES], 1);
+    CHECK_EQ(v[RELAY_METRIC_WRITES], 2);
+    CHECK_EQ(v[RELAY_METRIC_COUNT + 2], 2);        // relay 2 switched twice
+    CHECK_EQ(v[RELAY_METRIC_COUNT + 0], 0);
+    CHECK_EQ(v[RELAY_METRIC_COUNT + 4], 1);        // input 0: one edge
+}
+
+static void test_masks_follow_timers(void) {
+    CHECK_EQ(init4(0b0100, 0), RELAY_OK);
+    CHECK_EQ(B.al_mask, 0b0100u);
+    CHECK_EQ(B.clear, 0xfu);                        // booting is not a switch
+    CHECK(!relay_needs_time(&B, 0xf));
+    CHECK_EQ(relay_set_min_interval(&B, 1, 10), RELAY_OK);
+    CHECK_EQ(relay_add_interlock(&B, 0b1001, 5), 0);
+    CHECK_EQ(B.timed, 0b0010u);
+    CHECK_EQ(B.grouped, 0b1001u);
+    CHECK(relay_needs_time(&B, 0b0010));
+    CHECK(relay_needs_time(&B, 0b1000));
+    CHECK(!relay_needs_time(&B, 0b0100));
+    CHECK_EQ(relay_tick(&B, T(0)), 0);
+    CHECK_EQ(relay_set(&B, 1, true, T(0)), RELAY_OK);
+    CHECK_EQ(B.clear & 0b0010u, 0);                 // its interval runs
+    CHECK_EQ(relay_pulse(&B, 2, 3, T(0)), RELAY_OK);
+    CHECK_EQ(B.pulsing, 0b0100u);
+    CHECK_EQ(relay_hw_sim_level(&B.hw, 12), 0);     // active low: on is low
+    CHECK_EQ(relay_tick(&B, T(3 * MS)), 1);         // the pulse ends
+    CHECK_EQ(B.pulsing, 0);
+    CHECK_EQ(relay_hw_sim_level(&B.hw, 12), 1);
+    CHECK_EQ(relay_tick(&B, T(10 * MS)), 0);
+    CHECK_EQ(B.clear & 0b0010u, 0b0010u);           // the interval has run
+    CHECK_EQ(relay_set(&B, 0, true, T(10 * MS)), RELAY_OK);
+    CHECK_EQ(relay_set(&B, 3, true, T(10 * MS)), RELAY_DEFERRED);
+    CHECK_EQ(B.groups_busy, 1);
+    CHECK_EQ(relay_tick(&B, T(15 * MS)), 1);        // dead time over: relay 3 on
+    CHECK_EQ(B.state, 0b1010u);
+    CHECK_EQ(B.groups_busy, 0);
+    relay_set_min_interval(&B, 1, 0);
+    CHECK_EQ(B.timed, 0);
+}
+
+static void test_inputs_settle_only_when_moved(void) {
+    CHECK_EQ(init4(0, 0), RELAY_OK);
+    CHECK_EQ(relay_add_input(&B, 20, 10, true, RELAY_PULL_UP, -1), 0);
+    CHECK_EQ(relay_add_input(&B, 40, 10, false, RELAY_PULL_DOWN, -1), 1);
+    relay_tick(&B, T(0));
+    CHECK_EQ(B.settling, 0);
+    relay_hw_sim_drive(&B.hw, 40, 1);
+    relay_tick(&B, T(1 * MS));
+    CHECK_EQ(B.settling, 0b10u);                    // input 1 moved: settling
+    relay_tick(&B, T(6 * MS));
+    relay_hw_sim_drive(&B.hw, 40, -1);              // a bounce back before 10 ms
+    relay_tick(&B, T(7 * MS));
+    CHECK_EQ(B.settling, 0);
+    CHECK_EQ(relay_input_value(&B, 1), 0);
+    relay_hw_sim_drive(&B.hw, 40, 1);
+    relay_tick(&B, T(8 * MS));
+    relay_tick(&B, T(17 * MS));
+    CHECK_EQ(relay_input_value(&B, 1), 0);          // 9 ms seen
+    relay_tick(&B, T(18 * MS));
+    CHECK_EQ(relay_input_value(&B, 1), 1);          // 10 ms seen: counts
+    CHECK_EQ(B.settling, 0);
+    CHECK_EQ(relay_input_value(&B, 0), 0);
+}
+
+static void test_plain_paths(void) {
+    // the inline set()/write() take only relays with no interval and no group,
+    // and do what relay_set()/relay_write() would
+    CHECK_EQ(init4(0b0010, 0), RELAY_OK);
+    CHECK(relay_set_plain(&B, 1, true));
+    CHECK_EQ(B.state, 0b0010u);
+    CHECK_EQ(relay_hw_sim_level(&B.hw, 11), 0);     // active low
+    CHECK_EQ(relay_switch_count(&B, 1), 1);
+    CHECK(relay_set_plain(&B, 1, true));            // no change: no write
+    CHECK_EQ(B.m.writes, 1);
+    CHECK(!relay_set_plain(&B, 4, true));           // bad index: relay_set() names it
+    CHECK(!relay_set_plain(&B, -1, true));
+    CHECK(relay_write_plain(&B, 0b1101, 0b0101));
+    CHECK_EQ(B.state, 0b0111u);
+    CHECK_EQ(B.hw.writes, 2);                       // one register write for the change
+    CHECK(!relay_write_plain(&B, 0b10000, 0));      // beyond the bank
+    CHECK_EQ(relay_pulse(&B, 3, 50, T(0)), RELAY_OK);
+    CHECK(relay_set_plain(&B, 3, true));            // set() ends the pulse
+    CHECK_EQ(B.pulsing, 0);
+    CHECK_EQ(relay_set_min_interval(&B, 0, 10), RELAY_OK);
+    CHECK(!relay_set_plain(&B, 0, false));          // timed: needs relay_set()
+    CHECK(!relay_write_plain(&B, 0b0001, 0));
+    CHECK_EQ(relay_add_interlock(&B, 0b0110, 0), RELAY_ERR_GROUP_ON);
+    CHECK_EQ(relay_set(&B, 2, false, T(0)), RELAY_OK);
+    CHECK_EQ(relay_add_interlock(&B, 0b0110, 0), 0);
+    CHECK(!relay_set_plain(&B, 2, true));           // grouped: needs relay_set()
+    CHECK(!relay_write_plain(&B, 0b0100, 0b0100));
+    CHECK_EQ(B.state, 0b1011u);
 }
 
 // ---- ticks, big banks, end
@@ -775,13 +980,13 @@ static void test_32_relays(void) {
     CHECK_EQ(B.state, 0xffffffffu);
     for (unsigned i = 0; i < 32; i++) {
         CHECK_EQ(relay_hw_sim_level(&B.hw, 63 - i), 1u ^ (i & 1u));
-        CHECK_EQ(B.relays[i].switches, i < 16 ? 0 : 1);
+        CHECK_EQ(relay_switch_count(&B, i), i < 16 ? 0 : 1);
     }
-    CHECK_EQ(relay_add_interlock(&B, 0xc0000000u, 10), RELAY_ERR_STATE);
+    CHECK_EQ(relay_add_interlock(&B, 0xc0000000u, 10), RELAY_ERR_GROUP_ON);
     CHECK_EQ(relay_toggle(&B, 31, T(10)), RELAY_OK);
     CHECK_EQ(relay_get(&B, 31), 0);
     CHECK_EQ(relay_hw_sim_level(&B.hw, 32), 1);    // relay 31: active low, off
-    CHECK_EQ(relay_set(&B, 32, true, T(0)), RELAY_ERR_INDEX);
+    CHECK_EQ(relay_set(&B, 32, true, T(0)), RELAY_ERR_RELAY);
     CHECK_EQ(relay_write(&B, 0xffffffffu, 0, T(20)), RELAY_OK);
     CHECK_EQ(relay_add_interlock(&B, 0xc0000000u, 10), 0);
     CHECK_EQ(relay_set(&B, 30, true, T(30)), RELAY_OK);
@@ -891,6 +1096,14 @@ static const unit_test_t tests[] = {
     UNIT_TEST(test_watchdog_hw_timeout),
     UNIT_TEST(test_watchdog_late_start),
     UNIT_TEST(test_slot_errors),
+    UNIT_TEST(test_error_details_setup),
+    UNIT_TEST(test_error_details_inputs_slots),
+    UNIT_TEST(test_error_details_pulse_autotick),
+    UNIT_TEST(test_switch_counts),
+    UNIT_TEST(test_metrics_values),
+    UNIT_TEST(test_masks_follow_timers),
+    UNIT_TEST(test_inputs_settle_only_when_moved),
+    UNIT_TEST(test_plain_paths),
     UNIT_TEST(test_late_ticks),
     UNIT_TEST(test_32_relays),
     UNIT_TEST(test_deinit),

@@ -128,7 +128,7 @@ def test_device_killed_under_rest_load_restores_committed_states(platform, sim_d
     need_ntp(ntp)
     dev = sim_device(platform, config=api_config(ntp, restore_policy="last"))
     ready(dev)
-    tok = mint(dev.cloud, sub="load")
+    tok = mint(dev.cloud)
     rng = random.Random(4321)
     state = {"r1": False, "r2": False}
     boots = dev.status()["boot"]["boots"]

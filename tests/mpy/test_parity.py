@@ -3,6 +3,7 @@
 # pin levels and metrics must be equal.
 import impl
 import pyrelaygpio
+from array import array
 from check import eq
 
 # the twin against itself proves nothing: parity runs for the C module and the natmod only
@@ -50,8 +51,14 @@ def call(fn, args):
         return (type(e).__name__, e.args[0] if e.args else "")
 
 
+def metrics_values(b):
+    buf = array("I", [0] * 40)
+    return list(buf[:b.metrics_into(buf)])
+
+
 def snapshot(b):
     return (
+        metrics_values(b),
         b.state(),
         [b.get(i) for i in range(len(PINS))],
         [b.sim_level(p) for p in PINS + INPUT_PINS],

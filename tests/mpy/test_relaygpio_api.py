@@ -413,3 +413,41 @@ def test_deinit():
         raise AssertionError("get after deinit did not raise")
     b2 = rg.Bank(PINS)  # pins are free again
     eq(levels(b2), [0, 0, 0, 0], "new bank")
+
+
+def test_metrics_into_fills_without_allocating():
+    from array import array
+    b = rg.Bank(PINS)
+    b.input(10)
+    b.input(11)
+    eq(b.set(1, 1, 0), rg.OK, "switch")
+    b.tick(now=0)
+    buf = array("I", [7] * 20)
+    n = b.metrics_into(buf)
+    want = len(rg.METRICS) + len(PINS) + 2
+    eq(n, want, "counters, switches per relay, edges per input")
+    m = b.metrics()
+    eq(list(buf[:len(rg.METRICS)]), [m[k] for k in rg.METRICS], "counters in METRICS order")
+    eq(list(buf[len(rg.METRICS):n]), m["switches"] + m["edges"], "switches, then edges")
+    eq(list(buf[n:]), [7] * (20 - n), "nothing written past them")
+    short = array("I", [5] * (want - 1))
+    raises(ValueError, "metrics buffer holds %d values, needs %d" % (want - 1, want),
+           b.metrics_into, short)
+    eq(list(short), [5] * (want - 1), "a short buffer is left as it was")
+
+
+def test_switch_counts_past_256():
+    # counts are kept in bit slices up to 255 and carried beyond: many relays at once
+    b = rg.Bank([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])
+    for k in range(600):
+        eq(b.toggle(0, 0), rg.OK, "toggle")
+        eq(b.write(0xF00, 0xF00 if k % 2 == 0 else 0, 0), rg.OK, "write four")
+        if k % 3 == 0:
+            b.set(5, k % 2 == 0, 0)
+    eq(b.switches(0), 600, "relay 0")
+    eq([b.switches(i) for i in range(8, 12)], [600] * 4, "relays 8..11")
+    eq(b.switches(5), 200, "relay 5: every third pass, always a change")
+    eq(b.switches(1), 0, "untouched")
+    m = b.metrics()
+    eq(m["switches"][0], 600, "metrics agree")
+    eq(m["writes"], 600 + 600 + 200, "one register write per switching call")

@@ -57,8 +57,9 @@ def test_interval_and_pulse_errors():
     raises(VE, "min interval -1 ms out of range 0..3600000", b.min_interval, 0, -1)
     b.min_interval(0, 10)
     raises(VE, "pulse 5 ms shorter than relay 0 min interval 10 ms", b.pulse, 0, 5, 0)
-    raises(VE, "pulse 0 ms out of range 1..4294967295", b.pulse, 1, 0, 0)
-    raises(VE, "pulse 4294967296 ms out of range 1..4294967295", b.pulse, 1, 4294967296, 0)
+    raises(VE, "pulse 0 ms out of range 1..86400000", b.pulse, 1, 0, 0)
+    raises(VE, "pulse 86400001 ms out of range 1..86400000", b.pulse, 1, 86400001, 0)
+    raises(VE, "pulse 4294967296 ms out of range 1..86400000", b.pulse, 1, 4294967296, 0)
     eq((b.state(), b.sim_writes()), (0, 0), "nothing changed")
 
 
@@ -125,6 +126,41 @@ def test_sim_errors():
     b = B(PINS)
     raises(VE, "pin 64 out of range 0..63", b.sim_level, 64)
     raises(VE, "pin -1 out of range 0..63", b.sim_drive, -1, 0)
+
+
+def test_large_integers_are_not_truncated():
+    # beyond 32 bits nothing wraps into a valid value: the error names the argument
+    b = B(PINS)
+    raises(VE, "mask 4294967297 wider than 32 bits", b.write, 2**32 | 1, 1, 0)
+    raises(VE, "values 4294967297 wider than 32 bits", b.write, 1, 2**32 | 1, 0)
+    raises(VE, "mask -4294967295 wider than 32 bits", b.write, -(2**32 - 1), 0, 0)
+    raises(VE, "pulse 18446744073709551621 ms out of range 1..86400000", b.pulse, 1, 2**64 + 5, 0)
+    raises(VE, "pulse -18446744073709551621 ms out of range 1..86400000", b.pulse, 1, -(2**64 + 5), 0)
+    raises(VE, "mask 36893488147419103235 wider than 32 bits", b.interlock, 2**65 | 3, 0)
+    raises(VE, "active_low 4294967296 wider than 32 bits", B, PINS, 2**32)
+    raises(VE, "on_at_boot 4294967297 wider than 32 bits", B, PINS, 0, 2**32 + 1)
+    raises(VE, "pin 4294967298 out of range 0..63", B, [2, 2**32 + 2])
+    raises(VE, "pin -4294967296 out of range 0..63", B, [-(2**32)])
+    raises(IE, "relay 4294967296 out of range 0..3", b.set, 2**32, 1, 0)
+    raises(IE, "relay 18446744073709551616 out of range 0..3", b.toggle, 2**64, 0)
+    raises(IE, "relay 4294967296 out of range 0..3", b.get, 2**32)
+    raises(VE, "min interval 4294967306 ms out of range 0..3600000", b.min_interval, 0, 2**32 + 10)
+    raises(VE, "dead time 4294967296 ms out of range 0..3600000", b.interlock, 3, 2**32)
+    raises(VE, "debounce 4294967316 ms out of range 0..60000", b.input, 10, 2**32 + 20)
+    raises(VE, "slot window 4294967306 ms out of range 1..3600000", b.slot, "a", 2**32 + 10)
+    raises(VE, "watchdog timeout 4294967396 ms out of range 1..8388", b.watchdog, 2**32 + 100)
+    raises(VE, "autotick period 4294968296 us out of range 100..1000000", b.autotick, 2**32 + 1000)
+    raises(VE, "tick_us -4294967296 below 100", B, PINS, 0, 0, -(2**32))
+    eq((b.state(), b.sim_writes()), (0, 0), "nothing changed")
+    # the widest legal values still work
+    eq(b.write(0xF, 0xFFFFFFFF, 0), rg.OK, "values keep only the mask's bits")
+    eq(b.state(), 0xF, "all four on")
+    eq(b.write(-1 & 0xF, 0, 0), rg.OK, "a mask of the bank's relays")
+    big = B(list(range(32)))
+    eq(big.write(0xFFFFFFFF, 0x80000001, 0), rg.OK, "32-bit mask")
+    eq(big.state(), 0x80000001, "relays 0 and 31 on")
+    eq(big.write(-1, 0, 0), rg.OK, "-1 names all 32 relays")
+    eq(big.state(), 0, "all off")
 
 
 def test_calls_after_deinit():

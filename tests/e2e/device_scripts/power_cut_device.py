@@ -14,7 +14,7 @@ import sys
 from iotlib import atomic_file, logger
 from relays_controller import RelaysController
 from standins import FixedAuth, ListLog, ScriptedHTTP, run
-from test_ota import IMAGE, OFFER_URL, PK, Platform
+from test_ota import IMAGE, OFFER_URL, PK, SCOPE, Platform
 from iotlib.alarm_manager import AlarmManager
 from iotlib.ota_update_manager import AppVersionFile, OTAUpdateManager
 
@@ -55,7 +55,7 @@ class Device:
             self.app.read(), auth=FixedAuth(), offer_url=OFFER_URL,
             http=ScriptedHTTP(self.platform), logger=ListLog(), alarms=AlarmManager(url=None),
             state_dir=d + "/ota", apply_hook=self.app.apply, rollback_hook=self.app.rollback,
-            public_key=PK, max_boots=3, chunk_size=4096)
+            release_keys=[PK], scope=SCOPE, max_boots=3, chunk_size=4096)
         self.ota_boot = self.ota.boot()
 
     def report(self):

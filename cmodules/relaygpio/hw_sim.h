@@ -1,0 +1,34 @@
+// The simulated board's state (hw_sim.c): pin levels and a watchdog held in
+// memory, so tests read outputs and drive inputs. Included by relay_hw.h.
+#ifndef HW_SIM_H
+#define HW_SIM_H
+
+#ifndef RELAY_HW_NUM_PINS
+#define RELAY_HW_NUM_PINS (64)
+#endif
+#define RELAY_HW_HAS_AUTOTICK (0)           // the host ticks from Python
+
+typedef uint64_t relay_pinmask_t;
+
+typedef struct {
+    relay_pinmask_t out_mask;               // pins this bank drives
+    relay_pinmask_t in_mask;                // pins this bank reads
+    relay_pinmask_t level;                  // physical output levels
+    relay_pinmask_t driven;                 // input levels driven by tests
+    relay_pinmask_t driven_valid;           // pins a test drives (others float to their pull)
+    relay_pinmask_t ever_high;              // outputs ever driven high (proves "no glitch")
+    relay_pinmask_t ever_low;               // outputs ever driven low
+    relay_pinmask_t pulled_up;              // inputs idle high when not driven
+    uint32_t writes;                        // output register writes
+    uint32_t wdt_timeout_us;
+    uint32_t wdt_since_feed_us;
+    uint8_t wdt_enabled;
+    uint32_t resets;                        // simulated watchdog resets
+    char cause[16];                         // cause kept across a (simulated) reset
+} relay_hw_t;
+
+// Test access to the simulated board.
+int relay_hw_sim_level(const relay_hw_t *hw, unsigned pin);            // 0/1
+void relay_hw_sim_drive(relay_hw_t *hw, unsigned pin, int level);      // level -1 releases
+
+#endif // HW_SIM_H
