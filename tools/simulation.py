@@ -171,6 +171,26 @@ class Device:
             return None
 
 
+SIM_ISSUER = "relays-sim-platform"  # iss of the device REST API tokens the platform mints here
+
+SIM_CONFIG = {
+    "relays": {
+        "pump": {"pin": 2, "min_interval_ms": 500},
+        "fan": {"pin": 3, "active_low": True},
+        "valve_open": {"pin": 4, "min_interval_ms": 200},
+        "valve_close": {"pin": 5, "min_interval_ms": 200},
+        "bell": {"pin": 6, "pulse_ms": 1000},
+    },
+    "interlocks": [{"relays": ["valve_open", "valve_close"], "dead_ms": 300}],
+    "restore_policy": "last",
+    "heartbeat_period_s": 10,
+    "heartbeat_max_missed": 6,
+    "state_period_s": 10,
+    "config_poll_period_s": 60,
+    "log_level": "info",
+}
+
+
 def wait_for(predicate, timeout, what, interval=0.1):
     """predicate() until it returns a truthy value; AssertionError naming `what` after timeout."""
     deadline = time.monotonic() + timeout
