@@ -12,9 +12,9 @@ import os
 import time
 
 from binascii import hexlify
-from hashlib import sha256
 
 from iotlib import http_client, logger
+from iotlib.hmac_sha256 import hmac_sha256
 
 _log = logger.get("auth")
 REGISTER_PATH = "/v1/devices/register"
@@ -22,14 +22,6 @@ REGISTER_PATH = "/v1/devices/register"
 
 class AuthError(OSError):
     pass
-
-
-def hmac_sha256(key, msg):
-    if len(key) > 64:
-        key = sha256(key).digest()
-    key = key + b"\x00" * (64 - len(key))
-    inner = sha256(bytes(b ^ 0x36 for b in key) + msg).digest()
-    return sha256(bytes(b ^ 0x5C for b in key) + inner).digest()
 
 
 def proof(key, device_id, timestamp, nonce):
