@@ -30,7 +30,8 @@ def proof(key, device_id, timestamp, nonce):
 
 
 def register_url(url):
-    # the SEED shows a ServiceDiscovery URL: take it as the register endpoint, or as its base
+    # the original spec shows a ServiceDiscovery URL: take it as the register endpoint, or as
+    # its base
     url = url.rstrip("/")
     if url.endswith("/register"):
         return url

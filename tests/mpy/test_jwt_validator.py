@@ -1,4 +1,4 @@
-# iotlib.jwt_validator: the JWT attack matrix of issue 4. Tokens are made here
+# iotlib.jwt_validator: the JWT attack matrix (docs/rest_api_security.md). Tokens are made here
 # with an HMAC written out in this file, so the validator is checked against an
 # independent signer, not against itself.
 import binascii
