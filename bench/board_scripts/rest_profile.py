@@ -10,6 +10,7 @@ from iotlib.jwt_validator import JWTValidator, bearer_token, check_tenancy
 from iotlib.prometheus import Registry
 from iotlib.rate_limiter import ApiRateLimiter
 from iotlib.relay_gpio_manager import RelayGPIOManager
+import hashlib
 
 with open(sys.argv[1]) as f:
     s = json.load(f)
