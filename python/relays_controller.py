@@ -24,7 +24,6 @@ from iotlib.watchdog_manager import WatchdogManager
 
 from iotlib import ota_update_manager
 from iotlib.alarm_manager import AlarmManager
-from iotlib.time_sync_manager import TimeSyncManager
 
 FIRMWARE_VERSION = "0.1.0"
 RESET_EXIT_CODE = 75
@@ -186,6 +185,9 @@ class RelaysController:
         self.net.on_change(lambda up: up and self.alarms.notify_online())
         self.watchdog.on_recover = self.alarms.notify_online
         from iotlib import config_schema
+        # imported here: it needs socket, which a board without network lacks (the app is
+        # frozen and importable there; main.py does not start it)
+        from iotlib.time_sync_manager import TimeSyncManager
         self.timesync = TimeSyncManager(
             servers=config_schema.get(cfg, "ntp_servers"),
             period_s=config_schema.get(cfg, "ntp_period_s"), logger=logger.get("time"),
