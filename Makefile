@@ -25,6 +25,8 @@ UNIX_BIN := $(UNIX_BUILD)/micropython
 MPY_CROSS := $(MPY_DIR)/mpy-cross/build/mpy-cross
 FW_BUILD := $(CACHE)/build/rp2-$(BOARD)
 UF2 := $(FW_BUILD)/firmware.uf2
+STOCK_BUILD := $(CACHE)/build/rp2-RPI_PICO-stock
+STOCK_UF2 := $(STOCK_BUILD)/firmware.uf2
 NATMOD_X64 := $(CACHE)/build/natmod-x64/relaygpio_natmod.mpy
 NATMOD_ARM := $(CACHE)/build/natmod-armv6m/relaygpio.mpy
 MPYLIB_STUB := $(CACHE)/mpylib-stub
@@ -37,7 +39,7 @@ UNIX_ARGS := BUILD=$(UNIX_BUILD) USER_C_MODULES=$(ROOT)/cmodules \
 	FROZEN_MANIFEST=$(ROOT)/tools/manifest_unix.py MPY_LIB_DIR=$(MPYLIB_STUB) \
 	MICROPY_PY_BTREE=0
 
-.PHONY: all deps run demo release test unix natmod firmware test-c test-mpy test-platform test-rest test-e2e test-web web-screenshot test-hil bench bench-smoke clean clean-firmware help \
+.PHONY: all deps run demo release test unix natmod firmware firmware-stock test-c test-mpy test-platform test-rest test-e2e test-web web-screenshot test-hil bench bench-smoke fuzz clean clean-firmware help \
 	test-power-cut test-flaps
 
 all: unix natmod firmware ## build the unix port, the natmods and the RP2040 firmware
@@ -133,8 +135,17 @@ $(UF2): $(STAMPS)/rp2-sources $(STAMPS)/microdot $(MPY_CROSS) $(RELAYGPIO_SRC) $
 	@touch $@
 	@$(ROOT)/tools/firmware_report.sh $(FW_BUILD)
 
-clean-firmware: ## remove the firmware build of BOARD
-	rm -rf $(FW_BUILD)
+# the stock RPI_PICO firmware a natmod user keeps: the same MicroPython source, no user C
+# modules, the port's own frozen modules minus micropython-lib (tools/manifest_stock.py)
+firmware-stock: $(STOCK_UF2) ## the stock RPI_PICO firmware (no user C modules), for the natmod
+$(STOCK_UF2): $(STAMPS)/rp2-sources $(MPY_CROSS) $(ROOT)/tools/manifest_stock.py
+	CMAKE_ARGS="$(FW_CMAKE_ARGS)" $(MAKE) -C $(MPY_DIR)/ports/rp2 -j$(JOBS) BOARD=RPI_PICO \
+		BUILD=$(STOCK_BUILD) FROZEN_MANIFEST=$(ROOT)/tools/manifest_stock.py
+	@touch $@
+	@$(ROOT)/tools/firmware_report.sh $(STOCK_BUILD)
+
+clean-firmware: ## remove the firmware builds of BOARD and the stock one
+	rm -rf $(FW_BUILD) $(STOCK_BUILD)
 
 # ---- tests ----
 
@@ -143,7 +154,7 @@ CTEST_BUILD := $(CACHE)/build/ctest
 test-c: ## the C relay core's unit tests
 	$(MAKE) -C $(ROOT)/tests/c all BUILD=$(CTEST_BUILD)
 
-RELAYGPIO_TESTS := $(addprefix $(ROOT)/tests/mpy/,test_relaygpio_api.py test_relaygpio_errors.py test_parity.py)
+RELAYGPIO_TESTS := $(addprefix $(ROOT)/tests/mpy/,test_relaygpio_api.py test_relaygpio_errors.py test_parity.py test_relaygpio_keep.py)
 # the application's own modules: independent of the relaygpio implementation, run once
 APP_TESTS = $(filter-out $(RELAYGPIO_TESTS),$(wildcard $(ROOT)/tests/mpy/test_*.py))
 MPY_RUN = MICROPYPATH=$(ROOT)/tests/mpy:$(ROOT)/python:$(CACHE)/build/natmod-x64:.frozen $(UNIX_BIN) $(ROOT)/tests/mpy/runner.py
@@ -167,9 +178,15 @@ PYTEST := PYTHONPATH=$(ROOT)/tests/plugins $(PY) -m pytest -q -rfEs -p no:cachep
 test-platform: $(STAMPS)/venv ## the reference platform (real server on 127.0.0.1)
 	cd $(ROOT) && $(PYTEST) tests/plugins tests/platform
 
-# the device REST API on the unix build over real sockets: JWT, RBAC, rate limits, bodies, metrics
+# the device REST API on the unix build over real sockets: JWT, RBAC, rate limits, bodies, metrics,
+# connection floods, and a short seeded fuzz run (1,000 requests)
 test-rest: unix $(STAMPS)/venv ## the device REST API on the unix build over real sockets
 	cd $(ROOT) && $(PYTEST) tests/rest
+
+# the long fuzz run of the live device API: FUZZ_REQUESTS (10,000) requests, FUZZ_SEED to vary
+FUZZ_REQUESTS ?= 10000
+fuzz: unix $(STAMPS)/venv ## the long fuzz run of the device API (FUZZ_REQUESTS, FUZZ_SEED)
+	cd $(ROOT) && FUZZ_REQUESTS=$(FUZZ_REQUESTS) $(PYTEST) -rA tests/rest/test_device_api_fuzz.py
 
 # the device (unix build) against the reference platform: real processes on 127.0.0.1
 test-e2e: unix $(STAMPS)/venv ## the device against the reference platform, real processes
@@ -192,9 +209,10 @@ test-web: unix $(STAMPS)/venv $(STAMPS)/browser ## the web page in headless Chro
 web-screenshot: unix $(STAMPS)/venv $(STAMPS)/browser ## docs/web_page.png from the browser test
 	cd $(ROOT) && SCREENSHOT=$(ROOT)/docs/web_page.png $(PYTEST) tests/web/test_web_page_browser.py
 
-# the UF2 booted in an emulated RP2040
-test-hil: firmware natmod $(STAMPS)/venv $(STAMPS)/npm ## the UF2 booted in an emulated RP2040
-	cd $(ROOT) && $(PYTEST) -s tests/hil
+# the UF2 of BOARD booted in an emulated RP2040; the natmod also on the stock firmware, from a
+# littlefs image built on the host. HIL_PYTEST_ARGS='-m "not network"' leaves out what needs a link
+test-hil: firmware firmware-stock natmod $(STAMPS)/venv $(STAMPS)/npm ## the UF2 booted in an emulated RP2040
+	cd $(ROOT) && HIL_UF2=$(UF2) HIL_STOCK_UF2=$(STOCK_UF2) $(PYTEST) -s tests/hil $(HIL_PYTEST_ARGS)
 
 # benchmarks: figures and goals printed, results under bench/results (git-ignored)
 bench: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm ## every benchmark, full counts (bench/results)

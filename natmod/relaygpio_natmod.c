@@ -63,6 +63,8 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     };
     mp_store_global(MP_QSTR_METRICS, mp_obj_new_tuple(RELAY_METRIC_COUNT, metrics));
     mp_store_global(MP_QSTR_IMPL, MP_OBJ_NEW_QSTR(MP_QSTR_natmod));
+    #define RELAYGPIO_STORE_FUNCTION(name, obj) mp_store_global(name, MP_OBJ_FROM_PTR(&obj));
+    RELAYGPIO_MODULE_FUNCTIONS(RELAYGPIO_STORE_FUNCTION)
     #define RELAYGPIO_STORE_INT(name, value) mp_store_global(name, MP_OBJ_NEW_SMALL_INT(value));
     RELAYGPIO_INT_CONSTANTS(RELAYGPIO_STORE_INT)
 

@@ -122,6 +122,46 @@ def _sat(v):
     return v if v < _U32 else _U32
 
 
+# The relay state kept across a reset without a flash write, packed as
+# cmodules/relaygpio/hw_keep.h does: [state, pulsing, check] in watchdog
+# scratch[5..7] on the RP2040, in _sim_scratch (one set per process) simulated.
+_KEEP_MAGIC = 0x4B455031
+_KEEP_SCRATCH = 0x40058020  # WATCHDOG scratch[5]
+_sim_scratch = [0, 0, 0]
+
+
+def sim_scratch(words=None):
+    # the simulated scratch[5..7]: read, or load (across a simulated process restart)
+    if words is None:
+        return tuple(_sim_scratch)
+    words = list(words)
+    if len(words) != 3:
+        raise ValueError("sim_scratch needs 3 words")
+    words = [_u32("scratch word", w) for w in words]
+    _sim_scratch[:] = words
+
+
+def _keep_hash(h, word):
+    # FNV-1a over the word's four bytes, little-endian (the layout, once per bank)
+    for k in range(4):
+        h = ((h ^ ((word >> (8 * k)) & 0xFF)) * 16777619) & _U32
+    return h
+
+
+def _keep_seed(pins, active_low):
+    h = _keep_hash(_keep_hash(2166136261, _KEEP_MAGIC), len(pins))
+    for p in pins:
+        h = _keep_hash(h, p)
+    return _keep_hash(h, active_low)
+
+
+def _keep_check(seed, state, pulsing):
+    # as hw_keep.h: one multiply by the odd seed, then an xorshift
+    h = ((seed ^ state ^ (((pulsing << 16) | (pulsing >> 16)) & _U32)) * (seed | 1)) & _U32
+    h ^= h >> 16
+    return h or 1
+
+
 class _SimHw:
     # Pin levels held in memory for tests to read and drive (as hw_sim.c).
     num_pins = 64
@@ -198,6 +238,12 @@ class _SimHw:
     def reset_cause(self):
         return self.cause or None
 
+    def keep_read(self):
+        return list(_sim_scratch)
+
+    def keep_write(self, i, word):
+        _sim_scratch[i] = word
+
 
 class _Rp2Hw:
     # Real pins through machine.Pin; one SIO register write when possible.
@@ -252,6 +298,16 @@ class _Rp2Hw:
     def reset_cause(self):
         return "watchdog" if _machine.reset_cause() == _machine.WDT_RESET else None
 
+    def keep_read(self):
+        m = self.mem32
+        if m is None:
+            return [0, 0, 0]  # no scratch registers: always a cold start
+        return [m[_KEEP_SCRATCH + 4 * i] & _U32 for i in range(3)]
+
+    def keep_write(self, i, word):
+        if self.mem32 is not None:
+            self.mem32[_KEEP_SCRATCH + 4 * i] = word
+
 
 class Bank:
     # Mirrors relay_core.c field for field: every countdown holds its value as
@@ -282,6 +338,13 @@ class Bank:
         on_at_boot = self._mask(on_at_boot)
         self._pins = pins
         self._al = active_low
+        # a watchdog or soft reset kept a state for this layout: it replaces on_at_boot
+        self._seed = _keep_seed(pins, active_low)
+        w = hw.keep_read()
+        self._restored = None
+        if w[2] == _keep_check(self._seed, w[0], w[1]):
+            # relays that were in a pulse come back off: the time left is unknown
+            self._restored = on_at_boot = w[0] & ~w[1] & ((1 << n) - 1)
         self._state = on_at_boot
         self._tick_us = tick_us
         self._ivl = [0] * n          # min interval, µs
@@ -309,6 +372,7 @@ class Bank:
             if ((on_at_boot ^ active_low) >> i) & 1:
                 levels |= b
         hw.init_outputs(pinmask, levels)
+        self._keep()
 
     def __len__(self):
         self._live()
@@ -369,6 +433,16 @@ class Bank:
 
     # --- switching ---
 
+    def _keep(self):
+        # the state and the relays in a pulse, kept across a reset; after every change
+        pulsing = 0
+        for i in range(self._n):
+            if self._pulse[i]:
+                pulsing |= 1 << i
+        words = (self._state, pulsing, _keep_check(self._seed, self._state, pulsing))
+        for i in range(3):
+            self._hw.keep_write(i, words[i])
+
     def _apply(self, change, now):
         # flip the relays in change with one register write and book the switches
         if not change:
@@ -395,6 +469,7 @@ class Bank:
                     g[_G_LEFT] = _sat(g[_G_DEAD] + lag)
         self._hw.write(pinmask, levels)
         self._writes += 1
+        self._keep()
 
     def _reject(self, code):
         if code == REJECTED_INTERVAL:
@@ -422,6 +497,7 @@ class Bank:
         if self._state & me:
             # no switch: set() ends a running pulse, pulse() restarts it
             self._pulse[i] = pulse_us + lag if pulse_us else 0
+            self._keep()
             return OK
         if not self._interval_ok(i, now):
             return self._reject(REJECTED_INTERVAL)
@@ -438,8 +514,8 @@ class Bank:
                 self._deferred += 1
                 return DEFERRED
             g[_G_PENDING] = -1  # a newer request replaces the pending one
+        self._pulse[i] = pulse_us + lag if pulse_us else 0  # before _apply() keeps it
         self._apply(me, now)
-        self._pulse[i] = pulse_us + lag if pulse_us else 0
         return OK
 
     def _do_toggle(self, i, now):
@@ -492,6 +568,8 @@ class Bank:
             if p >= 0 and ((mask >> p) & 1 or turn_on & g[_G_MEMBERS]):
                 g[_G_PENDING] = -1
         self._apply(change, now)
+        if not change:
+            self._keep()  # a write that only ended pulses
         return OK
 
     def get(self, i):
@@ -688,6 +766,11 @@ class Bank:
         self._live()
         return self._hw.reset_cause()
 
+    def restored(self):
+        # the state applied at creation, kept across a watchdog or soft reset; None when cold
+        self._live()
+        return self._restored
+
     def metrics(self):
         self._live()
         return {
@@ -759,5 +842,8 @@ class Bank:
             if (self._al >> i) & 1:
                 levels |= b
         self._hw.write(pinmask, levels)  # every relay at its off level
+        w = self._hw.keep_read()
+        if w[2] == _keep_check(self._seed, w[0], w[1]):
+            self._hw.keep_write(2, 0)  # a released bank keeps nothing
         self._hw.release()
         self._hw = None

@@ -18,6 +18,7 @@ from iotlib import atomic_file, events, logger
 from iotlib.auth_manager import AuthManager
 from iotlib.config_manager import ConfigManager
 from iotlib.network_manager import NetworkManager, SimWLAN, board_wlan
+from iotlib import relay_gpio_manager
 from iotlib.relay_gpio_manager import RelayGPIOManager
 from iotlib.state_manager import StateManager
 from iotlib.watchdog_manager import WatchdogManager
@@ -27,6 +28,7 @@ from iotlib.alarm_manager import AlarmManager
 
 FIRMWARE_VERSION = "0.1.0"
 RESET_EXIT_CODE = 75
+SIM_SCRATCH_FILE = "/sim/scratch.json"  # the simulated watchdog scratch words across a reset
 SIM_REST_PORT = 8081  # the REST API's port on the unix port when none is given
 _log = logger.get("app")
 
@@ -316,8 +318,31 @@ class RelaysController:
                                     "clock_s": doc["clock_s"]}
         atomic_file.write_json(self.data_dir + "/boot.json", self.boot)
 
+    def _sim_scratch(self):
+        # the simulated board's watchdog scratch words (the relay state kept across a reset):
+        # written by the simulated reset, loaded once at the next boot before the Bank exists;
+        # no file (a first start, a kill, a normal stop) is a power-on
+        rg = relay_gpio_manager.relaygpio
+        if not hasattr(rg, "sim_scratch"):
+            return None
+        path = self.data_dir + SIM_SCRATCH_FILE
+        doc = atomic_file.read_json(path, lambda d: isinstance(d.get("words"), list))
+        atomic_file.remove(path)
+        words = doc["words"] if doc else (0, 0, 0)
+        try:
+            rg.sim_scratch(words)
+        except (TypeError, ValueError) as e:  # a damaged file is a power-on
+            _log.warning("simulated scratch words unusable; cold start", error=e)
+            rg.sim_scratch((0, 0, 0))
+        return doc is not None
+
     def _on_reset(self, cause):
         # the supervisor reset the simulated board: keep what a real board keeps, then stop
+        rg = relay_gpio_manager.relaygpio
+        if hasattr(rg, "sim_scratch"):
+            atomic_file.makedirs(self.data_dir + "/sim")
+            atomic_file.write_json(self.data_dir + SIM_SCRATCH_FILE,
+                                   {"words": list(rg.sim_scratch())})
         self.relays.flush()
         b = dict(self.boot)
         b["pending_cause"] = cause
@@ -404,6 +429,7 @@ class RelaysController:
                      buffer_bytes=0 if self.simulate else 1024)
         if self.simulate:
             atomic_file.makedirs(d + "/sim")
+            self._sim_scratch()
         cfg = self.config.load_local()
         boot_problem = None
         try:

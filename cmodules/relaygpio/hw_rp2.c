@@ -13,10 +13,16 @@
 #include "relay_hw.h"
 #include "hw_rp2_cause.h"
 
+_Static_assert(WATCHDOG_BASE + WATCHDOG_SCRATCH0_OFFSET + 4u * RELAY_KEEP_FIRST == 0x40058020u,
+    "RELAY_HW_KEEP_WORDS (hw_rp2.h) is watchdog scratch[5]");
+
 void relay_hw_init_outputs(relay_hw_t *hw, relay_pinmask_t pins, relay_pinmask_t levels) {
     uint32_t m = (uint32_t)pins;
+    uint32_t oe = sio_hw->gpio_oe;
     for (unsigned pin = 0; pin < RELAY_HW_NUM_PINS; pin++) {
-        if (m & (1u << pin)) {
+        // a pin SIO drives already (a soft reset left it) is not released first: it goes
+        // straight to its level, no glitch through the pull-down
+        if ((m & (1u << pin)) && !((oe & (1u << pin)) && gpio_get_function(pin) == GPIO_FUNC_SIO)) {
             gpio_init(pin);     // input, SIO function, output latch 0
         }
     }
@@ -39,6 +45,7 @@ relay_pinmask_t relay_hw_read(relay_hw_t *hw) {
 }
 
 void relay_hw_release(relay_hw_t *hw) {
+    relay_keep_forget(hw->keep_words, hw->keep_seed);
     gpio_set_dir_in_masked((uint32_t)hw->out_mask);
     hw->out_mask = 0;
     hw->in_mask = 0;

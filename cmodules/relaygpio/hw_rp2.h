@@ -14,10 +14,16 @@
 #endif
 
 typedef uint32_t relay_pinmask_t;           // one SIO register: no 64-bit work
+#define RELAY_HW_KEEP_WORDS ((volatile uint32_t *)(uintptr_t)0x40058020u)  // WATCHDOG scratch[5]
 
 typedef struct {
     relay_pinmask_t out_mask;               // pins this bank drives
     relay_pinmask_t in_mask;                // pins this bank reads
+    volatile uint32_t *keep_words;          // RELAY_HW_KEEP_WORDS once bound (hw_keep.h)
+    uint32_t keep_seed;                     // the check's seed: magic and the bank's layout
+    uint32_t pulsing;                       // relays in a pulse, as last kept
+    uint32_t restored;                      // the kept state applied at creation
+    uint8_t restored_valid;                 // 0: a cold start, restored means nothing
     uint32_t wdt_timeout_us;                // hw_rp2_sio.c's reload value (it has no statics)
 } relay_hw_t;
 

@@ -19,6 +19,7 @@
 #define SIO_GPIO_OUT_SET (SIO_BASE + 0x014u)
 #define SIO_GPIO_OUT_CLR (SIO_BASE + 0x018u)
 #define SIO_GPIO_OUT_XOR (SIO_BASE + 0x01cu)
+#define SIO_GPIO_OE (SIO_BASE + 0x020u)
 #define SIO_GPIO_OE_SET (SIO_BASE + 0x024u)
 #define SIO_GPIO_OE_CLR (SIO_BASE + 0x028u)
 
@@ -49,6 +50,7 @@
 #define WDT_NON_REBOOT_MAGIC (0x6ab73121u)      // what watchdog_enable() leaves in scratch[4]
 
 // In scratch[4]: scratch[0..3] hold a stall cause (same as hw_rp2.c).
+_Static_assert(WDT_SCRATCH(RELAY_KEEP_FIRST) == 0x40058020u, "RELAY_HW_KEEP_WORDS (hw_rp2.h)");
 
 // gpio_init(): input, output latch 0, pad input on and output enabled, SIO function.
 static void sio_gpio_init(unsigned pin) {
@@ -62,8 +64,12 @@ static void sio_gpio_init(unsigned pin) {
 
 void relay_hw_init_outputs(relay_hw_t *hw, relay_pinmask_t pins, relay_pinmask_t levels) {
     uint32_t m = (uint32_t)pins;
+    uint32_t oe = REG(SIO_GPIO_OE);
     for (unsigned pin = 0; pin < RELAY_HW_NUM_PINS; pin++) {
-        if (m & (1u << pin)) {
+        // a pin SIO drives already (a soft reset left it) is not released first: it goes
+        // straight to its level, no glitch through the pull-down
+        if ((m & (1u << pin)) && !((oe & (1u << pin))
+                                   && (REG(IO_GPIO_CTRL(pin)) & 0x1fu) == FUNCSEL_SIO)) {
             sio_gpio_init(pin);
         }
     }
@@ -88,6 +94,7 @@ relay_pinmask_t relay_hw_read(relay_hw_t *hw) {
 }
 
 void relay_hw_release(relay_hw_t *hw) {
+    relay_keep_forget(hw->keep_words, hw->keep_seed);
     REG(SIO_GPIO_OE_CLR) = (uint32_t)hw->out_mask;
     hw->out_mask = 0;
     hw->in_mask = 0;

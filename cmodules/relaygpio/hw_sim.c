@@ -1,9 +1,14 @@
 // Simulated board for the host (unix port, x64 natmod, C tests): pin levels and
 // a watchdog held in relay_hw_t, so tests can read outputs and drive inputs.
-// No static data: a natmod has none.
+// No static data (a natmod has none); the kept-state words are global BSS.
 #if defined(RELAY_HW_SIM)
 
 #include "relay_hw.h"
+
+// The simulated watchdog scratch[5..7]: one set per process, as one chip has
+// one, kept across banks. Global, not static: a natmod has BSS but no static data.
+uint32_t relay_hw_sim_scratch[RELAY_KEEP_WORDS];
+_Static_assert(RELAY_KEEP_WORDS == 3, "hw_sim.h declares 3 words");
 
 static relay_pinmask_t sim_bit(unsigned pin) {
     // split by word: a variable 64-bit shift is a libgcc call on some targets
@@ -60,6 +65,7 @@ relay_pinmask_t relay_hw_read(relay_hw_t *hw) {
 }
 
 void relay_hw_release(relay_hw_t *hw) {
+    relay_keep_forget(hw->keep_words, hw->keep_seed);
     // pulls stay, as on the RP2040 backend
     hw->out_mask = 0;
     hw->in_mask = 0;

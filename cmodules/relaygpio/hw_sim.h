@@ -9,10 +9,18 @@
 #define RELAY_HW_HAS_AUTOTICK (0)           // the host ticks from Python
 
 typedef uint64_t relay_pinmask_t;
+// The simulated watchdog scratch[5..7] (hw_keep.h), one set per process.
+extern uint32_t relay_hw_sim_scratch[3];
+#define RELAY_HW_KEEP_WORDS (relay_hw_sim_scratch)
 
 typedef struct {
     relay_pinmask_t out_mask;               // pins this bank drives
     relay_pinmask_t in_mask;                // pins this bank reads
+    volatile uint32_t *keep_words;          // RELAY_HW_KEEP_WORDS once bound (hw_keep.h)
+    uint32_t keep_seed;                     // the check's seed: magic and the bank's layout
+    uint32_t pulsing;                       // relays in a pulse, as last kept
+    uint32_t restored;                      // the kept state applied at creation
+    uint8_t restored_valid;                 // 0: a cold start, restored means nothing
     relay_pinmask_t level;                  // physical output levels
     relay_pinmask_t driven;                 // input levels driven by tests
     relay_pinmask_t driven_valid;           // pins a test drives (others float to their pull)
@@ -26,6 +34,7 @@ typedef struct {
     uint32_t resets;                        // simulated watchdog resets
     char cause[16];                         // cause kept across a (simulated) reset
 } relay_hw_t;
+
 
 // Test access to the simulated board.
 int relay_hw_sim_level(const relay_hw_t *hw, unsigned pin);            // 0/1

@@ -531,6 +531,17 @@ static mp_obj_t bank_reset_cause(mp_obj_t self_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(bank_reset_cause_obj, bank_reset_cause);
 
+// The relay state the bank applied at creation, kept across a watchdog or soft
+// reset (instead of on_at_boot); None after a cold start.
+static mp_obj_t bank_restored(mp_obj_t self_in) {
+    relaygpio_bank_obj_t *self = get_bank(self_in);
+    if (!self->core.hw.restored_valid) {
+        return mp_const_none;
+    }
+    return mp_obj_new_int_from_uint(self->core.hw.restored);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(bank_restored_obj, bank_restored);
+
 // ---- metrics ----
 
 static mp_obj_t bank_switches(mp_obj_t self_in, mp_obj_t i_in) {
@@ -637,6 +648,33 @@ static mp_obj_t bank_sim_resets(mp_obj_t self_in) {
     return mp_obj_new_int_from_uint(self->core.hw.resets);
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(bank_sim_resets_obj, bank_sim_resets);
+
+// The simulated watchdog scratch[5..7] (hw_keep.h): sim_scratch() reads them,
+// sim_scratch(words) loads them, as the simulation does across a process restart.
+static mp_obj_t relaygpio_sim_scratch(size_t n_args, const mp_obj_t *args) {
+    if (n_args == 0) {
+        mp_obj_t words[RELAY_KEEP_WORDS];
+        for (unsigned i = 0; i < RELAY_KEEP_WORDS; i++) {
+            words[i] = mp_obj_new_int_from_uint(relay_hw_sim_scratch[i]);
+        }
+        return mp_obj_new_tuple(RELAY_KEEP_WORDS, words);
+    }
+    mp_obj_t *items;
+    size_t len;
+    mp_obj_get_array(args[0], &len, &items);
+    if (len != RELAY_KEEP_WORDS) {
+        mp_raise_ValueError(MP_ERROR_TEXT("sim_scratch needs 3 words"));
+    }
+    uint32_t words[RELAY_KEEP_WORDS];
+    for (unsigned i = 0; i < RELAY_KEEP_WORDS; i++) {
+        words[i] = mask_arg(items[i], "scratch word");
+    }
+    for (unsigned i = 0; i < RELAY_KEEP_WORDS; i++) {
+        relay_hw_sim_scratch[i] = words[i];
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(relaygpio_sim_scratch_obj, 0, 1, relaygpio_sim_scratch);
 #endif
 
 // ---- end of life ----
@@ -722,12 +760,14 @@ static const mp_rom_obj_tuple_t relaygpio_metrics_obj = {
 };
 
 #define RELAYGPIO_ROM_INT(name, value) { MP_ROM_QSTR(name), MP_ROM_INT(value) },
+#define RELAYGPIO_ROM_FUNCTION(name, obj) { MP_ROM_QSTR(name), MP_ROM_PTR(&obj) },
 static const mp_rom_map_elem_t relaygpio_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_relaygpio) },
     { MP_ROM_QSTR(MP_QSTR_Bank), MP_ROM_PTR(&relaygpio_bank_type) },
     { MP_ROM_QSTR(MP_QSTR_REASONS), MP_ROM_PTR(&relaygpio_reasons_obj) },
     { MP_ROM_QSTR(MP_QSTR_METRICS), MP_ROM_PTR(&relaygpio_metrics_obj) },
     { MP_ROM_QSTR(MP_QSTR_IMPL), MP_ROM_QSTR(MP_QSTR_c) },
+    RELAYGPIO_MODULE_FUNCTIONS(RELAYGPIO_ROM_FUNCTION)
     RELAYGPIO_INT_CONSTANTS(RELAYGPIO_ROM_INT)
 };
 static MP_DEFINE_CONST_DICT(relaygpio_module_globals, relaygpio_module_globals_table);

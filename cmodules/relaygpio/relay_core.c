@@ -169,14 +169,21 @@ static RELAY_COLD void start_dead_times(relay_bank_t *b, uint32_t off, relay_tim
     }
 }
 
+// Hand the state and the relays in a pulse to the backend, which keeps them
+// across a reset (relay_hw_keep). relay_outputs() does it on every switch; this
+// is for a change of the pulses alone.
+static void keep(relay_bank_t *b) {
+    relay_hw_keep(&b->hw, b->state, b->pulsing);
+}
+
 // Flip the relays in change with one register write and book the switches.
 static void apply(relay_bank_t *b, uint32_t change, relay_time_t now) {
     if (!change) {
         return;
     }
+    uint32_t off = change & b->state;
+    b->pulsing &= ~off;             // off ends a pulse (before relay_flip keeps it)
     relay_flip(b, change);
-    uint32_t off = change & ~b->state;
-    b->pulsing &= ~off;             // off ends a pulse
     if (change & b->timed) {
         start_intervals(b, change & b->timed, now);
     }
@@ -210,6 +217,7 @@ static RELAY_COLD int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t puls
     if (b->state & me) {
         // no switch: set() ends a running pulse, pulse() restarts it
         set_pulse(b, i, pulse_us ? pulse_us + lag : 0);
+        keep(b);
         return RELAY_OK;
     }
     if (!interval_ok(b, i, now)) {
@@ -235,9 +243,9 @@ static RELAY_COLD int do_set(relay_bank_t *b, unsigned i, bool on, uint64_t puls
         }
         g->pending = -1;    // a newer request replaces the pending one
     }
+    set_pulse(b, i, pulse_us ? pulse_us + lag : 0);    // before apply() keeps it
     apply(b, me, now);
     *changes += 1;
-    set_pulse(b, i, pulse_us ? pulse_us + lag : 0);
     return RELAY_OK;
 }
 
@@ -277,6 +285,10 @@ int relay_bank_init(relay_bank_t *b, const uint8_t *pins, size_t n,
         return st;
     }
     memset(b, 0, sizeof(*b));
+    uint32_t kept;
+    if (relay_hw_kept(&b->hw, pins, n, active_low, &kept)) {
+        on_at_boot = kept & relays_mask((unsigned)n);   // a warm reset: the state kept across it
+    }
     // power-on levels first: the pins become outputs already at these levels
     relay_pinmask_t pm = 0, levels = 0;
     for (unsigned i = 0; i < n; i++) {
@@ -290,6 +302,7 @@ int relay_bank_init(relay_bank_t *b, const uint8_t *pins, size_t n,
     b->state = on_at_boot;
     b->al_mask = active_low;
     b->clear = relays_mask((unsigned)n);    // booting is not a switch
+    relay_hw_keep(&b->hw, b->state, 0);
     b->tick_period_us = (uint32_t)tick_period_us;
     b->stalled = -1;
     for (unsigned i = 0; i < n; i++) {
@@ -647,6 +660,9 @@ int relay_write(relay_bank_t *b, uint32_t mask, uint32_t values, relay_time_t no
     }
     b->pulsing &= ~mask;            // written like set(): pulses end
     apply(b, change, now);
+    if (!change) {
+        keep(b);    // a write that only ended pulses
+    }
     relay_hw_unlock(s);
     return RELAY_OK;
 }

@@ -234,9 +234,12 @@ const char *relay_status_name(int status);                    // "ok", "deferred
 
 // The one place where relay outputs reach the hardware after set-up: the pins
 // in pins take their bit of high, in one register write. Lock held.
+// It also hands the new state and the relays in a pulse to the backend, which
+// keeps them across a reset (relay_hw_keep): b->pulsing is final before it.
 static inline void relay_outputs(relay_bank_t *b, relay_pinmask_t pins, relay_pinmask_t high) {
     relay_hw_write(&b->hw, pins, high);
     b->m.writes++;
+    relay_hw_keep(&b->hw, b->state, b->pulsing);
 }
 
 // Flips the relays in change (not 0) with one register write and counts the
@@ -269,12 +272,15 @@ static inline bool relay_set_plain(relay_bank_t *b, int relay, bool on) {
         return false;
     }
     uint32_t s = relay_hw_lock();
+    uint32_t ended = b->pulsing & me;
     b->pulsing &= ~me;              // set() ends a pulse, switching or not
     if (((b->state & me) != 0) != on) {
         b->state ^= me;
         b->switches[relay]++;
         relay_pinmask_t pin = b->pin_mask[relay];
         relay_outputs(b, pin, ((b->state ^ b->al_mask) & me) ? pin : 0);
+    } else if (ended) {
+        relay_hw_keep(&b->hw, b->state, b->pulsing);    // no switch, but the pulse is over
     }
     relay_hw_unlock(s);
     return true;
@@ -288,10 +294,13 @@ static inline bool relay_write_plain(relay_bank_t *b, uint32_t mask, uint32_t va
         return false;
     }
     uint32_t s = relay_hw_lock();
+    uint32_t ended = b->pulsing & mask;
     b->pulsing &= ~mask;            // written like set(): pulses end
     uint32_t change = (b->state ^ values) & mask;
     if (change) {
         relay_flip(b, change);
+    } else if (ended) {
+        relay_hw_keep(&b->hw, b->state, b->pulsing);    // no switch, but pulses are over
     }
     relay_hw_unlock(s);
     return true;

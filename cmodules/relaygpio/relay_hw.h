@@ -13,7 +13,8 @@
 
 // Each backend's header defines relay_pinmask_t (bit p = GPIO p, as wide as
 // its pins need), its relay_hw_t (kept inside each bank, so a natmod needs no
-// static data), RELAY_HW_NUM_PINS and RELAY_HW_HAS_AUTOTICK.
+// static data), RELAY_HW_NUM_PINS, RELAY_HW_HAS_AUTOTICK and RELAY_HW_KEEP_WORDS.
+#include "hw_keep.h"
 #if defined(RELAY_HW_SIM)
 #include "hw_sim.h"
 #else
@@ -28,7 +29,7 @@ void relay_hw_write(relay_hw_t *hw, relay_pinmask_t mask, relay_pinmask_t levels
 #endif
 void relay_hw_init_input(relay_hw_t *hw, unsigned pin, int pull);
 relay_pinmask_t relay_hw_read(relay_hw_t *hw);     // physical levels of all pins
-void relay_hw_release(relay_hw_t *hw);             // pins back to high-impedance inputs
+void relay_hw_release(relay_hw_t *hw);             // pins back to high-impedance inputs, nothing kept
 
 void relay_hw_wdt_start(relay_hw_t *hw, uint32_t timeout_ms);
 void relay_hw_wdt_feed(relay_hw_t *hw);
@@ -39,6 +40,27 @@ int relay_hw_wdt_elapse(relay_hw_t *hw, uint32_t elapsed_us);
 void relay_hw_wdt_reset(relay_hw_t *hw, const char *cause);
 // The cause kept by the last watchdog reset ("" if none or a power-on reset).
 void relay_hw_reset_cause(relay_hw_t *hw, char *buf, size_t len);
+
+// The relay state kept across a reset without a flash write (hw_keep.h), in the
+// words each backend names RELAY_HW_KEEP_WORDS (watchdog scratch[5..7] on the RP2040).
+// At bank creation: binds hw to the bank's layout; returns 1 and the state to
+// apply when the last reset kept one for that layout (a watchdog or soft
+// reset), 0 on a cold start. hw->restored / hw->restored_valid record it.
+static inline int relay_hw_kept(relay_hw_t *hw, const uint8_t *pins, size_t n, uint32_t active_low,
+    uint32_t *state) {
+    hw->keep_words = RELAY_HW_KEEP_WORDS;
+    hw->keep_seed = relay_keep_seed(pins, n, active_low);
+    hw->restored_valid = (uint8_t)relay_keep_load(hw->keep_words, hw->keep_seed, state);
+    hw->restored = hw->restored_valid ? *state : 0;
+    return hw->restored_valid;
+}
+
+// On every change: the logical state and the relays in a pulse. Inline: it is on
+// the switching path.
+static inline void relay_hw_keep(relay_hw_t *hw, uint32_t state, uint32_t pulsing) {
+    hw->pulsing = pulsing;
+    relay_keep_store(hw->keep_words, hw->keep_seed, state, pulsing);
+}
 
 #if RELAY_HW_HAS_AUTOTICK
 // A hardware timer calling fn(arg) every period_us, start to start, from an

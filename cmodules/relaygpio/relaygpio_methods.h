@@ -11,8 +11,12 @@
     M(MP_QSTR_sim_drive, bank_sim_drive_obj) \
     M(MP_QSTR_sim_writes, bank_sim_writes_obj) \
     M(MP_QSTR_sim_resets, bank_sim_resets_obj)
+// Module functions: F(qstr, function object).
+#define RELAYGPIO_MODULE_FUNCTIONS(F) \
+    F(MP_QSTR_sim_scratch, relaygpio_sim_scratch_obj)
 #else
 #define RELAYGPIO_SIM_METHODS(M)
+#define RELAYGPIO_MODULE_FUNCTIONS(F)
 #endif
 
 #define RELAYGPIO_BANK_METHODS(M) \
@@ -34,6 +38,7 @@
     M(MP_QSTR_watchdog, bank_watchdog_obj) \
     M(MP_QSTR_stalled, bank_stalled_obj) \
     M(MP_QSTR_reset_cause, bank_reset_cause_obj) \
+    M(MP_QSTR_restored, bank_restored_obj) \
     M(MP_QSTR_switches, bank_switches_obj) \
     M(MP_QSTR_metrics, bank_metrics_obj) \
     M(MP_QSTR_metrics_into, bank_metrics_into_obj) \

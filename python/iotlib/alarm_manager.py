@@ -17,6 +17,8 @@ import os
 import sys
 import time
 
+from iotlib import logger
+
 SEVERITIES = ("info", "warning", "error", "critical")
 MAX_KEY = 128
 MAX_MESSAGE = 1024
@@ -135,7 +137,8 @@ class AlarmManager:
         if severity not in SEVERITIES:
             severity = "error"
         key = _clean_key(key)
-        message = str(message)[:MAX_MESSAGE]
+        # alarm texts leave the device: the secrets the log masks are masked here too
+        message = logger.mask(str(message))[:MAX_MESSAGE]
         now_s = self._now()
         ticks = self._ticks_ms()
         self.raised += 1

@@ -23,7 +23,12 @@ DEFAULTS = {
 STUCK_RESET = {"enabled": True, "after_missed": 3, "backoff_s": 300, "max_per_hour": 3}
 _TOP = ("relays", "restore_policy", "interlocks", "inputs", "ntp_servers", "ntp_period_s",
         "ntp_max_step_s", "log_level", "log_file", "heartbeat_period_s", "heartbeat_max_missed",
-        "state_period_s", "config_poll_period_s", "api", "rate_limits", "watchdog", "ota_release_keys")
+        "state_period_s", "config_poll_period_s", "api", "rate_limits", "watchdog", "ota_release_keys",
+        "http")
+# the device REST API's connection limits: name -> (min, max); defaults in rest_api.HttpLimits
+_HTTP = (("max_connections", 1, 64), ("max_per_address", 1, 64),
+         ("max_head_bytes", 1024, 16384), ("max_headers", 4, 100),
+         ("head_timeout_ms", 100, 60000), ("token_checks_per_s", 1, 1000))
 _NAME = re.compile("^[a-z][a-z0-9_]*$")
 _HOST = re.compile("^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?$")
 _HEX = re.compile("^[0-9a-f]*$")
@@ -185,6 +190,11 @@ def _schema(c):
         _api(c["api"])
     if "watchdog" in c:
         _watchdog(c["watchdog"])
+    if "http" in c:
+        _obj(c["http"], "http", [k for k, _, _ in _HTTP])
+        for k, lo, hi in _HTTP:
+            if k in c["http"]:
+                _int(c["http"][k], "http." + k, lo, hi)
     if "rate_limits" in c:
         _names(c["rate_limits"], "rate_limits", 0, 9)
         for n in c["rate_limits"]:

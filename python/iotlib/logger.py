@@ -358,3 +358,8 @@ def audit(kind, **f):
 
 def add_secret(s, temporary=False):
     _root.add_secret(s, temporary)
+
+
+def mask(text):
+    # text that leaves the device another way (alarms, error answers): the log's masking
+    return _root.mask(text)

@@ -113,7 +113,12 @@ class _Family:
     def render(self):
         yield "# HELP %s %s\n# TYPE %s %s\n" % (self.name, escape_help(self.help), self.name, self.kind)
         for key in sorted(self._series):
-            yield self._lines(key, self._series[key])
+            lines = self._lines(key, self._series[key])
+            if type(lines) is list:  # a histogram: line by line, no 1.5 KB block needed
+                for line in lines:
+                    yield line
+            else:
+                yield lines
 
 
 class Counter(_Family):
@@ -202,7 +207,7 @@ class Histogram(_Family):
         labels = self._label_text(key)
         out.append("%s_sum%s %s\n" % (name, labels, _format_scaled(s[-1], self.scale, self._digits)))
         out.append("%s_count%s %d\n" % (name, labels, total))
-        return "".join(out)
+        return out
 
 
 class Registry:

@@ -1,7 +1,9 @@
 # Token-bucket rate limiting for the device REST API, keyed by client address
-# and by token subject. Integer arithmetic only, time passed in as ms ticks so
+# and by token subject, plus one device-wide budget of token verifications
+# (each costs an HMAC). Integer arithmetic only, time passed in as ms ticks so
 # tests are exact, and a bounded key table so a flood of addresses cannot use
-# up the heap.
+# up the heap: when it is full of active keys, newcomers share one overflow
+# bucket, so new addresses or subjects never buy a fresh burst.
 _MASK = 0x3FFFFFFF   # ticks_ms() ring on the board; masking also fits wider rings
 READ_FACTOR = 4      # reads and health get this many times the write limit
 
@@ -39,6 +41,7 @@ class Limit:
 
 DEFAULT_WRITE = Limit(5, 1, 10)
 DEFAULT_READ = DEFAULT_WRITE.scaled(READ_FACTOR)
+DEFAULT_VERIFY_PER_S = 50   # token verifications (HMACs) per second, all clients together
 
 
 def _level(e, now):
@@ -55,15 +58,17 @@ def _level(e, now):
 
 
 class RateLimiter:
-    # one bucket per key, at most max_keys of them
+    # one bucket per key, at most max_keys of them; past that, one shared overflow bucket
     def __init__(self, limit, max_keys=32):
         if type(max_keys) is not int or max_keys < 1:
             raise ValueError("max_keys must be an int >= 1")
         self.limit = limit
         self.max_keys = max_keys
         self._b = {}
+        self._over = None   # the overflow bucket, made when first needed
         self.rejected = 0
         self.evicted = 0
+        self.overflowed = 0  # checks that went to the overflow bucket
 
     def __len__(self):
         return len(self._b)
@@ -75,10 +80,17 @@ class RateLimiter:
         e = self._b.get(key)
         if e is None:
             if len(self._b) >= self.max_keys:
-                self._evict(now)
-            e = [lim.cap, now, lim]
-            self._b[key] = e
-        elif e[2] is not lim:
+                self._drop_refilled(now)
+            if len(self._b) < self.max_keys:
+                e = [lim.cap, now, lim]
+                self._b[key] = e
+            else:
+                # every key is active: no eviction would give the newcomer a fresh bucket
+                self.overflowed += 1
+                e = self._over
+                if e is None:
+                    e = self._over = [lim.cap, now, lim]
+        if e[2] is not lim:
             # the key's limit changed (new config or role): keep its fill ratio
             old = e[2]
             e[0] = _level(e, now) * lim.cap // old.cap
@@ -94,22 +106,10 @@ class RateLimiter:
         wait_ms = (lim.unit - level + lim.requests - 1) // lim.requests
         return False, (wait_ms + 999) // 1000
 
-    def _evict(self, now):
-        # a refilled bucket is the same as no bucket: drop all of those; if
-        # none, drop the least recently seen key
-        full = []
-        oldest = None
-        oldest_age = -1
-        for k in self._b:
-            e = self._b[k]
-            if _level(e, now) >= e[2].cap:
-                full.append(k)
-            else:
-                age = (now - e[1]) & _MASK
-                if age > oldest_age:
-                    oldest, oldest_age = k, age
-        if not full:
-            full.append(oldest)
+    def _drop_refilled(self, now):
+        # a refilled bucket is the same as no bucket: drop all of those (an active key,
+        # one whose bucket is not full, is never dropped)
+        full = [k for k in self._b if _level(self._b[k], now) >= self._b[k][2].cap]
         for k in full:
             del self._b[k]
         self.evicted += len(full)
@@ -120,8 +120,11 @@ class ApiRateLimiter:
     # cost no HMAC) and by token subject (with the token's role's limit).
     # Reads and health have their own, larger buckets: a client flooding writes
     # does not take reads away from anyone, itself included.
-    def __init__(self, write=DEFAULT_WRITE, read=None, role_limits=None, max_keys=32):
+    def __init__(self, write=DEFAULT_WRITE, read=None, role_limits=None, max_keys=32,
+                 verify_per_s=DEFAULT_VERIFY_PER_S):
         self.write = write
+        self.verify = Limit(verify_per_s)
+        self._verify = RateLimiter(self.verify, 1)
         self.read = read or write.scaled(READ_FACTOR)
         self.role_limits = role_limits or {}
         self._addr_w = RateLimiter(self.write, max_keys)
@@ -131,8 +134,9 @@ class ApiRateLimiter:
         self._read_of = {}  # role -> its read limit, made once
 
     @classmethod
-    def from_config(cls, rate_limits, max_keys=32):
-        # config "rate_limits": {role or "default": {"requests", "window_s"}}
+    def from_config(cls, rate_limits, max_keys=32, verify_per_s=DEFAULT_VERIFY_PER_S):
+        # config "rate_limits": {role or "default": {"requests", "window_s"}};
+        # verify_per_s: config http.token_checks_per_s
         rate_limits = rate_limits or {}
         write = DEFAULT_WRITE
         if "default" in rate_limits:
@@ -141,7 +145,7 @@ class ApiRateLimiter:
         for name in rate_limits:
             if name != "default":
                 roles[name] = Limit.from_config(rate_limits[name])
-        return cls(write, None, roles, max_keys)
+        return cls(write, None, roles, max_keys, verify_per_s)
 
     def check_address(self, address, now_ms, read=False):
         return (self._addr_r if read else self._addr_w).check(address, now_ms)
@@ -157,6 +161,10 @@ class ApiRateLimiter:
             rl = lim.scaled(READ_FACTOR)
             self._read_of[role] = rl
         return self._sub_r.check(subject, now_ms, rl)
+
+    def check_verification(self, now_ms):
+        # one token verification (an HMAC) from the device-wide budget
+        return self._verify.check(0, now_ms)
 
     def stats(self):
         # (rejected, evicted) over all tables, for /metrics

@@ -1,5 +1,6 @@
 # RelayGPIOManager: owns the relay bank. Builds it from config (names -> indices), ticks it,
-# restores relay states at boot per the power-on policy, persists them with a flash-wear-aware
+# restores relay states at boot per the power-on policy (unless the Bank kept them across a
+# watchdog or soft reset: then they are the current state, no file is applied), persists them with a flash-wear-aware
 # policy (only on change, at most one write per persist_min_ms, atomic replace), reconfigures
 # safely on hot reload, hosts the watchdog supervisor's slots, and offers the operations the
 # REST layer and the desired state use, each answering a reason: ok, deferred, interval, interlock.
@@ -68,6 +69,7 @@ class RelayGPIOManager:
         self._reset_done = False
         self.persist_writes = 0
         self.boot_policy = None
+        self.restored = None     # relay mask the Bank kept across a reset, None after a cold start
         self.cfg = None
         self.events = bus if bus is not None else events.EventBus()  # live events
         self._edges = None       # (bank, input edge counts) last published
@@ -126,7 +128,17 @@ class RelayGPIOManager:
                 on_mask |= 1 << i
         bank = relaygpio.Bank(pins, active_low=al_mask, on_at_boot=on_mask,
                               tick_us=self.tick_ms * 1000)
+        # after a watchdog or soft reset the Bank already drives the state kept across it: that
+        # is the current state, the state file and the pulses are not applied over it
+        restored = bank.restored() if hasattr(bank, "restored") else None
         try:
+            if restored is not None:
+                kept = {n: bool(restored >> i & 1) for i, n in enumerate(names)}
+                safe = self._safe(cfg, dict(kept))
+                if safe != kept:  # interlocks changed across the reset: those groups go off
+                    bank.write((1 << len(names)) - 1, sum(1 << i for i, n in enumerate(names)
+                                                          if safe[n]))
+                states = safe
             index = {}
             for i, n in enumerate(names):
                 index[n] = i
@@ -153,8 +165,9 @@ class RelayGPIOManager:
         self.inputs = inputs
         self.pulse_ms = [relays[n].get("pulse_ms", 0) for n in names]
         self.layout = (names, pins, al, locks, ins)
+        self.restored = restored
         for i, n in enumerate(names):
-            if states.get(n) and self.pulse_ms[i]:
+            if restored is None and states.get(n) and self.pulse_ms[i]:
                 bank.pulse(i, self.pulse_ms[i])
         self._mask = bank.state()
         self.autotick = bank.autotick(self.tick_ms * 1000)
@@ -172,6 +185,10 @@ class RelayGPIOManager:
         self._build(cfg, states)
         self.cfg = cfg
         self._note_all()
+        if self.restored is not None:
+            self.boot_policy = "kept"  # across a reset, without a flash write
+            if self.states() != self._saved:
+                self._dirty()  # the file follows the kept state (policy "last")
         _log.info("relays up", policy=self.boot_policy, impl=relaygpio.IMPL, autotick=self.autotick,
                   relays=self.states())
 

@@ -17,7 +17,7 @@ except ImportError:
 
 from microdot import Microdot, Request, Response
 
-from iotlib import rbac, strict_json
+from iotlib import logger, rbac, strict_json
 from iotlib.jwt_validator import MAX_TOKEN_BYTES, MESSAGES, TokenError, bearer_token, \
     check_tenancy, http_status
 from iotlib.prometheus import CONTENT_TYPE, Registry, RequestMetrics
@@ -25,9 +25,77 @@ from iotlib.relay_gpio_manager import METRIC_INDEX
 
 MAX_BODY = 1024             # a relay request is a few dozen bytes
 MAX_DECLARED = 16 * 1024    # a larger Content-Length is refused by microdot, before routing, unread
-MAX_HEAD = 8 * 1024         # request line and headers together
 MAX_PULSE_MS = 86400000     # one day
 REQUEST_TIMEOUT_S = 10      # a client that stalls mid-request loses its connection
+BAD_LOG_MS = 10000          # at most one line per this period about unparseable requests
+DISCARD_MS = 250            # after a 400/431: how long what the client still sends is read
+
+_REASONS = {
+    200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 411: "Length Required",
+    413: "Content Too Large", 415: "Unsupported Media Type", 429: "Too Many Requests",
+    431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    501: "Not Implemented", 503: "Service Unavailable",
+}
+
+
+
+def _static_503(message):
+    # a whole answer made at import: sending it needs no heap
+    body = b'{"error": "busy", "message": "%s"}' % message
+    return (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            b"Retry-After: 1\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+
+
+_BUSY = _static_503(b"too many connections, retry")   # over the connection caps, unread
+_NO_HEAP = _static_503(b"out of memory, retry")   # the heap ran out before an answer began
+
+
+class HttpLimits:
+    # Connection and request-head limits (config "http"). The defaults fit a Pico W: at most
+    # max_connections heads of max_head_bytes in RAM at once. A head must hold the longest
+    # token (4 KB) so an over-long token gets its 401, not a 431.
+    #   max_connections        connections served at once; when all are taken, the oldest
+    #                          one still sending its head gives way, else the newcomer gets 503
+    #   max_per_address        connections at once from one address; the next gets 503
+    #   max_head_bytes         request line and headers together (431 beyond)
+    #   max_headers            header lines (431 beyond)
+    #   head_timeout_ms        the head must be complete within this time of the connection
+    KEYS = (("max_connections", 8, 1, 64), ("max_per_address", 4, 1, 64),
+            ("max_head_bytes", 6144, 1024, 16384), ("max_headers", 32, 4, 100),
+            ("head_timeout_ms", 3000, 100, 60000))
+
+    def __init__(self, **kw):
+        for name, default, lo, hi in self.KEYS:
+            v = kw.pop(name, default)
+            if type(v) is not int or not lo <= v <= hi:
+                raise ValueError("http.%s must be an int in %d..%d, got %r" % (name, lo, hi, v))
+            setattr(self, name, v)
+        if kw:
+            raise ValueError("unknown http limit %r" % sorted(kw)[0])
+
+    @classmethod
+    def from_config(cls, http):
+        # config "http" (may also hold token_checks_per_s, the limiter's)
+        kw = {}
+        for name, _, _, _ in cls.KEYS:
+            if http and name in http:
+                kw[name] = http[name]
+        return cls(**kw)
+
+
+class HeadTooLarge(ValueError):
+    pass
+
+
+def _echo(s, n=64):
+    # text from the request put in an answer: printable ASCII only, so an answer never carries
+    # bytes that are not valid UTF-8 (lone surrogates from \ud800 escapes) or control codes
+    s = s[:n]
+    for c in s:
+        if not " " <= c <= "~":
+            return "".join(c if " " <= c <= "~" else "?" for c in s)
+    return s
 STATES = ("HIGH", "LOW", "TOGGLE")
 UNMATCHED = "unmatched"     # route label of requests no route took (bounded label values)
 
@@ -141,7 +209,7 @@ class DeviceApi:
             headers = {"Retry-After": str(r.retry)}
         elif r.status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
-        return Response(body, r.status, headers)
+        return Response(body, r.status, headers, _REASONS.get(r.status))
 
     def tick(self):
         # uptime from ms ticks summed at each request: immune to clock steps from time sync
@@ -161,7 +229,15 @@ class DeviceApi:
         if self.validator is None:
             raise Refusal(503, "not_configured", "the device config has no API key yet (api.jwt)")
         try:
-            claims = self.validator.validate(bearer_token(req.headers.get("Authorization")))
+            tok = bearer_token(req.headers.get("Authorization"))
+            v = self.validator
+            if not v.is_cached(tok):
+                # a token not seen yet costs an HMAC: a device-wide budget, whatever the source
+                ok, retry = self.limiter.check_verification(time.ticks_ms())
+                if not ok:
+                    raise Refusal(503, "busy", "too many token checks, retry later", None,
+                                  retry)
+            claims = v.validate(tok)
             tenant, namespace = self.identity()
             check_tenancy(claims, tenant, namespace)
         except TokenError as e:
@@ -200,13 +276,16 @@ class DeviceApi:
             text = req.body.decode()
             strict_json.check(text, 4)  # json.loads alone takes truncated and sloppy JSON
             doc = json.loads(text)
+        except strict_json.DuplicateKey as e:  # which one would win differs between parsers
+            raise Refusal(400, "bad_json", "a member name appears twice in one object",
+                          _echo(e.key) or "?")
         except Exception:  # ValueError or UnicodeError, by port
             raise Refusal(400, "bad_json", "the body is not valid JSON")
         if type(doc) is not dict:
             raise Refusal(400, "bad_json", "the body must be a JSON object")
         for k in sorted(doc):
             if k not in allowed:
-                raise Refusal(400, "unknown_field", "unknown field", k[:64])
+                raise Refusal(400, "unknown_field", "unknown field", _echo(k) or "?")
         return doc
 
     def known(self, relay):
@@ -298,14 +377,14 @@ class DeviceApi:
         bad = rbac.forbidden_relays(claims, rbac.SWITCH, names, self.roles)
         if bad:
             raise Refusal(403, "relay_forbidden", "the token may not use this relay",
-                          "relays." + bad[0][:64])
+                          "relays." + _echo(bad[0]))
         for n in names:
             if not self.relays.has(n):
-                raise Refusal(400, "unknown_relay", "no relay of that name", "relays." + n[:64])
+                raise Refusal(400, "unknown_relay", "no relay of that name", "relays." + _echo(n))
             v = want[n]
             if v != "HIGH" and v != "LOW":
                 raise Refusal(400, "invalid_value", "a relay state must be HIGH or LOW",
-                              "relays." + n)
+                              "relays." + _echo(n))
             want[n] = v == "HIGH"
         r = self.relays.write(want, req.g.ip, claims["sub"])  # one register write, all or none
         if r != "ok":
@@ -329,7 +408,9 @@ class DeviceApi:
             if hasattr(r, "send"):  # a coroutine
                 r = await r
         except Exception as e:
-            raise Refusal(500, "action_failed", "%s: %s" % (type(e).__name__, e))
+            # the text leaves the device: secrets masked as in the log, printable only
+            raise Refusal(500, "action_failed", _echo(logger.mask("%s: %s" % (
+                type(e).__name__, e)), 200))
         if r is None:
             return Response({"status": "accepted"}, 202)
         return r
@@ -392,55 +473,84 @@ class DeviceApi:
         self._uptime.set(self._up_ms // 1000)
 
 
-class _BoundedReader:
-    # The connection as microdot reads it, with each line cut off at max_line bytes, the head
-    # at max_head and the body at max_body: microdot measures a line only once it holds all of
-    # it, and counts no lines, so an endless header line or a thousand headers could otherwise
-    # fill the heap. deadline (ticks_ms) ends the whole request: _App's sweeper cancels the
+class _Conn:
+    # One connection as microdot reads it: each line cut off at max_line bytes, the head at
+    # max_head bytes and max_headers lines (HeadTooLarge), the body at max_body: microdot
+    # measures a line only once it holds all of it and counts no lines, so an endless header
+    # line or a thousand headers could otherwise fill the heap. deadline (ticks_ms) ends the
+    # head phase early (head_ms) and the whole request later: _App's sweeper cancels the
     # connection's task once it has passed, whatever it waits on (read or write).
-    def __init__(self, stream, max_line, max_head, max_body, deadline=None):
+    def __init__(self, stream, ip, limits, max_line, max_body, request_ms):
         self.s = stream
-        self.buf = b""
+        self.ip = ip
+        # one buffer grown and consumed in place: fewer blocks of many sizes on a small heap
+        self.buf = bytearray()
         self.max_line = max_line
-        self.left = max_head    # bytes still allowed from the socket
+        self.left = limits.max_head_bytes   # bytes still allowed from the socket
+        self.lines = limits.max_headers + 1   # the request line and the headers
         self.max_body = max_body
         self.in_head = True
-        self.deadline = deadline
+        self.started = False  # the request line has come
+        self.t0 = time.ticks_ms()
+        self.request_ms = request_ms
+        self.deadline = time.ticks_add(self.t0, min(limits.head_timeout_ms, request_ms))
         self.task = None
         self.expired = False
+        self.answering = False   # the answer's first bytes are on their way
+        self.draining = False    # answered; reading what the client still sends
 
     async def _more(self, n):
         if self.left <= 0:
+            if self.in_head:
+                raise HeadTooLarge("request head too large")
             raise ValueError("request too large")
         data = await self.s.read(n if n < self.left else self.left)
         self.left -= len(data)
         return data
 
     async def readline(self):
+        buf = self.buf
         while True:
-            i = self.buf.find(b"\n")
+            i = buf.find(b"\n")
             if i >= 0:
-                line = self.buf[:i + 1]
-                self.buf = self.buf[i + 1:]
-                if self.in_head and (line == b"\r\n" or line == b"\n"):
-                    self.in_head = False  # the body has its own budget
-                    self.left = self.max_body - len(self.buf)
+                line = bytes(memoryview(buf)[:i + 1])
+                buf[0:i + 1] = b""
+                if self.in_head:
+                    blank = line == b"\r\n" or line == b"\n"
+                    if blank and not self.started:
+                        # empty lines before the request line are ignored (RFC 9112 2.2)
+                        self.lines -= 1
+                        if self.lines < 0:
+                            raise HeadTooLarge("too many header lines")
+                        continue
+                    self.started = True
+                    if blank:
+                        self.in_head = False  # the body has its own budget and time
+                        self.left = self.max_body - len(buf)
+                        self.deadline = time.ticks_add(self.t0, self.request_ms)
+                    else:
+                        self.lines -= 1
+                        if self.lines < 0:
+                            raise HeadTooLarge("too many header lines")
+                if len(line) > self.max_line:
+                    raise HeadTooLarge("line too long")
                 return line
-            if len(self.buf) > self.max_line:
-                raise ValueError("line too long")
+            if len(buf) > self.max_line:
+                raise HeadTooLarge("line too long")
             data = await self._more(256)
             if not data:
-                line = self.buf
-                self.buf = b""
+                line = bytes(buf)
+                buf[0:len(buf)] = b""
                 return line
-            self.buf += data
+            buf.extend(data)
 
     async def read(self, n=-1):
+        buf = self.buf
         if n < 0:
-            n = self.left + len(self.buf)
-        if self.buf:
-            data = self.buf[:n]
-            self.buf = self.buf[len(data):]
+            n = self.left + len(buf)
+        if buf:
+            data = bytes(memoryview(buf)[:n])
+            buf[0:len(data)] = b""
             return data
         return await self._more(n)
 
@@ -455,66 +565,201 @@ class _BoundedReader:
 
 
 class _App(Microdot):
-    # microdot with the API's request timing, error shape, body draining and a request timeout
-    def __init__(self, api, timeout_s):
+    # microdot with the API's connection caps, bounded request heads, request timing, error
+    # shape, body draining and deadlines. handle_request is ours: microdot's prints a
+    # traceback for every request it cannot parse.
+    def __init__(self, api, timeout_s, limits):
         Microdot.__init__(self)
         self.api = api
         self.timeout_s = timeout_s
+        self.limits = limits
         self.options_handler = None  # OPTIONS would list routes without a token: 405
-        self._live = []      # readers of the connections being served
+        self._live = []      # connections being served (_Conn)
         self._sweeper = None
+        self.refused = 0     # connections answered 503 at once (over a cap)
+        self.evicted = 0     # stalled heads closed to make room
+        self.bad_requests = 0
+        self.faults = 0      # connections ended by an unexpected error (MemoryError...)
+        self._bad_quiet = 0  # unparseable requests not logged (rate limit of the log line)
+        self._bad_next = time.ticks_ms()
+        self._log = logger.get("http")
+
+    def _room(self, ip):
+        # -> True when a new connection from ip may be served (maybe after closing the oldest
+        # stalled head); False: answer 503 without reading
+        lim = self.limits
+        n = mine = 0
+        oldest = None
+        for c in self._live:
+            if c.expired:
+                continue
+            n += 1
+            if c.ip == ip:
+                mine += 1
+            if c.in_head and (oldest is None or time.ticks_diff(oldest.t0, c.t0) > 0):
+                oldest = c
+        if mine >= lim.max_per_address:
+            return False
+        if n < lim.max_connections:
+            return True
+        if oldest is None:
+            return False
+        oldest.expired = True  # slowest head gives way: a stalling crowd cannot lock others out
+        oldest.task.cancel()
+        self.evicted += 1
+        return True
 
     async def handle_request(self, reader, writer):
-        # no wait_for task per request: the deadline is kept on the reader and one sweeper
-        # task cancels the connections past theirs
+        # no wait_for task per request: the deadline is kept on the connection and one
+        # sweeper task cancels the connections past theirs
+        peer = writer.get_extra_info("peername")
+        ip = client_ip(peer)
+        if not self._room(ip):
+            self.refused += 1
+            try:
+                await writer.awrite(_BUSY)
+                await writer.aclose()
+            except OSError:
+                pass
+            return
         ms = int(self.timeout_s * 1000)
-        reader = _BoundedReader(reader, Request.max_readline, MAX_HEAD, MAX_DECLARED,
-                                time.ticks_add(time.ticks_ms(), ms))
-        reader.task = asyncio.current_task()
+        conn = _Conn(reader, ip, self.limits, Request.max_readline, MAX_DECLARED, ms)
+        conn.task = asyncio.current_task()
         live = self._live
-        live.append(reader)
+        live.append(conn)
         if self._sweeper is None:
-            self._sweeper = asyncio.create_task(self._sweep(ms))
+            self._sweeper = asyncio.create_task(self._sweep())
         try:
-            await Microdot.handle_request(self, reader, writer)
-        except (OSError, asyncio.CancelledError) as e:
-            if isinstance(e, asyncio.CancelledError) and not reader.expired:
+            res = None
+            try:
+                req = await Request.create(self, conn, writer, peer)
+            except HeadTooLarge as e:
+                req = None
+                res = self._unparsed(431, "head_too_large",
+                                     "the request head is limited to %d bytes and %d headers"
+                                     % (self.limits.max_head_bytes, self.limits.max_headers),
+                                     ip, e)
+            except (OSError, MemoryError):
+                raise
+            except EOFError as e:  # the client stopped sending: it may still read an answer
+                req = None
+                res = self._unparsed(400, "bad_request",
+                                     "the request ended before its Content-Length", ip, e)
+            except Exception as e:  # ValueError, IndexError, UnicodeError: not HTTP we take
+                req = None
+                res = self._unparsed(400, "bad_request", "the request could not be parsed",
+                                     ip, e)
+            if req is not None:
+                res = await self.dispatch_request(req)
+            if res is not None:
+                conn.answering = True
+                await res.write(writer)
+                if req is None:
+                    # a client still sending gets a moment, not the whole head deadline
+                    conn.draining = True
+                    conn.deadline = time.ticks_add(time.ticks_ms(), DISCARD_MS)
+                    await _discard(conn.s, MAX_DECLARED)
+            await writer.aclose()
+        except (OSError, EOFError, asyncio.CancelledError) as e:
+            if isinstance(e, asyncio.CancelledError) and not conn.expired:
                 raise  # cancelled from outside (server shutdown): not ours to swallow
             # a stalled or broken client: its connection goes, the server stays
-            self.api.connection_errors += 1
+            if not conn.draining:
+                self.api.connection_errors += 1
             try:
                 await writer.aclose()
             except OSError:
                 pass
+        except Exception as e:  # MemoryError above all: the connection goes, the server stays
+            self.faults += 1
+            try:
+                self._log.error("connection failed", ip=ip, error=e)
+            except Exception:
+                pass
+            try:
+                if not conn.answering:
+                    await writer.awrite(_NO_HEAP)
+                await writer.aclose()
+            except Exception:
+                pass
         finally:
-            live.remove(reader)
+            live.remove(conn)
 
-    async def _sweep(self, ms):
-        step = ms // 4 if ms < 4000 else 1000
+    def _unparsed(self, status, error, message, ip, exc):
+        # the answer to a request that never became one, and one log line per BAD_LOG_MS
+        self.bad_requests += 1
+        now = time.ticks_ms()
+        if time.ticks_diff(now, self._bad_next) >= 0:
+            self._bad_next = time.ticks_add(now, BAD_LOG_MS)
+            self._log.warning("unparseable request", ip=ip, status=status,
+                              why=_echo(str(exc), 80), not_logged=self._bad_quiet)
+            self._bad_quiet = 0
+        else:
+            self._bad_quiet += 1
+        res = self.api.refuse(Refusal(status, error, message))
+        self.api.requests.observe(UNMATCHED, status, 0)
+        return res
+
+    async def _sweep(self):
         try:
-            while True:
+            while self._live:
+                ms = min(self.limits.head_timeout_ms, int(self.timeout_s * 1000))
+                step = ms // 4 if ms < 1000 else 250
                 await asyncio.sleep_ms(step if step > 0 else 1)
                 now = time.ticks_ms()
-                for r in self._live:
-                    if not r.expired and time.ticks_diff(now, r.deadline) >= 0:
-                        r.expired = True
-                        r.task.cancel()
+                for c in self._live:
+                    if not c.expired and time.ticks_diff(now, c.deadline) >= 0:
+                        c.expired = True
+                        c.task.cancel()
+                c = None  # a sleeping sweeper keeps no finished connection alive
         finally:
             self._sweeper = None
+
+    def _allow(self, path):
+        # the methods a path takes, for the Allow header of a 405
+        out = []
+        for methods, pattern, _, _, _ in self.url_map:
+            if pattern.match(path) is not None:
+                for m in methods:
+                    if m not in out:
+                        out.append(m)
+        if "GET" in out:
+            out.append("HEAD")
+        return ", ".join(out)
 
     async def dispatch_request(self, req):
         t0 = time.ticks_ms()
         api = self.api
         api.tick()
-        if req is not None:
-            req.g.ip = client_ip(req.client_addr)
-        res = await Microdot.dispatch_request(self, req)
-        route = UNMATCHED
-        if req is not None:
-            route = getattr(req.g, "route", UNMATCHED)
-            await _drain(req)
+        req.g.ip = client_ip(req.client_addr)
+        try:
+            cl = req.headers.get("Content-Length")
+            if cl is not None and not (cl.isdigit() and len(cl) < 10):
+                # int() took it ("+5", "-1", " 5"): only plain digits are a length
+                res = api.refuse(Refusal(400, "bad_request", "Content-Length must be digits"))
+            else:
+                res = await Microdot.dispatch_request(self, req)
+        except Exception as e:  # not expected: one line, a JSON 500, no traceback
+            self._log.error("request failed", ip=req.g.ip, error=e)
+            res = api.refuse(Refusal(500, "internal", "the request failed inside the device"))
+        route = getattr(req.g, "route", UNMATCHED)
+        if res.status_code == 405:
+            res.headers["Allow"] = self._allow(req.path)
+        if res.reason is None:
+            res.reason = _REASONS.get(res.status_code)
+        await _drain(req)
         api.requests.observe(route, res.status_code, time.ticks_diff(time.ticks_ms(), t0))
         return res
+
+
+async def _discard(stream, limit):
+    # after an answer to a head we did not take: read what the client still sends (bounded in
+    # bytes, and in time by the connection's deadline), so closing does not reset the answer
+    while limit > 0:
+        chunk = await stream.read(256)
+        if not chunk:
+            return
+        limit -= len(chunk)
 
 
 async def _drain(req):
@@ -543,6 +788,9 @@ def _route(app, api, method, path, action, fn):
             return r
         except Refusal as e:  # answered here: microdot would print a traceback for each
             return api.refuse(e)
+        except Exception as e:  # a fault of ours: one log line and a JSON 500, no traceback
+            app._log.error("request failed", route=path, ip=req.g.ip, error=e)
+            return api.refuse(Refusal(500, "internal", "the request failed inside the device"))
 
     app.route(path, methods=[method])(handler)
 
@@ -555,15 +803,16 @@ def _error(api, status, error, message):
 
 def create_app(relays, validator, limiter, identity, ready, counters=None, roles=None,
                registry=None, get_config=None, reload_config=None, check_ota=None,
-               max_body=MAX_BODY, timeout_s=REQUEST_TIMEOUT_S):
-    # -> a microdot app serving rbac.ROUTES; app.api is the DeviceApi (see there for arguments)
+               max_body=MAX_BODY, timeout_s=REQUEST_TIMEOUT_S, limits=None):
+    # -> a microdot app serving rbac.ROUTES; app.api is the DeviceApi (see there for arguments);
+    # limits: HttpLimits (app.limits, replaceable on config reload)
     api = DeviceApi(relays, validator, limiter, identity, ready, counters, roles, registry,
                     get_config, reload_config, check_ota, max_body)
     # class-wide microdot limits: one app per device
     Request.max_body_length = max_body
     Request.max_content_length = MAX_DECLARED
     Request.max_readline = MAX_TOKEN_BYTES + 256  # an over-long token gets its 401, not a 400
-    app = _App(api, timeout_s)
+    app = _App(api, timeout_s, limits or HttpLimits())
     handlers = {
         "GET /health": api.health, "GET /ready": api.readiness, "GET /metrics": api.metrics,
         "GET /gpio": api.list_relays, "GET /gpio/<relay>": api.get_relay,

@@ -2,8 +2,8 @@
 #
 #   RelaysController(..., extensions=(rest_service.rest_extension("0.0.0.0", 80),))
 #
-# The HS256 key, issuer and audience come from config api.jwt, the roles from api.roles and the
-# limits from rate_limits. Each applied config rebuilds them in place (no restart): a new key
+# The HS256 key, issuer and audience come from config api.jwt, the roles from api.roles, the
+# limits from rate_limits and the connection limits and token-check budget from http. Each applied config rebuilds them in place (no restart): a new key
 # makes every token signed with the old one fail at once. Until the config has api.jwt the
 # relay routes answer 503 not_configured; /health and /ready answer from the start.
 #
@@ -21,7 +21,7 @@ except ImportError:
 
 from iotlib import logger, rbac, rest_api
 from iotlib.jwt_validator import DEFAULT_LEEWAY_S, JWTValidator
-from iotlib.rate_limiter import ApiRateLimiter
+from iotlib.rate_limiter import DEFAULT_VERIFY_PER_S, ApiRateLimiter
 
 _log = logger.get("rest")
 # tokens carry Unix times; a port whose epoch is 2000 counts 30 years less
@@ -30,6 +30,17 @@ _UNIX_OFFSET_S = 0 if time.gmtime(0)[0] == 1970 else 946684800
 
 def jwt_config(cfg):
     return ((cfg or {}).get("api") or {}).get("jwt")
+
+
+def limiter(cfg):
+    # the rate limiter of a config: rate_limits, and http.token_checks_per_s
+    per_s = (cfg.get("http") or {}).get("token_checks_per_s", DEFAULT_VERIFY_PER_S)
+    return ApiRateLimiter.from_config(cfg.get("rate_limits"), verify_per_s=per_s)
+
+
+def _limiter_config(cfg):
+    return (cfg or {}).get("rate_limits"), ((cfg or {}).get("http") or {}).get(
+        "token_checks_per_s")
 
 
 def public_config(cfg):
@@ -88,11 +99,11 @@ class RestService:
         self._plain = None   # the plain listener beside the TLS one
         cfg = c.config.config or {}
         self.app = rest_api.create_app(
-            c.relays, self._validator(cfg),
-            ApiRateLimiter.from_config(cfg.get("rate_limits")),
+            c.relays, self._validator(cfg), limiter(cfg),
             identity=lambda: (c.auth.tenant, c.auth.namespace), ready=c.ready,
             counters=c.counters, roles=self._roles(cfg), get_config=self.get_config,
-            reload_config=c.config.kick, check_ota=c.ota.check_now if c.ota else None)
+            reload_config=c.config.kick, check_ota=c.ota.check_now if c.ota else None,
+            limits=rest_api.HttpLimits.from_config(cfg.get("http")))
         self.api = self.app.api
         self.allow_plain = bool((cfg.get("api") or {}).get("allow_plain_http"))
         self.app.before_request(self._plain_gate)
@@ -139,11 +150,13 @@ class RestService:
         api = self.api
         validator = self._validator(new)
         roles = self._roles(new)
-        limiter = api.limiter
-        if new.get("rate_limits") != (old or {}).get("rate_limits"):
-            limiter = ApiRateLimiter.from_config(new.get("rate_limits"))
+        limits = rest_api.HttpLimits.from_config(new.get("http"))
+        lim = api.limiter
+        if _limiter_config(new) != _limiter_config(old):
+            lim = limiter(new)
         had = api.validator is not None
-        api.validator, api.roles, api.limiter = validator, roles, limiter
+        api.validator, api.roles, api.limiter = validator, roles, lim
+        self.app.limits = limits
         self.allow_plain = bool((new.get("api") or {}).get("allow_plain_http"))
         if jwt_config(new) != jwt_config(old):
             if validator is None:

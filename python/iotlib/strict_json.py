@@ -1,11 +1,20 @@
 # Strict JSON (RFC 8259) syntax check for what clients send. MicroPython's json.loads takes
 # unterminated containers ('{"state": "HIGH"'), missing colons, trailing commas and leading
 # zeros; a request body passes check() first, so only real JSON reaches it. Iterative, with
-# a nesting limit, so a hostile body costs neither stack nor heap.
+# a nesting limit, so a hostile body costs neither stack nor heap. A member name that appears
+# twice in one object raises DuplicateKey: parsers disagree on which one wins.
+import json
+
 _WS = " \t\n\r"
 _DIGITS = "0123456789"
 _ESCAPES = '"\\/bfnrt'
 _HEX = "0123456789abcdefABCDEF"
+
+
+class DuplicateKey(ValueError):
+    def __init__(self, key, i):
+        super().__init__("duplicate member name at offset %d" % i)
+        self.key = key
 
 
 def _fail(i, what="syntax error"):
@@ -73,11 +82,18 @@ def _number(s, i):
     return i
 
 
-def _key(s, i):
-    # at a member: "name" : -> the offset of its value
+def _key(s, i, seen):
+    # at a member: "name" : -> the offset of its value; seen: the object's names so far
     if i >= len(s) or s[i] != '"':
         _fail(i, "member name expected")
-    i = _skip(s, _string(s, i))
+    j = _string(s, i)
+    name = s[i + 1:j - 1]
+    if "\\" in name:
+        name = json.loads(s[i:j])  # escapes: "st\\u0061te" is "state"
+    if name in seen:
+        raise DuplicateKey(name, i)
+    seen.append(name)
+    i = _skip(s, j)
     if i >= len(s) or s[i] != ":":
         _fail(i, "':' expected")
     return _skip(s, i + 1)
@@ -87,6 +103,7 @@ def check(s, max_depth=8):
     # raises ValueError unless s (str) is one JSON value, nested at most max_depth deep
     n = len(s)
     stack = []
+    names = []  # per open container: the member names seen (objects) or None (arrays)
     i = _skip(s, 0)
     while True:
         # a value starts at i
@@ -98,13 +115,15 @@ def check(s, max_depth=8):
                 _fail(i, "nested deeper than %d" % max_depth)
             close = "}" if c == "{" else "]"
             stack.append(close)
+            names.append([] if c == "{" else None)
             i = _skip(s, i + 1)
             if i < n and s[i] == close:
                 stack.pop()
+                names.pop()
                 i += 1
             else:
                 if c == "{":
-                    i = _key(s, i)
+                    i = _key(s, i, names[-1])
                 continue
         elif c == '"':
             i = _string(s, i)
@@ -130,11 +149,12 @@ def check(s, max_depth=8):
             c = s[i]
             if c == stack[-1]:
                 stack.pop()
+                names.pop()
                 i += 1
                 continue
             if c != ",":
                 _fail(i, "',' expected")
             i = _skip(s, i + 1)
             if stack[-1] == "}":
-                i = _key(s, i)
+                i = _key(s, i, names[-1])
             break

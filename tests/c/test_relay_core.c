@@ -1,5 +1,6 @@
 // Unit tests of the relay core on the simulated backend.
 #include <stdint.h>
+#include <string.h>
 
 #include "relay_core.h"
 #include "unit.h"
@@ -8,10 +9,17 @@
 #define MS (1000u)
 
 static relay_bank_t B;
+
+// A bank after a power-on: no state kept by an earlier bank (hw_keep.h).
+static int bank_init_cold(relay_bank_t *b, const uint8_t *pins, size_t n, uint32_t active_low,
+    uint32_t on_at_boot, int32_t tick_period_us, relay_time_t now) {
+    memset(relay_hw_sim_scratch, 0, sizeof(relay_hw_sim_scratch));
+    return relay_bank_init(b, pins, n, active_low, on_at_boot, tick_period_us, now);
+}
 static const uint8_t PINS4[4] = {10, 11, 12, 13};
 
 static int init4(uint32_t active_low, uint32_t on_at_boot) {
-    return relay_bank_init(&B, PINS4, 4, active_low, on_at_boot, 1000, 0);
+    return bank_init_cold(&B, PINS4, 4, active_low, on_at_boot, 1000, 0);
 }
 
 static int lvl(unsigned pin) {
@@ -29,17 +37,17 @@ static void test_init_errors(void) {
     for (unsigned i = 0; i < 33; i++) {
         pins[i] = (uint8_t)i;
     }
-    CHECK_EQ(relay_bank_init(&B, pins, 0, 0, 0, 1000, 0), RELAY_ERR_RELAY_COUNT);
-    CHECK_EQ(relay_bank_init(&B, pins, 33, 0, 0, 1000, 0), RELAY_ERR_RELAY_COUNT);
+    CHECK_EQ(bank_init_cold(&B, pins, 0, 0, 0, 1000, 0), RELAY_ERR_RELAY_COUNT);
+    CHECK_EQ(bank_init_cold(&B, pins, 33, 0, 0, 1000, 0), RELAY_ERR_RELAY_COUNT);
     uint8_t bad[2] = {3, RELAY_HW_NUM_PINS};
-    CHECK_EQ(relay_bank_init(&B, bad, 2, 0, 0, 1000, 0), RELAY_ERR_PIN);
+    CHECK_EQ(bank_init_cold(&B, bad, 2, 0, 0, 1000, 0), RELAY_ERR_PIN);
     uint8_t dup[3] = {5, 6, 5};
-    CHECK_EQ(relay_bank_init(&B, dup, 3, 0, 0, 1000, 0), RELAY_ERR_DUP_PIN);
-    CHECK_EQ(relay_bank_init(&B, PINS4, 4, 1u << 4, 0, 1000, 0), RELAY_ERR_MASK);
-    CHECK_EQ(relay_bank_init(&B, PINS4, 4, 0, 1u << 8, 1000, 0), RELAY_ERR_MASK);
-    CHECK_EQ(relay_bank_init(&B, PINS4, 4, 0, 0, 99, 0), RELAY_ERR_TICK);
-    CHECK_EQ(relay_bank_init(&B, PINS4, 4, 0, 0, 100, 0), RELAY_OK);
-    CHECK_EQ(relay_bank_init(&B, pins, 32, 0xffffffffu, 0xffffffffu, 1000, 0), RELAY_OK);
+    CHECK_EQ(bank_init_cold(&B, dup, 3, 0, 0, 1000, 0), RELAY_ERR_DUP_PIN);
+    CHECK_EQ(bank_init_cold(&B, PINS4, 4, 1u << 4, 0, 1000, 0), RELAY_ERR_MASK);
+    CHECK_EQ(bank_init_cold(&B, PINS4, 4, 0, 1u << 8, 1000, 0), RELAY_ERR_MASK);
+    CHECK_EQ(bank_init_cold(&B, PINS4, 4, 0, 0, 99, 0), RELAY_ERR_TICK);
+    CHECK_EQ(bank_init_cold(&B, PINS4, 4, 0, 0, 100, 0), RELAY_OK);
+    CHECK_EQ(bank_init_cold(&B, pins, 32, 0xffffffffu, 0xffffffffu, 1000, 0), RELAY_OK);
 }
 
 static void test_status_names(void) {
@@ -375,7 +383,7 @@ static void test_interlock_errors(void) {
     for (unsigned i = 0; i < 20; i++) {
         pins[i] = (uint8_t)i;
     }
-    CHECK_EQ(relay_bank_init(&B, pins, 20, 0, 0, 1000, 0), RELAY_OK);
+    CHECK_EQ(bank_init_cold(&B, pins, 20, 0, 0, 1000, 0), RELAY_OK);
     for (int k = 0; k < RELAY_GROUP_MAX; k++) {
         CHECK_EQ(relay_add_interlock(&B, 0x3u << (2 * k), 0), k);
     }
@@ -628,7 +636,7 @@ static void test_watchdog_feeds(void) {
 }
 
 static void test_watchdog_stall(void) {
-    CHECK_EQ(relay_bank_init(&B, PINS4, 4, 0, 0, 10000, 0), RELAY_OK);
+    CHECK_EQ(bank_init_cold(&B, PINS4, 4, 0, 0, 10000, 0), RELAY_OK);
     CHECK_EQ(relay_add_slot(&B, "pump", 100), 0);
     CHECK_EQ(relay_add_slot(&B, "net", 1000), 1);
     CHECK_EQ(relay_wdt_start(&B, 500), RELAY_OK);
@@ -744,11 +752,11 @@ static void test_slot_errors(void) {
 
 static void test_error_details_setup(void) {
     uint8_t pins[33] = {3, 70, 5};
-    CHECK_ERR(relay_bank_init(&B, pins, 33, 0, 0, 1000, 0), RELAY_ERR_RELAY_COUNT, 33, 1, RELAY_MAX);
-    CHECK_ERR(relay_bank_init(&B, pins, 3, 0, 0, 1000, 0), RELAY_ERR_PIN, 70, 0, RELAY_HW_NUM_PINS - 1);
+    CHECK_ERR(bank_init_cold(&B, pins, 33, 0, 0, 1000, 0), RELAY_ERR_RELAY_COUNT, 33, 1, RELAY_MAX);
+    CHECK_ERR(bank_init_cold(&B, pins, 3, 0, 0, 1000, 0), RELAY_ERR_PIN, 70, 0, RELAY_HW_NUM_PINS - 1);
     // checked in order: a bad tick period is named before a bad mask
-    CHECK_ERR(relay_bank_init(&B, PINS4, 4, 1u << 9, 0, 99, 0), RELAY_ERR_TICK, 99, RELAY_TICK_MIN_US, 0x7fffffff);
-    CHECK_ERR(relay_bank_init(&B, PINS4, 4, 0, 0x81u, 100, 0), RELAY_ERR_MASK, 7, 0, 4);
+    CHECK_ERR(bank_init_cold(&B, PINS4, 4, 1u << 9, 0, 99, 0), RELAY_ERR_TICK, 99, RELAY_TICK_MIN_US, 0x7fffffff);
+    CHECK_ERR(bank_init_cold(&B, PINS4, 4, 0, 0x81u, 100, 0), RELAY_ERR_MASK, 7, 0, 4);
     CHECK_EQ(B.err.mask, 0x81u);
     CHECK_EQ(init4(0, 0x3), RELAY_OK);
     CHECK_ERR(relay_set_min_interval(&B, 0, -1), RELAY_ERR_MIN_INTERVAL, -1, 0, RELAY_MIN_INTERVAL_MAX_MS);
@@ -968,7 +976,7 @@ static void test_32_relays(void) {
     for (unsigned i = 0; i < 32; i++) {
         pins[i] = (uint8_t)(63 - i);    // high pins exercise the upper pin word
     }
-    CHECK_EQ(relay_bank_init(&B, pins, 32, 0xaaaaaaaau, 0x0000ffffu, 1000, 0), RELAY_OK);
+    CHECK_EQ(bank_init_cold(&B, pins, 32, 0xaaaaaaaau, 0x0000ffffu, 1000, 0), RELAY_OK);
     for (unsigned i = 0; i < 32; i++) {
         unsigned on = i < 16;
         unsigned al = i & 1u;
@@ -1061,8 +1069,113 @@ static void test_sim_backend(void) {
     CHECK_EQ(relay_hw_sim_level(&hw, 40), 1);   // keeps its last level
 }
 
+// ---- state kept across a reset (hw_keep.h)
+
+// A watchdog or soft reset: the bank is gone without deinit, the scratch words stay.
+static int init4_warm(uint32_t active_low, uint32_t on_at_boot) {
+    return relay_bank_init(&B, PINS4, 4, active_low, on_at_boot, 1000, 0);
+}
+
+static void test_keep_cold_start_uses_on_at_boot(void) {
+    CHECK_EQ(init4(0, 0x2), RELAY_OK);
+    CHECK_EQ(B.hw.restored_valid, 0);
+    CHECK_EQ(B.state, 0x2);
+}
+
+static void test_keep_warm_reset_applies_kept_state(void) {
+    CHECK_EQ(init4(0x8, 0x1), RELAY_OK);
+    CHECK_EQ(relay_set(&B, 0, false, T(0)), RELAY_OK);
+    CHECK_EQ(relay_write(&B, 0xc, 0xc, T(0)), RELAY_OK);
+    CHECK_EQ(relay_toggle(&B, 1, T(0)), RELAY_OK);
+    CHECK_EQ(init4_warm(0x8, 0x1), RELAY_OK);   // not on_at_boot: the kept state
+    CHECK_EQ(B.hw.restored_valid, 1);
+    CHECK_EQ(B.hw.restored, 0xe);
+    CHECK_EQ(B.state, 0xe);
+    CHECK_EQ(lvl(10), 0);
+    CHECK_EQ(lvl(11), 1);
+    CHECK_EQ(lvl(12), 1);
+    CHECK_EQ(lvl(13), 0);   // active low: on is low
+    CHECK_EQ(B.hw.ever_high & bit64(10), 0);   // relay 0 (on_at_boot) never driven on at creation
+}
+
+static void test_keep_pulse_comes_back_off(void) {
+    CHECK_EQ(init4(0, 0x0), RELAY_OK);
+    CHECK_EQ(relay_set(&B, 0, true, T(0)), RELAY_OK);
+    CHECK_EQ(relay_pulse(&B, 1, 500, T(0)), RELAY_OK);
+    CHECK_EQ(relay_set(&B, 2, true, T(0)), RELAY_OK);
+    CHECK_EQ(relay_pulse(&B, 2, 500, T(0)), RELAY_OK);  // on already: now a pulse
+    CHECK_EQ(relay_hw_sim_scratch[1], 0x6);
+    CHECK_EQ(init4_warm(0, 0x0), RELAY_OK);
+    CHECK_EQ(B.state, 0x1);     // the time left is unknown: pulsing relays come back off
+    CHECK_EQ(B.hw.restored, 0x1);
+}
+
+static void test_keep_pulse_ended_by_set_or_write(void) {
+    CHECK_EQ(init4(0, 0x0), RELAY_OK);
+    CHECK_EQ(relay_pulse(&B, 0, 500, T(0)), RELAY_OK);
+    CHECK_EQ(relay_pulse(&B, 1, 500, T(0)), RELAY_OK);
+    CHECK_EQ(relay_set(&B, 0, true, T(0)), RELAY_OK);   // no switch: the pulse ends
+    CHECK_EQ(relay_write(&B, 0x2, 0x2, T(0)), RELAY_OK);  // no switch: the pulse ends
+    CHECK_EQ(init4_warm(0, 0x0), RELAY_OK);
+    CHECK_EQ(B.state, 0x3);
+}
+
+static void test_keep_tick_changes_are_kept(void) {
+    CHECK_EQ(init4(0, 0x0), RELAY_OK);
+    relay_tick(&B, T(0));
+    CHECK_EQ(relay_pulse(&B, 0, 5, T(0)), RELAY_OK);
+    CHECK_EQ(relay_add_input(&B, 20, 0, false, RELAY_PULL_NONE, 3), 0);
+    relay_hw_sim_drive(&B.hw, 20, 1);
+    relay_tick(&B, T(10 * MS));     // pulse over, button toggled relay 3 on
+    CHECK_EQ(B.state, 0x8);
+    CHECK_EQ(init4_warm(0, 0x0), RELAY_OK);
+    CHECK_EQ(B.state, 0x8);
+}
+
+static void test_keep_other_layout_or_garbage_boots_cold(void) {
+    CHECK_EQ(init4(0, 0x0), RELAY_OK);
+    CHECK_EQ(relay_set(&B, 0, true, T(0)), RELAY_OK);
+    CHECK_EQ(init4_warm(0x1, 0x0), RELAY_OK);   // another polarity: another layout
+    CHECK_EQ(B.hw.restored_valid, 0);
+    CHECK_EQ(B.state, 0);
+    static const uint8_t pins3[3] = {10, 11, 12};
+    CHECK_EQ(relay_set(&B, 1, true, T(0)), RELAY_OK);
+    CHECK_EQ(relay_bank_init(&B, pins3, 3, 0x1, 0x0, 1000, 0), RELAY_OK);
+    CHECK_EQ(B.hw.restored_valid, 0);
+    CHECK_EQ(relay_set(&B, 2, true, T(0)), RELAY_OK);
+    relay_hw_sim_scratch[0] ^= 0x1;     // one bit flipped: the check fails
+    CHECK_EQ(relay_bank_init(&B, pins3, 3, 0x1, 0x2, 1000, 0), RELAY_OK);
+    CHECK_EQ(B.hw.restored_valid, 0);
+    CHECK_EQ(B.state, 0x2);
+}
+
+static void test_keep_deinit_forgets(void) {
+    CHECK_EQ(init4(0, 0x0), RELAY_OK);
+    CHECK_EQ(relay_set(&B, 0, true, T(0)), RELAY_OK);
+    relay_bank_deinit(&B);
+    CHECK_EQ(init4_warm(0, 0x4), RELAY_OK);
+    CHECK_EQ(B.hw.restored_valid, 0);
+    CHECK_EQ(B.state, 0x4);
+}
+
+static void test_keep_restored_zero_is_not_cold(void) {
+    CHECK_EQ(init4(0, 0x1), RELAY_OK);
+    CHECK_EQ(relay_set(&B, 0, false, T(0)), RELAY_OK);
+    CHECK_EQ(init4_warm(0, 0x1), RELAY_OK);
+    CHECK_EQ(B.hw.restored_valid, 1);
+    CHECK_EQ(B.state, 0);   // off as it was, not on_at_boot
+}
+
 static const unit_test_t tests[] = {
     UNIT_TEST(test_init_errors),
+    UNIT_TEST(test_keep_cold_start_uses_on_at_boot),
+    UNIT_TEST(test_keep_warm_reset_applies_kept_state),
+    UNIT_TEST(test_keep_pulse_comes_back_off),
+    UNIT_TEST(test_keep_pulse_ended_by_set_or_write),
+    UNIT_TEST(test_keep_tick_changes_are_kept),
+    UNIT_TEST(test_keep_other_layout_or_garbage_boots_cold),
+    UNIT_TEST(test_keep_deinit_forgets),
+    UNIT_TEST(test_keep_restored_zero_is_not_cold),
     UNIT_TEST(test_status_names),
     UNIT_TEST(test_power_on_active_high),
     UNIT_TEST(test_power_on_active_low),

@@ -1,13 +1,20 @@
 """The relay core as an armv6m native module (hw_rp2_sio.c: direct register access) on the
-emulated RP2040. The .mpy from `make natmod` is sent over the REPL into an in-RAM user VFS
-and imported as `relaygpio_sio` (the firmware's own `relaygpio` would shadow the name).
-The natmod has no autotick, so the board ticks it with explicit tick() calls."""
+emulated RP2040, on two firmwares:
+
+- stock: the stock RPI_PICO UF2 (`make firmware-stock`) with the .mpy from `make natmod` as
+  /relaygpio.mpy in the board's own littlefs filesystem, built on the host and placed at the
+  firmware's filesystem offset in flash, as a user's board holds it; `import relaygpio`.
+- own: our firmware, which has `relaygpio` compiled in: the .mpy is sent over the REPL into an
+  in-RAM user VFS and imported as `relaygpio_sio` (the built-in module would shadow the name).
+
+Either way the tests call it `relaygpio_sio`. The natmod has no autotick, so the board ticks
+it with explicit tick() calls."""
 
 import base64
 
 import pytest
 
-from harness import MS, ROOT, US
+from harness import MS, ROOT, US, Emulator
 
 NATMOD = ROOT / ".cache" / "build" / "natmod-armv6m" / "relaygpio.mpy"
 HIGH = [2, 3, 4, 5]  # active-high relays
@@ -19,12 +26,23 @@ CHUNK = 3072  # bytes of .mpy per exec (4 KB of base64)
 USERFS = ROOT / "tests" / "hil" / "board_scripts" / "natmod_userfs.py"
 
 
+def firmware(board):
+    return "stock UF2" if getattr(board, "natmod_in_flash", False) else "own UF2"
+
+
 def on_level(i):
     return 0 if ACTIVE_LOW >> i & 1 else 1
 
 
 def load_natmod(board):
-    """Sends the .mpy in bounded chunks, mounts it and imports it as relaygpio_sio."""
+    """Imports the natmod as relaygpio_sio: from the board's filesystem on the stock
+    firmware, else sent over the REPL."""
+    if getattr(board, "natmod_in_flash", False):
+        out = board.exec("import relaygpio as relaygpio_sio\n"
+                         "print(relaygpio_sio.IMPL, relaygpio_sio.__file__)\n")
+        # found through sys.path's '' entry, the current directory: / on the flash
+        assert out.split() == ["natmod", "relaygpio.mpy"], out
+        return
     data = NATMOD.read_bytes()
     assert data[:4] == b"M\x06\x13\x1f", data[:4]  # mpy v6, armv6m, native code
     board.exec("import binascii\n_chunks = []\n")
@@ -34,10 +52,18 @@ def load_natmod(board):
     assert board.exec(USERFS.read_text()).strip() == "natmod"
 
 
-@pytest.fixture
-def nboard(board):
+@pytest.fixture(params=["stock", "own"], ids=["stock-uf2", "own-uf2"])
+def nboard(request):
     if not NATMOD.exists():
         pytest.skip(f"no armv6m natmod at {NATMOD}: build it with `make natmod`")
+    if request.param == "stock":
+        uf2, _ = request.getfixturevalue("stock_with_files")({"relaygpio.mpy": NATMOD.read_bytes()})
+        board = Emulator(uf2)
+        request.addfinalizer(board.close)
+        board.prompt()
+        board.natmod_in_flash = True
+    else:
+        board = request.getfixturevalue("board")
     load_natmod(board)
     return board
 
@@ -76,10 +102,10 @@ def test_bank_drives_off_levels_never_on(nboard):
     assert relay_pins(nboard) == [1 - on_level(i) for i in range(len(PINS))]
     assert len({(e[0], e[1]) for e in reached.values()}) == 1, reached  # one OE store
     at = next(iter(reached.values()))[0]
-    print(f"\n[hil] natmod Bank(): {len(PINS)} relay pins (4 active-low) driven to their off "
-          f"level in one instruction, {at - start:,} cycles ({(at - start) / MS:.3f} ms) "
-          f"after the exec started ({at - status['reset_cycle']:,} cycles from reset); "
-          "never their on level")
+    print(f"\n[hil] natmod ({firmware(nboard)}) Bank(): {len(PINS)} relay pins (4 active-low) "
+          f"driven to their off level in one instruction, {at - start:,} cycles "
+          f"({(at - start) / MS:.3f} ms) after the exec started "
+          f"({at - status['reset_cycle']:,} cycles from reset); never their on level")
 
 
 def test_set_toggle_get(bank):
@@ -132,7 +158,8 @@ def test_pulse_ended_by_tick_loop(bank, relay):
     assert [e[3] for e in log] == [on_level(relay), 1 - on_level(relay)], log
     w = log[1][0] - log[0][0]
     assert ms * MS <= w <= ms * MS + 2 * period_us * US, w
-    print(f"\n[hil] natmod pulse({ms} ms) on relay {relay} ({'active-low' if relay >= 4 else 'active-high'}), "
+    kind = "active-low" if relay >= 4 else "active-high"
+    print(f"\n[hil] natmod ({firmware(bank)}) pulse({ms} ms) on relay {relay} ({kind}), "
           f"{n} tick() calls every ~{period_us} us: {w:,} cycles ({w / MS:.3f} ms)")
 
 
@@ -166,8 +193,9 @@ def test_debounced_input_from_emulator(nboard):
     assert [e[3] for e in log] == [1], log  # one toggle, from the clean press only
     latency = log[0][0] - pressed
     assert debounce_ms * MS <= latency <= debounce_ms * MS + 3 * period_us * US, latency
-    print(f"\n[hil] natmod input: chatter ignored, clean press to relay pin {latency:,} cycles "
-          f"({latency / MS:.3f} ms) with debounce {debounce_ms} ms, tick() every ~{period_us} us")
+    print(f"\n[hil] natmod ({firmware(nboard)}) input: chatter ignored, clean press to relay pin "
+          f"{latency:,} cycles ({latency / MS:.3f} ms) with debounce {debounce_ms} ms, "
+          f"tick() every ~{period_us} us")
 
 
 def test_stalled_slot_resets_with_its_name(nboard):
@@ -197,8 +225,8 @@ def test_stalled_slot_resets_with_its_name(nboard):
     load_natmod(nboard)
     assert nboard.eval(f"relaygpio_sio.Bank([{PINS[0]}]).reset_cause()") == "pump"
     assert nboard.eval("__import__('machine').reset_cause() == __import__('machine').WDT_RESET")
-    print(f"\n[hil] natmod slot 'pump' ({window_ms} ms window) stalled: watchdog reset "
-          f"{after:,} cycles ({after / MS:.3f} ms) after its last check-in; "
+    print(f"\n[hil] natmod ({firmware(nboard)}) slot 'pump' ({window_ms} ms window) stalled: "
+          f"watchdog reset {after:,} cycles ({after / MS:.3f} ms) after its last check-in; "
           "reset_cause() after reboot: 'pump'")
 
 
@@ -218,5 +246,5 @@ def test_ticks_stop_then_hardware_watchdog(nboard):
     nboard.prompt()
     load_natmod(nboard)
     assert nboard.eval(f"relaygpio_sio.Bank([{PINS[0]}]).reset_cause()") == "watchdog"
-    print(f"\n[hil] natmod ticks stopped: hardware watchdog ({timeout_ms} ms) reset "
-          f"{(reset['cycle'] - fed) / MS:.3f} ms after the last feed's exec ended")
+    print(f"\n[hil] natmod ({firmware(nboard)}) ticks stopped: hardware watchdog ({timeout_ms} ms) "
+          f"reset {(reset['cycle'] - fed) / MS:.3f} ms after the last feed's exec ended")

@@ -17,7 +17,7 @@ def _module_name(arg):
     return name[:-3] if name.endswith(".py") else name
 
 
-def run_modules(mods, out=print):
+def run_modules(mods, out=print, before_each=None):
     """Run every test_* function of each module; returns (passed, failed)."""
     passed = failed = 0
     for mod in mods:
@@ -31,6 +31,8 @@ def run_modules(mods, out=print):
             if not name.startswith("test_") or not callable(fn):
                 continue
             ran += 1
+            if before_each is not None:
+                before_each()
             try:
                 fn()
                 passed += 1
@@ -45,6 +47,15 @@ def run_modules(mods, out=print):
             failed += 1
             out("FAIL %s: no test_* function: nothing was tested" % mod_name)
     return passed, failed
+
+
+def power_on(rg):
+    # clear the simulated watchdog scratch words that keep relay state across a
+    # reset, of the implementation under test and of the reference twin
+    import pyrelaygpio
+    for m in (rg, pyrelaygpio):
+        if hasattr(m, "sim_scratch"):
+            m.sim_scratch((0, 0, 0))
 
 
 def main(argv):
@@ -64,7 +75,7 @@ def main(argv):
         print("FAIL setup %s: %s: %s" % (argv[1], type(e).__name__, e))
         print("0 passed, 1 failed")
         sys.exit(1)
-    passed, failed = run_modules(mods)
+    passed, failed = run_modules(mods, before_each=lambda: power_on(impl.rg))
     print("%d passed, %d failed" % (passed, failed))
     if failed:
         sys.exit(1)

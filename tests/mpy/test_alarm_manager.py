@@ -94,6 +94,22 @@ def test_severity_escalates_and_inputs_are_cleaned():
     assert len(e[2]) == 1024 and e[1] == "error"
 
 
+def test_alarm_texts_are_masked_like_log_lines():
+    from iotlib import logger
+    secret = "hunter2-wifi-password"
+    logger.add_secret(secret)
+    p = Platform()
+    m, http = _manager(p)
+    m.raise_alarm_nowait("wifi.join", "join failed with password " + secret + " on ssid x")
+    m.raise_alarm_nowait("ota.url", "cut at the end: " + secret[:10])
+    assert run(m.flush())
+    body = http.calls[0][2]
+    text = body.decode() if isinstance(body, bytes) else body
+    assert secret not in text and secret[:10] not in text, text
+    assert [a["message"] for a in json.loads(text)["alarms"]] == [
+        "join failed with password *** on ssid x", "cut at the end: ***"]
+
+
 def test_flush_delivers_one_batch():
     p = Platform()
     m, http = _manager(p)

@@ -195,6 +195,8 @@ def test_collect_hook_and_streaming():
     chunks = list(r.render())
     eq(len(calls), 1, "hook ran once")
     true("uptime_seconds 1\n" in "".join(chunks), "hook value rendered")
-    eq(len(chunks), 2 + 1 + 3, "a chunk per family header and per series")
+    # a chunk per family header, per gauge series and per histogram line (1 bucket, +Inf,
+    # _sum, _count): no large block needed on a fragmented heap
+    eq(len(chunks), 2 + 1 + 3 * 4, "a chunk per family header, series and histogram line")
     true(max(len(x) for x in chunks) < 200, "small chunks")
     eq(pm.CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8", "content type")

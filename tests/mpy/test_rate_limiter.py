@@ -111,7 +111,7 @@ def test_address_flood_is_bounded():
     gc.collect()
     if hasattr(gc, "mem_free"):
         true(before - gc.mem_free() < 8192, "heap kept: %d bytes" % (before - gc.mem_free()))
-    true(r.evicted >= 2000 - 16, "evictions counted")
+    true(r.evicted + r.overflowed >= 2000 - 16, "drops and overflows counted")
 
 
 def test_eviction_keeps_drained_buckets():
@@ -126,14 +126,38 @@ def test_eviction_keeps_drained_buckets():
     eq(r.evicted, 3, "three evicted")
 
 
-def test_eviction_drops_least_recent():
+def test_a_full_table_sends_newcomers_to_one_shared_bucket():
+    # no eviction of an active key: a newcomer never gets a fresh burst of its own
     r = RateLimiter(Limit(1, 60, 5), max_keys=3)
     for i, k in enumerate(("a", "b", "c")):
         drain(r, k, i * 10, 5)  # all drained, none refills for a minute
-    r.check("d", 100)
+    eq(drain(r, "d", 100, 5), 5, "the overflow bucket's own burst, once")
     eq(len(r), 3, "bounded")
-    eq(r.check("a", 100)[0], True, "a was the oldest: evicted, so a fresh bucket")
+    eq(r.check("e", 100)[0], False, "e shares d's (empty) overflow bucket")
+    eq(r.check("a", 100)[0], False, "a kept its drained bucket")
     eq(r.check("c", 100)[0], False, "c kept its drained bucket")
+    eq(r.overflowed, 6, "overflow checks counted")
+    eq(r.evicted, 0, "no active key dropped")
+
+
+def test_many_addresses_share_one_burst_once_the_table_is_full():
+    # 1,000 addresses, one request each, at the same instant: 32 own buckets, one shared
+    r = RateLimiter(Limit(5, 1, 10), max_keys=32)
+    allowed = sum(1 for i in range(1000) if r.check("127.0.%d.%d" % (i >> 8, i & 255), 0)[0])
+    eq(allowed, 32 + 10, "each tabled key its first request, the overflow bucket its burst")
+    eq(r.overflowed, 1000 - 32)
+
+
+def test_verification_budget_is_device_wide():
+    api = ApiRateLimiter(verify_per_s=20)
+    eq(sum(1 for _ in range(100) if api.check_verification(0)[0]), 20, "the burst")
+    ok, retry = api.check_verification(0)
+    eq((ok, retry), (False, 1), "refused with a retry time")
+    eq(sum(1 for t in range(10, 1001, 10) if api.check_verification(t)[0]), 20,
+       "then 20 per second")
+    eq(ApiRateLimiter.from_config(None, verify_per_s=7).verify, Limit(7), "from config")
+    raises(ValueError, "rate limit requests must be an int >= 1, got 0", ApiRateLimiter,
+           verify_per_s=0)
 
 
 def test_limit_change_keeps_ratio():

@@ -176,3 +176,40 @@ def test_reset_through_the_supervisor():
     eq(m.bank.sim_resets(), 1, "one simulated reset")
     m.bank.deinit()
     rm_tree(d)
+
+
+def test_state_kept_across_a_reset_is_not_overwritten_by_the_file():
+    # a watchdog or soft reset: the Bank is dropped without deinit, its state kept in scratch
+    d = scratch_dir("rgm")
+    atomic_file.write_json(d + "/relays.json", {"states": {"a": False, "b": False, "c": False}})
+    c = cfg("last", c={"pin": 4, "pulse_ms": 500})
+    m = manager(d)
+    m.start(c)
+    eq(m.restored, None, "a power-on")
+    m.set("b", True)
+    m.set("c", True)  # a pulse: it comes back off
+    m = manager(d)  # the file still says all off
+    m.start(c)
+    eq(m.restored, 0b010, "kept mask")
+    eq(m.boot_policy, "kept", "policy")
+    eq(m.states(), {"a": False, "b": True, "c": False}, "the kept state, not the file")
+    eq(m.pin_levels(), {"2": 0, "3": 0, "4": 0}, "pins (b active-low on)")
+    m.flush()
+    eq(atomic_file.read_json(d + "/relays.json")["states"], m.states(), "the file follows")
+    m.bank.deinit()
+    rm_tree(d)
+
+
+def test_kept_state_breaking_a_new_interlock_starts_the_group_off():
+    d = scratch_dir("rgm")
+    m = manager(d)
+    m.start(cfg("configured"))
+    m.set("b", True)  # a on at boot, now b too
+    c = cfg("configured")
+    c["interlocks"] = [{"relays": ["a", "b"], "dead_ms": 10}]  # the new config after the reset
+    m = manager(d)
+    m.start(c)
+    eq(m.restored, 0b011, "kept mask")
+    eq(m.states(), {"a": False, "b": False, "c": False}, "group off")
+    m.bank.deinit()
+    rm_tree(d)

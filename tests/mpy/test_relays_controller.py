@@ -87,6 +87,8 @@ def test_reset_of_the_simulated_board_persists_and_stops():
     eq(c.exit_code, 75, "reset exit code")
     eq(json.loads(open(d + "/relays.json").read())["states"]["relay2"], True, "state persisted")
     eq(json.loads(open(d + "/boot.json").read())["pending_cause"], "stack-stuck", "cause kept")
+    words = json.loads(open(d + "/sim/scratch.json").read())["words"]
+    eq(words[0], 0b10, "relay state kept in the simulated scratch words")
     c.relays.bank.deinit()
     c2 = controller(d)
     c2.relays.start(c2.config.load_local())

@@ -220,3 +220,42 @@ def test_tls_files_are_checked_at_start():
         true(str(e).startswith("REST TLS certificate %s/c.pem or key %s/k.pem unusable"
                                % (d, d)), str(e))
     rm_tree(d)
+
+
+def test_http_limits_and_token_budget_follow_the_config():
+    from iotlib import config_schema
+    from iotlib.rest_api import HttpLimits
+    d = scratch_dir("rs")
+    c = controller(d)
+    app, api = c.rest.app, c.rest.api
+    eq((app.limits.max_connections, app.limits.max_per_address, app.limits.max_head_bytes,
+        app.limits.max_headers, app.limits.head_timeout_ms), (8, 4, 6144, 32, 3000), "defaults")
+    eq(api.limiter.verify.requests, 50, "token checks per second: default")
+    http = {"max_connections": 3, "max_per_address": 1, "max_head_bytes": 2048,
+            "max_headers": 10, "head_timeout_ms": 500, "token_checks_per_s": 2}
+    eq(config_schema.check(config(http=http)), None, "the schema takes the block")
+    limiter = api.limiter
+    true(c.config._apply(config(http=http), 2, '"cfg-2"'), "applied")
+    eq((app.limits.max_connections, app.limits.max_per_address, app.limits.max_head_bytes,
+        app.limits.max_headers, app.limits.head_timeout_ms), (3, 1, 2048, 10, 500), "applied")
+    true(api.limiter is not limiter and api.limiter.verify.requests == 2, "budget rebuilt")
+    # the budget: two new tokens pass, the third is refused before any HMAC
+    v = api.validator
+    n = v.hmacs
+    eq(refusal(api, _Req(token(KEY1, sub="a"))), None, "first")
+    eq(refusal(api, _Req(token(KEY1, sub="b"))), None, "second")
+    eq(refusal(api, _Req(token(KEY1, sub="c"))), (503, "busy"), "budget spent")
+    eq(v.hmacs - n, 2, "no HMAC for the refused one")
+    eq(refusal(api, _Req(token(KEY1, sub="a"))), None, "a cached token needs no budget")
+    for bad, field in (({"max_connections": 0}, "http.max_connections"),
+                       ({"max_head_bytes": 100000}, "http.max_head_bytes"),
+                       ({"token_checks_per_s": "9"}, "http.token_checks_per_s"),
+                       ({"nope": 1}, "http.nope")):
+        eq(config_schema.check(config(http=bad))[0], field, "refused: %r" % bad)
+    try:
+        HttpLimits(max_headers=1)
+        raise AssertionError("HttpLimits took max_headers=1")
+    except ValueError as e:
+        eq(str(e), "http.max_headers must be an int in 4..100, got 1", "message")
+    c.relays.bank.deinit()
+    rm_tree(d)

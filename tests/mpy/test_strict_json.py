@@ -64,3 +64,27 @@ def test_same_value_as_json_loads():
     strict_json.check(doc)
     eq(json.loads(doc)["relays"]["r2"], "LOW")
     true(json.loads(doc)["n"][2] is True)
+
+
+def _duplicate(s):
+    try:
+        strict_json.check(s)
+    except strict_json.DuplicateKey as e:
+        return e.key, e.args[0]
+    raise AssertionError("no DuplicateKey for %r" % s)
+
+
+def test_a_member_name_twice_in_one_object_is_refused():
+    # MicroPython's json.loads keeps the last one: the body would mean "HIGH" to it
+    eq(json.loads('{"state":"LOW","state":"HIGH"}')["state"], "HIGH")
+    eq(_duplicate('{"state":"LOW","state":"HIGH"}'), ("state", "duplicate member name at offset 15"))
+    eq(_duplicate('{"relays": {"r1": "HIGH", "r2": "LOW", "r1": "LOW"}}')[0], "r1")
+    # the same name spelled with an escape is the same name
+    eq(_duplicate('{"state": "LOW", "st\\u0061te": "HIGH"}')[0], "state")
+    true(isinstance(strict_json.DuplicateKey("k", 0), ValueError))
+
+
+def test_the_same_name_in_different_objects_is_fine():
+    strict_json.check('{"a": {"a": 1}, "b": [{"a": 1}, {"a": 2}]}')
+    strict_json.check('[{"state": "LOW"}, {"state": "HIGH"}]')
+    strict_json.check('{"a": 1, "A": 2, "a ": 3}')

@@ -3,10 +3,14 @@ its own, so these tests run in one pytest session with tests/e2e and tests/platf
 
 import pytest
 
-from rest_harness import TALLY, DeviceApiServer
+from rest_harness import FIGURES, TALLY, DeviceApiServer
 
 
 def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.write_sep("-", "figures measured")
+        for name, text in FIGURES:
+            terminalreporter.write_line("%s: %s" % (name, text))
     lines = TALLY.lines()
     if lines:
         terminalreporter.write_sep("-", "attack and bad-input cases")

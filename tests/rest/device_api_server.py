@@ -9,7 +9,8 @@
 #
 # SETTINGS: {"port", "control_port", "data_dir", "device": device config (relays, interlocks,
 # api, rate_limits), "jwt": {"key", "issuer", "audience", "leeway_s"}, "tenant", "namespace",
-# "synced", "missing", "figures", "timeout_s"}
+# "synced", "missing", "figures", "timeout_s", "heap_watch_ms": sample the heap (free after a
+# collection) this often for its low-water mark}
 import gc
 import json
 import sys
@@ -21,7 +22,7 @@ from microdot import Microdot
 from iotlib import atomic_file, logger, rbac, rest_api
 from iotlib.jwt_validator import JWTValidator
 from iotlib.prometheus import Registry
-from iotlib.rate_limiter import ApiRateLimiter
+from iotlib.rate_limiter import DEFAULT_VERIFY_PER_S, ApiRateLimiter
 from iotlib.relay_gpio_manager import RelayGPIOManager
 
 
@@ -37,6 +38,7 @@ class Sim:
         self.ota = "ok"
         self.calls = {"get_config": 0, "reload_config": 0, "check_ota": 0}
         self.cfg = s.get("device", {})
+        self.key = s.get("jwt", {}).get("key", "")
 
     def now(self):
         return time.time() + self.offset_s if self.synced else None
@@ -63,6 +65,8 @@ class Sim:
         await asyncio.sleep_ms(0)
         if self.ota == "fail":
             raise OSError(113)
+        if self.ota == "leak":  # a failure whose text carries a secret (the API key)
+            raise ValueError("bad signature with key " + self.key)
         return {"update_available": False}
 
 
@@ -71,12 +75,32 @@ def build(s, sim, relays):
     cfg = s.get("device", {})
     validator = JWTValidator(j["key"], j["issuer"], j["audience"], sim.now,
                              j.get("leeway_s", 30))
+    http = cfg.get("http", {})
     return rest_api.create_app(
-        relays, validator, ApiRateLimiter.from_config(cfg.get("rate_limits")), sim.identity,
+        relays, validator, ApiRateLimiter.from_config(
+            cfg.get("rate_limits"),
+            verify_per_s=http.get("token_checks_per_s", DEFAULT_VERIFY_PER_S)), sim.identity,
         sim.ready, counters=sim.counters,
         roles=rbac.roles_from_config(cfg.get("api", {}).get("roles")),
         registry=Registry(), get_config=sim.get_config, reload_config=sim.reload_config,
-        check_ota=sim.check_ota, timeout_s=s.get("timeout_s", rest_api.REQUEST_TIMEOUT_S))
+        check_ota=sim.check_ota, timeout_s=s.get("timeout_s", rest_api.REQUEST_TIMEOUT_S),
+        limits=rest_api.HttpLimits.from_config(http))
+
+
+class HeapWatch:
+    # the lowest free heap seen after a collection: how close the API came to running out
+    low = None
+    samples = 0
+
+    @classmethod
+    async def run(cls, ms):
+        while True:
+            gc.collect()
+            f = gc.mem_free()
+            cls.samples += 1
+            if cls.low is None or f < cls.low:
+                cls.low = f
+            await asyncio.sleep_ms(ms)
 
 
 def control_app(app, sim, relays):
@@ -110,9 +134,21 @@ def control_app(app, sim, relays):
         gc.collect()
         # the writes still waiting (audit batch, coalesced relay state): tests poll these
         # instead of sleeping through the batching windows
+        v = app.api.validator
         return {"connection_errors": app.api.connection_errors, "heap_free": gc.mem_free(),
                 "audit_pending": len(logger.root()._abuf),
-                "state_write_pending": relays._save_at is not None}
+                "state_write_pending": relays._save_at is not None,
+                "heap_low": HeapWatch.low, "heap_samples": HeapWatch.samples,
+                "connections_refused": app.refused, "connections_evicted": app.evicted,
+                "bad_requests": app.bad_requests, "faults": app.faults, "live": len(app._live),
+                "sweeper": app._sweeper is not None, "hmacs": v.hmacs if v else 0,
+                "rate_stats": list(app.api.limiter.stats())}
+
+    @ctl.post("/heap/reset")
+    def heap_reset(req):
+        HeapWatch.low = None
+        HeapWatch.samples = 0
+        return {"ok": True}
 
     return ctl
 
@@ -128,11 +164,14 @@ async def serve(s):
     atomic_file.makedirs(d + "/log")
     logger.setup(path=d + "/log/device.log", audit_path=d + "/log/audit.log", level="info",
                  echo=False)
+    logger.add_secret(s["jwt"]["key"])  # as the controller does with api.jwt.key
     sim = Sim(s)
     relays = RelayGPIOManager(d, persist_min_ms=1000)
     relays.start(s.get("device", {"relays": {}}))
     app = build(s, sim, relays)
     asyncio.create_task(relays.run())
+    if s.get("heap_watch_ms"):
+        asyncio.create_task(HeapWatch.run(s["heap_watch_ms"]))
     api = asyncio.create_task(app.start_server(host="127.0.0.1", port=s["port"]))
     asyncio.create_task(control_app(app, sim, relays).start_server(host="127.0.0.1",
                                                                    port=s["control_port"]))

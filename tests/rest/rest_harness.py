@@ -54,6 +54,7 @@ DEVICE = {
     "api": {"roles": {"switcher": {"permissions": ["relays:write"]},
                       "auditor": {"permissions": ["relays:read", "metrics:read"]}}},
     "rate_limits": {"default": {"requests": 2000, "window_s": 1}},
+    "http": {"token_checks_per_s": 1000},   # the suites send hundreds of distinct tokens
 }
 
 
@@ -167,8 +168,11 @@ class Answer:
 
 
 class DeviceApiServer:
-    def __init__(self, tmp, device=None, **settings):
+    # heap: a MicroPython heap size ("200K"): the board-sized heap, with the frozen modules
+    # (as on the board) instead of the .py sources
+    def __init__(self, tmp, device=None, heap=None, **settings):
         require_build()
+        self.heap = heap
         self.dir = str(tmp)
         self.port = free_port()
         self.control_port = free_port()
@@ -185,9 +189,13 @@ class DeviceApiServer:
         with open(path, "w") as f:
             json.dump(self.settings, f)
         self.log = open(os.path.join(self.dir, "server.log"), "wb")
-        self.proc = subprocess.Popen([MICROPYTHON, LAUNCHER, path], cwd=ROOT, stdout=self.log,
+        argv, path_ = [MICROPYTHON], MICROPYPATH
+        if self.heap:
+            argv += ["-X", "heapsize=" + self.heap]
+            path_ = ".frozen"
+        self.proc = subprocess.Popen(argv + [LAUNCHER, path], cwd=ROOT, stdout=self.log,
                                      stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, MICROPYPATH=MICROPYPATH))
+                                     env=dict(os.environ, MICROPYPATH=path_))
         deadline = time.monotonic() + 10
         while True:
             assert self.proc.poll() is None, "the API server exited: %s" % self.output()
@@ -361,6 +369,7 @@ class Tally:
 
 
 TALLY = Tally()
+FIGURES = []   # (test, text): measured figures, printed at the end of the run
 _MISSING = object()
 
 
