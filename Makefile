@@ -1,12 +1,6 @@
 # RelaysController: every build and test step is a target here; CI calls `make test`.
-#
-#   make run        set up, build, run the simulated device with its platform on 127.0.0.1
-#   make test       set up, build everything, run every test
-#   make unix | natmod | firmware | firmware-stock | deps
-#   make test-c | test-mpy | test-platform | test-rest | test-e2e | test-web | test-mqtt | test-hil | bench | fuzz
-#   make web-screenshot   (docs/web_page.png from the browser test)
-#   make release KEY=keys/acme IMAGE=app.bin VERSION=1.2.0 COUNTER=7 [TENANT=..] (signed OTA)
-#   make test-power-cut | test-flaps   the full power-cut sweep and platform flap runs
+# `make help` lists the targets: each one's `## ...` comment on its rule line is its help text,
+# so a new target gets listed by writing one.
 #
 # Everything fetched or built lands in .cache/ (git-ignored) and is reused.
 # MPY_DIR=/path/to/micropython builds against your own full checkout instead.
@@ -45,17 +39,22 @@ UNIX_ARGS := BUILD=$(UNIX_BUILD) USER_C_MODULES=$(ROOT)/cmodules \
 	FROZEN_MANIFEST=$(ROOT)/tools/manifest_unix.py MPY_LIB_DIR=$(MPYLIB_STUB) \
 	MICROPY_PY_BTREE=0
 
-.PHONY: all deps run demo release test unix natmod firmware firmware-stock test-c test-mpy test-platform test-rest test-e2e test-web web-screenshot test-mqtt test-hil bench bench-smoke fuzz clean-firmware help \
+.PHONY: all deps run demo release test unix natmod firmware firmware-stock test-c test-mpy test-platform test-rest test-e2e test-web web-screenshot test-mqtt test-hil bench bench-smoke fuzz clean clean-firmware help \
 	test-power-cut test-flaps
 
-all: unix natmod firmware
+all: unix natmod firmware ## build the unix port, the natmods and the RP2040 firmware
 
-help:
-	@sed -n '2,10p' $(ROOT)/Makefile
+help: ## this list, made from each target's own comment
+	@awk -F ':.*## ' '/^[a-zA-Z0-9_-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  (MPY_DIR=/path/to/micropython: build against your own full checkout)"
+
+# build output and bench results; the fetched sources, venv and npm packages stay
+clean: ## remove build output (.cache/build) and bench results
+	rm -rf $(CACHE)/build $(ROOT)/bench/results
 
 # ---- set-up ----
 
-deps: $(STAMPS)/host $(STAMPS)/sources $(STAMPS)/venv $(STAMPS)/microdot $(STAMPS)/npm $(STAMPS)/browser
+deps: $(STAMPS)/host $(STAMPS)/sources $(STAMPS)/venv $(STAMPS)/microdot $(STAMPS)/npm $(STAMPS)/browser ## fetch and set up sources, venv, microdot, npm, browser
 
 $(STAMPS)/host: $(ROOT)/tools/deps.sh
 	$(ROOT)/tools/deps.sh host
@@ -96,10 +95,10 @@ endif
 # ---- builds ----
 
 $(MPY_CROSS): $(STAMPS)/sources
-	$(MAKE) -C $(MPY_DIR)/mpy-cross -j$(JOBS) >/dev/null
+	$(MAKE) -C $(MPY_DIR)/mpy-cross -j$(JOBS)
 	@touch $@
 
-unix: $(UNIX_BIN)
+unix: $(UNIX_BIN) ## build the MicroPython unix port with the C module and the frozen app
 $(UNIX_BIN): $(STAMPS)/sources $(STAMPS)/microdot $(MPY_CROSS) $(RELAYGPIO_SRC) $(ROOT)/cmodules/relaygpio/micropython.mk \
 		$(PY_SRC) $(ROOT)/tools/manifest_unix.py $(ROOT)/python/manifest.py
 	$(MAKE) -C $(MPY_DIR)/ports/unix -j$(JOBS) $(UNIX_ARGS)
@@ -114,7 +113,7 @@ define build_natmod
 	@echo "natmod $(1): $$(stat -c %s $(CACHE)/build/natmod-$(1)/$(2).mpy) bytes"
 endef
 
-natmod: $(NATMOD_X64) $(NATMOD_ARM)
+natmod: $(NATMOD_X64) $(NATMOD_ARM) ## build the relaygpio native modules (x64, armv6m)
 $(NATMOD_X64): $(NATMOD_DEPS)
 	$(call build_natmod,x64,relaygpio_natmod)
 $(NATMOD_ARM): $(NATMOD_DEPS)
@@ -124,7 +123,7 @@ $(NATMOD_ARM): $(NATMOD_DEPS)
 # btstack) must come from a full checkout: make firmware BOARD=RPI_PICO_W MPY_DIR=...
 FW_CMAKE_ARGS := -DMICROPY_LIB_DIR=$(MPYLIB_STUB) -Dpicotool_DIR=$(CACHE)/picotool/picotool
 
-firmware: $(UF2)
+firmware: $(UF2) ## build the RP2040 firmware (BOARD=RPI_PICO by default)
 $(UF2): $(STAMPS)/rp2-sources $(STAMPS)/microdot $(MPY_CROSS) $(RELAYGPIO_SRC) $(ROOT)/cmodules/relaygpio/micropython.cmake \
 		$(ROOT)/cmodules/micropython.cmake $(PY_SRC) $(ROOT)/manifest.py $(ROOT)/python/manifest.py
 	@$(ROOT)/tools/check_board.sh $(MPY_DIR) $(BOARD)
@@ -138,21 +137,21 @@ $(UF2): $(STAMPS)/rp2-sources $(STAMPS)/microdot $(MPY_CROSS) $(RELAYGPIO_SRC) $
 
 # the stock RPI_PICO firmware a natmod user keeps: the same MicroPython source, no user C
 # modules, the port's own frozen modules minus micropython-lib (tools/manifest_stock.py)
-firmware-stock: $(STOCK_UF2)
+firmware-stock: $(STOCK_UF2) ## the stock RPI_PICO firmware (no user C modules), for the natmod
 $(STOCK_UF2): $(STAMPS)/rp2-sources $(MPY_CROSS) $(ROOT)/tools/manifest_stock.py
 	CMAKE_ARGS="$(FW_CMAKE_ARGS)" $(MAKE) -C $(MPY_DIR)/ports/rp2 -j$(JOBS) BOARD=RPI_PICO \
 		BUILD=$(STOCK_BUILD) FROZEN_MANIFEST=$(ROOT)/tools/manifest_stock.py
 	@touch $@
 	@$(ROOT)/tools/firmware_report.sh $(STOCK_BUILD)
 
-clean-firmware:
+clean-firmware: ## remove the firmware builds of BOARD and the stock one
 	rm -rf $(FW_BUILD) $(STOCK_BUILD)
 
 # ---- tests ----
 
 CTEST_BUILD := $(CACHE)/build/ctest
 
-test-c:
+test-c: ## the C relay core's unit tests
 	$(MAKE) -C $(ROOT)/tests/c all BUILD=$(CTEST_BUILD)
 
 RELAYGPIO_TESTS := $(addprefix $(ROOT)/tests/mpy/,test_relaygpio_api.py test_relaygpio_errors.py test_parity.py test_relaygpio_keep.py)
@@ -162,7 +161,7 @@ MPY_RUN = MICROPYPATH=$(ROOT)/tests/mpy:$(ROOT)/python:$(CACHE)/build/natmod-x64
 
 # the application's Python on the MicroPython unix build with the C module inside
 # parity compares the C module and the natmod with the Python twin, never the twin with itself
-test-mpy: unix natmod
+test-mpy: unix natmod ## the application's Python on the unix build, every relaygpio implementation
 	@set -e; for impl in c natmod; do \
 		echo "== MicroPython tests, relaygpio implementation: $$impl"; \
 		$(MPY_RUN) $$impl $(RELAYGPIO_TESTS); \
@@ -176,65 +175,65 @@ test-mpy: unix natmod
 PYTEST := PYTHONPATH=$(ROOT)/tests/plugins $(PY) -m pytest -q -rfEs -p no:cacheprovider -p skip_is_failure
 
 # the reference platform (CPython, real server on 127.0.0.1)
-test-platform: $(STAMPS)/venv
+test-platform: $(STAMPS)/venv ## the reference platform (real server on 127.0.0.1)
 	cd $(ROOT) && $(PYTEST) tests/plugins tests/platform
 
 # the device REST API on the unix build over real sockets: JWT, RBAC, rate limits, bodies, metrics,
 # connection floods, and a short seeded fuzz run (1,000 requests)
-test-rest: unix $(STAMPS)/venv
+test-rest: unix $(STAMPS)/venv ## the device REST API on the unix build over real sockets
 	cd $(ROOT) && $(PYTEST) tests/rest
 
 # the long fuzz run of the live device API: FUZZ_REQUESTS (10,000) requests, FUZZ_SEED to vary
 FUZZ_REQUESTS ?= 10000
-fuzz: unix $(STAMPS)/venv
+fuzz: unix $(STAMPS)/venv ## the long fuzz run of the device API (FUZZ_REQUESTS, FUZZ_SEED)
 	cd $(ROOT) && FUZZ_REQUESTS=$(FUZZ_REQUESTS) $(PYTEST) -rA tests/rest/test_device_api_fuzz.py
 
 # the device (unix build) against the reference platform: real processes on 127.0.0.1
-test-e2e: unix $(STAMPS)/venv
+test-e2e: unix $(STAMPS)/venv ## the device against the reference platform, real processes
 	cd $(ROOT) && $(PYTEST) tests/e2e
 
 # a power cut at every mutating filesystem operation of the device's writes (test-e2e runs a
 # seeded sample), and SIGKILL of the device under a REST write load
-test-power-cut: unix $(STAMPS)/venv
+test-power-cut: unix $(STAMPS)/venv ## the full power-cut sweep and SIGKILL under REST writes
 	cd $(ROOT) && POWER_CUT_FULL=1 $(PYTEST) -s tests/e2e/test_power_cut.py tests/e2e/test_state_crash.py
 
 # 50 platform down/up cycles while relays switch and alarms are raised (test-e2e runs 8)
-test-flaps: unix $(STAMPS)/venv
+test-flaps: unix $(STAMPS)/venv ## 50 platform down/up cycles while relays switch
 	cd $(ROOT) && FLAPS_FULL=1 $(PYTEST) -s tests/e2e/test_flaps.py
 
 # the device's web page in headless Chromium against the simulated device, and the live event
 # stream over real sockets (order, gaps, scoping, bounds, a stalled client), on the unix build
-test-web: unix $(STAMPS)/venv $(STAMPS)/browser
+test-web: unix $(STAMPS)/venv $(STAMPS)/browser ## the web page in headless Chromium and the event stream
 	cd $(ROOT) && $(PYTEST) tests/web
 
-web-screenshot: unix $(STAMPS)/venv $(STAMPS)/browser
+web-screenshot: unix $(STAMPS)/venv $(STAMPS)/browser ## docs/web_page.png from the browser test
 	cd $(ROOT) && SCREENSHOT=$(ROOT)/docs/web_page.png $(PYTEST) tests/web/test_web_page_browser.py
 
 # the device (unix build) on a real mosquitto (started by the tests) seen by a paho-mqtt client
-test-mqtt: unix $(STAMPS)/venv $(STAMPS)/host
+test-mqtt: unix $(STAMPS)/venv $(STAMPS)/host ## the device on a real mosquitto: Home Assistant discovery, commands, TLS
 	cd $(ROOT) && $(PYTEST) tests/mqtt
 
 # the UF2 of BOARD booted in an emulated RP2040; the natmod also on the stock firmware, from a
 # littlefs image built on the host. HIL_PYTEST_ARGS='-m "not network"' leaves out what needs a link
-test-hil: firmware firmware-stock natmod $(STAMPS)/venv $(STAMPS)/npm
+test-hil: firmware firmware-stock natmod $(STAMPS)/venv $(STAMPS)/npm ## the UF2 booted in an emulated RP2040
 	cd $(ROOT) && HIL_UF2=$(UF2) HIL_STOCK_UF2=$(STOCK_UF2) $(PYTEST) -s tests/hil $(HIL_PYTEST_ARGS)
 
 # benchmarks: figures and goals printed, results under bench/results (git-ignored)
-bench: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
+bench: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm ## every benchmark, full counts (bench/results)
 	cd $(ROOT) && $(PY) bench/run_all.py
 
 # tiny counts, so the bench scripts keep working; fails only if a script cannot run
-bench-smoke: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
+bench-smoke: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm ## every benchmark with tiny counts
 	cd $(ROOT) && $(PY) bench/run_all.py --smoke
 
-test: deps test-c test-mpy test-platform test-rest test-e2e test-web test-mqtt test-hil bench-smoke
+test: deps test-c test-mpy test-platform test-rest test-e2e test-web test-mqtt test-hil bench-smoke ## set up, build everything, run every test
 	@echo "all tests passed"
 
 # ---- releases: signed offline by their owner (the platform never signs) ----
 
 # a key pair at $(KEY).key/.pub on first use, then $(IMAGE) signed into <image>-<version>.release.json
 BOARD_NAMES ?= RPI_PICO_W
-release: $(STAMPS)/venv
+release: $(STAMPS)/venv ## sign an OTA release: KEY=keys/acme IMAGE=app.bin VERSION=1.2.0 COUNTER=7 [TENANT=..]
 	@test -n "$(KEY)" -a -n "$(IMAGE)" -a -n "$(VERSION)" -a -n "$(COUNTER)" || \
 		{ echo "usage: make release KEY=prefix IMAGE=file VERSION=x.y.z COUNTER=n" \
 		"[BOARD_NAMES=RPI_PICO_W] [KIND=app] [TENANT=t [NAMESPACE=ns]]"; exit 2; }
@@ -247,9 +246,9 @@ release: $(STAMPS)/venv
 # ---- the simulated device ----
 
 # the reference platform, an NTP responder and the device (unix build) on 127.0.0.1
-run: unix $(STAMPS)/venv
+run: unix $(STAMPS)/venv ## the simulated device with its platform and NTP on 127.0.0.1
 	$(PY) $(ROOT)/tools/run_simulation.py
 
 # the relay core alone: a pulse, an interlock change-over and a debounced button
-demo: unix
+demo: unix ## the relay core alone: a pulse, an interlock change-over, a button
 	$(UNIX_BIN) $(ROOT)/tools/demo.py

@@ -1,7 +1,7 @@
 """REST on the MicroPython unix build over loopback (127.0.0.1 only): requests/s and p50/p99
 latency of the device API (tests/rest/device_api_server.py: python/iotlib/rest_api.py on
 microdot with JWT auth, RBAC, rate limiting and metrics on, relays on the simulated
-relaygpio board) against a bare microdot hello-world (bench/hello_microdot.py) in the same
+relaygpio board) against a bare microdot hello-world (bench/board_scripts/hello_microdot.py) in the same
 run; the time from a POST sent to the relay pin changed; the peak RSS of the API process;
 and, inside the device process, what each step of a request costs.
 
@@ -9,9 +9,6 @@ and, inside the device process, what each step of a request costs.
 """
 
 import argparse
-import base64
-import hashlib
-import hmac
 import itertools
 import json
 import os
@@ -29,11 +26,12 @@ from artifacts import BENCH, CACHE, PYTHON_SRC, ROOT, UNIX_BIN, need
 from report import bar_chart, table, write
 
 sys.path.insert(0, str(ROOT))
-from reference_platform.process import stop_process  # noqa: E402
+from reference_platform.process import free_port, stop_process  # noqa: E402
+from reference_platform.security import sign_hs256  # noqa: E402
 
 MICRODOT = Path(os.environ.get("BENCH_MICRODOT", CACHE / "microdot" / "2.7.0"))
 LAUNCHER = ROOT / "tests" / "rest" / "device_api_server.py"
-HELLO = BENCH / "hello_microdot.py"
+HELLO = BENCH / "board_scripts" / "hello_microdot.py"
 
 GOAL = 0.60             # the full stack keeps at least this share of bare microdot's requests/s
 CONNECTIONS = 4
@@ -68,18 +66,11 @@ LADDER = [("bare_get", "microdot, hello-world"),
 
 # ---- token and settings ----
 
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def make_token(lifetime_s=3600):
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": SUBJECT, "tenant": TENANT,
               "namespace": NAMESPACE, "role": ROLE, "iat": now, "exp": now + lifetime_s}
-    signing = (b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "."
-               + b64url(json.dumps(claims).encode()))
-    return signing + "." + b64url(hmac.new(KEY.encode(), signing.encode(),
-                                           hashlib.sha256).digest())
+    return sign_hs256(KEY.encode(), claims)
 
 
 def device_config():
@@ -98,12 +89,6 @@ def mp_env():
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join([str(PYTHON_SRC), str(MICRODOT), ".frozen"])
     return env
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- HTTP over raw sockets (microdot answers HTTP/1.0 and closes) ----
@@ -402,164 +387,7 @@ def pin_latency(api_port, control_port, token, switches, limit_s):
 
 # ---- where the time goes, inside the device process (no sockets) ----
 
-PROFILE_MPY = r"""
-import gc, json, sys, time
-import asyncio
-from microdot import Microdot
-from microdot.microdot import AsyncBytesIO
-from iotlib import atomic_file, logger, rbac, rest_api, strict_json
-from iotlib.jwt_validator import JWTValidator, bearer_token, check_tenancy
-from iotlib.prometheus import Registry
-from iotlib.rate_limiter import ApiRateLimiter
-from iotlib.relay_gpio_manager import RelayGPIOManager
-import hashlib
-
-with open(sys.argv[1]) as f:
-    s = json.load(f)
-N, REPS = s["n"], s["reps"]
-d = s["data_dir"]
-atomic_file.makedirs(d + "/log")
-logger.setup(path=d + "/log/device.log", audit_path=d + "/log/audit.log", level="info",
-             echo=False)
-cfg, j, tok = s["device"], s["jwt"], s["token"]
-relays = RelayGPIOManager(d, persist_min_ms=1000)
-relays.start(cfg)
-validator = JWTValidator(j["key"], j["issuer"], j["audience"], time.time, 30)
-limiter = ApiRateLimiter.from_config(cfg["rate_limits"])
-ident = (s["tenant"], s["namespace"])
-app = rest_api.create_app(relays, validator, limiter, lambda: ident, lambda: (True, []),
-                          counters=lambda: {}, roles=rbac.roles_from_config(None),
-                          registry=Registry())
-api = app.api
-bare = Microdot()
-
-
-@bare.route("/", methods=["GET", "POST"])
-async def index(req):
-    return "Hello, world!"
-
-
-class Writer:
-    async def awrite(self, b):
-        pass
-
-    async def aclose(self):
-        pass
-
-    def get_extra_info(self, k):
-        return ("127.0.0.1", 40000)
-
-
-res = []
-
-
-def best(run):
-    b = None
-    for r in range(REPS):
-        gc.collect()
-        t = run()
-        b = t if b is None or t < b else b
-    return b
-
-
-def timed(key, fn, n=N):
-    def run():
-        t0 = time.ticks_us()
-        for i in range(n):
-            fn()
-        return time.ticks_diff(time.ticks_us(), t0) / n
-    res.append((key, best(run)))
-
-
-async def atimed(key, make, n=N):
-    async def run():
-        t0 = time.ticks_us()
-        for i in range(n):
-            await make(i)
-        return time.ticks_diff(time.ticks_us(), t0) / n
-    b = None
-    for r in range(REPS):
-        gc.collect()
-        t = await run()
-        b = t if b is None or t < b else b
-    res.append((key, b))
-
-
-auth = "Bearer " + tok
-claims = validator.validate(tok)
-hdr = "Host: 127.0.0.1\r\n"
-ahdr = hdr + "Authorization: %s\r\n" % auth
-
-
-def req(method, path, h, body=None):
-    if body is None:
-        return ("%s %s HTTP/1.1\r\n%s\r\n" % (method, path, h)).encode()
-    return ("%s %s HTTP/1.1\r\n%sContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-            % (method, path, h, len(body), body)).encode()
-
-
-BODIES = s["bodies"]
-W = Writer()
-
-
-def through(a, raws):
-    return lambda i: a.handle_request(AsyncBytesIO(raws[i % len(raws)]), W)
-
-
-async def nothing():
-    return 1
-
-
-async def main():
-    await atimed("req_bare_get", through(bare, [req("GET", "/", hdr)]))
-    await atimed("req_bare_get_auth", through(bare, [req("GET", "/", ahdr)]))
-    await atimed("req_bare_post", through(bare, [req("POST", "/", hdr, b) for b in BODIES]))
-    await atimed("req_api_health", through(app, [req("GET", "/health", hdr)]))
-    await atimed("req_api_get_one", through(app, [req("GET", "/gpio/r1", ahdr)]))
-    await atimed("req_api_get", through(app, [req("GET", "/gpio", ahdr)]))
-    await atimed("req_api_post", through(app, [req("POST", "/gpio/r1", ahdr, b)
-                                               for b in BODIES]))
-    await atimed("await_plain", lambda i: nothing())
-    await atimed("await_wait_for", lambda i: asyncio.wait_for(nothing(), 10))
-
-asyncio.run(main())
-
-now = [0]
-
-
-def lim_addr():
-    now[0] += 1
-    limiter.check_address("127.0.0.1", now[0], read=True)
-
-
-signing = tok.rsplit(".", 1)[0].encode()
-timed("limit_address", lim_addr)
-timed("bearer", lambda: bearer_token(auth))
-timed("jwt_validate", lambda: validator.validate(tok))
-timed("sha256_x2", lambda: hashlib.sha256(hashlib.sha256(b"i" * 64 + signing).digest()).digest())
-timed("tenancy", lambda: check_tenancy(claims, ident[0], ident[1]))
-timed("limit_subject", lambda: limiter.check_subject("bench", now[0], read=True, role="operator"))
-timed("rbac", lambda: rbac.denial(claims, rbac.SWITCH, "r1", api.roles))
-timed("list_relays", lambda: api.list_relays(None, claims))
-doc = api.list_relays(None, claims)
-timed("dumps_list", lambda: json.dumps(doc))
-timed("strict_json", lambda: strict_json.check(BODIES[0], 4))
-timed("loads_body", lambda: json.loads(BODIES[0]))
-k = [0]
-
-
-def switch():
-    k[0] ^= 1
-    relays.set("r1", bool(k[0]), "127.0.0.1", "bench")
-
-
-timed("relay_set_audit", switch)
-timed("audit_line", lambda: logger.audit("relay", relay="r1", old=False, new=True,
-                                         subject="bench", source="127.0.0.1"))
-timed("relay_doc", lambda: json.dumps(api.relay_doc("r1")))
-timed("metrics_observe", lambda: api.requests.observe("/gpio", 200, 1))
-print("PROFILE " + json.dumps(dict(res)))
-"""
+PROFILE_MPY = BENCH / "board_scripts" / "rest_profile.py"
 
 # key, label, part of GET /gpio, part of POST /gpio/r1
 STEPS = [
@@ -605,9 +433,7 @@ def profile(token, tmp, smoke):
         "data_dir": str(Path(tmp) / "profile-data"), "device": device_config(),
         "jwt": {"key": KEY, "issuer": ISSUER, "audience": AUDIENCE}, "token": token,
         "tenant": TENANT, "namespace": NAMESPACE, "bodies": list(BODIES)}))
-    script = Path(tmp) / "profile_steps.py"
-    script.write_text(PROFILE_MPY)
-    r = subprocess.run([str(UNIX_BIN), str(script), str(path)], cwd=ROOT, env=mp_env(),
+    r = subprocess.run([str(UNIX_BIN), str(PROFILE_MPY), str(path)], cwd=ROOT, env=mp_env(),
                        capture_output=True, text=True, timeout=300)
     for line in r.stdout.splitlines():
         if line.startswith("PROFILE "):

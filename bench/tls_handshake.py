@@ -3,9 +3,9 @@ as the REST API's TLS server and as the platform's TLS client, against CPython p
 127.0.0.1. Time per handshake (median, p90) and the memory a session holds (GC heap and the
 C library's heap, where the unix build's mbedtls allocates).
 
-With --board: the same handshake on the emulated RP2040 (rp2040js,
-125 MHz model), both ends on the board joined by in-memory pipes (bench/tls_handshake_board.py):
-the emulated time in each end and the GC heap mbedtls takes there (peak and held). The
+With --board: the same handshake on the emulated RP2040 (rp2040js, 125 MHz model), both ends
+on the board joined by in-memory pipes (bench/board_scripts/tls_handshake_board.py): the
+emulated time in each end and the GC heap mbedtls takes there (peak and held). The
 emulator's cycle counts are exact for the instruction stream but model no flash-cache misses
 (XIP): real silicon is slower by that, so read them as a lower bound.
 
@@ -37,12 +37,13 @@ import artifacts
 from artifacts import ROOT, UNIX_BIN, need, unix_env
 from report import table, write
 
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 from local_ca import LocalCA  # noqa: E402
+from reference_platform.process import free_port  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 
-DEVICE = artifacts.BENCH / "tls_handshake_device.py"
-BOARD_SCRIPT = artifacts.BENCH / "tls_handshake_board.py"
+DEVICE = artifacts.BENCH / "board_scripts" / "tls_handshake_device.py"
+BOARD_SCRIPT = artifacts.BENCH / "board_scripts" / "tls_handshake_board.py"
 
 def der_files(folder, cert, key, ca):
     out = {}
@@ -57,14 +58,6 @@ def der_files(folder, cert, key, ca):
                                                  serialization.PrivateFormat.PKCS8,
                                                  serialization.NoEncryption()))
     return out
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def tls_server(ctx, n, port_box, ready):

@@ -9,13 +9,9 @@
 # turns its exceptions into alarms and restarts it; a global asyncio exception handler catches
 # the rest. main() returns 0 after stop(), or RESET_EXIT_CODE when the watchdog supervisor reset
 # the simulated board: the process must then exit with that code and be started again (the
-# unix port cannot reboot itself; tools/run_simulation.py and the tests restart it).
+# unix port cannot reboot itself; tools/simulation.py and the tests restart it).
 # The device REST API (iotlib/rest_service.py) is attached as an extension unless rest=False.
-try:
-    import asyncio
-except ImportError:
-    import uasyncio as asyncio
-
+import asyncio
 import sys
 
 from iotlib import atomic_file, events, logger
@@ -27,18 +23,8 @@ from iotlib.relay_gpio_manager import RelayGPIOManager
 from iotlib.state_manager import StateManager
 from iotlib.watchdog_manager import WatchdogManager
 
-try:
-    from iotlib.alarm_manager import AlarmManager
-except ImportError:
-    AlarmManager = None
-try:
-    from iotlib.time_sync_manager import TimeSyncManager
-except ImportError:
-    TimeSyncManager = None
-try:
-    from iotlib import ota_update_manager
-except ImportError:
-    ota_update_manager = None
+from iotlib import ota_update_manager
+from iotlib.alarm_manager import AlarmManager
 
 FIRMWARE_VERSION = "0.1.0"
 RESET_EXIT_CODE = 75
@@ -56,7 +42,7 @@ def _simulated():
 
 
 class _LocalAlarms:
-    # used only when iotlib.alarm_manager is absent: keeps the last alarms in RAM
+    # the alarms raised before main() builds the AlarmManager: the last ones, in RAM
     def __init__(self, size=16):
         self.size = size
         self.items = []
@@ -201,28 +187,28 @@ class RelaysController:
         _log.error("task failed", error=msg)
         self.alarm("task.exception", msg, "critical")
 
-    # ---- optional managers (TimeSyncManager, AlarmManager, OTAUpdateManager) ----
+    # ---- the managers that need the config (TimeSyncManager, AlarmManager, OTAUpdateManager) ----
 
     def _extras(self, cfg):
-        if AlarmManager is not None:
-            self.alarms = AlarmManager(
-                auth=self.auth, url=lambda: self.auth.services.get("alarms"),
-                logger=logger.get("alarms"), online=lambda: self.net.up,
-                clock=self.now, synced=self.time_synced, timeout_ms=self.timeout_ms)
-            self.net.on_change(lambda up: up and self.alarms.notify_online())
-            self.watchdog.on_recover = self.alarms.notify_online
-        if TimeSyncManager is not None:
-            from iotlib import config_schema
-            self.timesync = TimeSyncManager(
-                servers=config_schema.get(cfg, "ntp_servers"),
-                period_s=config_schema.get(cfg, "ntp_period_s"), logger=logger.get("time"),
-                alarms=self.alarms, set_rtc=not self.simulate,
-                max_step_s=config_schema.get(cfg, "ntp_max_step_s"),
-                second_source=lambda: self.auth.now() if self.auth.registered else None,
-                floor_path=self.data_dir + "/time_floor")
-            self.watchdog.on_resync = self.timesync.resync
-        if ota_update_manager is not None:
-            self._ota_setup(cfg)
+        self.alarms = AlarmManager(
+            auth=self.auth, url=lambda: self.auth.services.get("alarms"),
+            logger=logger.get("alarms"), online=lambda: self.net.up,
+            clock=self.now, synced=self.time_synced, timeout_ms=self.timeout_ms)
+        self.net.on_change(lambda up: up and self.alarms.notify_online())
+        self.watchdog.on_recover = self.alarms.notify_online
+        from iotlib import config_schema
+        # imported here: it needs socket, which a board without network lacks (the app is
+        # frozen and importable there; main.py does not start it)
+        from iotlib.time_sync_manager import TimeSyncManager
+        self.timesync = TimeSyncManager(
+            servers=config_schema.get(cfg, "ntp_servers"),
+            period_s=config_schema.get(cfg, "ntp_period_s"), logger=logger.get("time"),
+            alarms=self.alarms, set_rtc=not self.simulate,
+            max_step_s=config_schema.get(cfg, "ntp_max_step_s"),
+            second_source=lambda: self.auth.now() if self.auth.registered else None,
+            floor_path=self.data_dir + "/time_floor")
+        self.watchdog.on_resync = self.timesync.resync
+        self._ota_setup(cfg)
 
     def _ota_setup(self, cfg):
         o = ota_update_manager

@@ -7,6 +7,7 @@ import secrets
 
 from starlette.responses import JSONResponse
 
+from .api_error import ApiError
 from .security import sign_hs256
 
 DEVICE_API_ROLES = ("viewer", "operator", "admin")  # built into the device (iotlib/rbac.py)
@@ -98,8 +99,6 @@ class DeviceTokens:
 
 def mount(route, platform):
     """The token routes, on build_app's `route` decorator."""
-    from .app import ApiError   # app imports this module
-
     p = platform
     s = platform.store
     t = platform.tokens

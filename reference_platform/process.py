@@ -1,11 +1,12 @@
 """The reference platform as a child process on 127.0.0.1, and HTTP(S) calls to it.
 
-Host-side helpers shared by tests/platform, tests/e2e and tools/run_simulation.py. CPython
+Host-side helpers shared by tests/platform, tests/e2e and tools/simulation.py. CPython
 standard library only: importing this module does not import the server."""
 
 import json
 import os
 import re
+import secrets
 import selectors
 import signal
 import socket
@@ -198,6 +199,43 @@ class PlatformProcess:
         return http_json(method, self.url + path, json_body, self.token, data=data,
                          content_type=content_type)
 
+    device_class = None   # what provision() returns (OperatorDevice unless a harness says)
+
+    def create_tenant(self, name=None, prefix="t"):
+        """A new uniquely named tenant, or `name` (an existing one is fine)."""
+        return self._create("/v1/operator/tenants", name, prefix)
+
+    def create_namespace(self, tenant, name=None, prefix="ns"):
+        """A namespace of `tenant`: new and uniquely named, or `name` (existing is fine)."""
+        return self._create("/v1/operator/tenants/%s/namespaces" % tenant, name, prefix)
+
+    def _create(self, path, name, prefix):
+        fresh = name is None
+        name = name or "%s-%s" % (prefix, secrets.token_hex(4))
+        r = self.op("POST", path, json_body={"name": name})
+        assert r.status == 201 or (r.status == 409 and not fresh), r
+        return name
+
+    def provision(self, config=None, tenant=None, namespace="lab", device_id=None, key=None,
+                  desired=None):
+        """A device with its tenant and namespace, made when missing (names given may exist
+        already, generated ones must be new), then its config and desired state when given."""
+        tenant = self.create_tenant(tenant)
+        self.create_namespace(tenant, namespace)
+        dev = (self.device_class or OperatorDevice)(
+            self, tenant, namespace, device_id or "pico-" + secrets.token_hex(4),
+            key or secrets.token_hex(16))
+        r = self.op("POST", dev.op_path()[:-(len(dev.device_id) + 1)],
+                    json_body={"device_id": dev.device_id, "device_key": dev.key})
+        assert r.status == 201 or (r.status == 409 and device_id is not None), r
+        if config is not None:
+            r = dev.push_config(config)
+            assert r.status == 200, r
+        if desired is not None:
+            r = dev.set_desired(desired)
+            assert r.status == 200, r
+        return dev
+
     def add_release_key(self, tenant, public_key_hex):
         """Register a tenant's release public key (uploads must verify with one of them)."""
         r = self.op("POST", "/v1/operator/tenants/%s/release-keys" % tenant,
@@ -220,6 +258,34 @@ class OperatorDevice:
         p = "/v1/operator/tenants/%s/namespaces/%s/devices/%s" % (
             self.tenant, self.namespace, self.device_id)
         return p + "/" + tail if tail else p
+
+    def get(self):
+        r = self.platform.op("GET", self.op_path())
+        assert r.status == 200, r
+        return r.json()
+
+    def push_config(self, config, force=False):
+        return self.platform.op("PUT", self.op_path("config") + ("?force=1" if force else ""),
+                                json_body=config)
+
+    def set_desired(self, relays, force=False):
+        return self.platform.op("PUT", self.op_path("desired-state") +
+                                ("?force=1" if force else ""), json_body={"relays": relays})
+
+    def command(self, command):
+        return self.platform.op("POST", self.op_path("commands"), json_body={"command": command})
+
+    def heartbeats(self, limit=200):
+        r = self.platform.op("GET", self.op_path("heartbeats") + "?limit=%d" % limit)
+        assert r.status == 200, r
+        return r.json()["heartbeats"]
+
+    def mint_api_token(self, role="operator", **body):
+        """A token for the device's own REST API, minted by the platform: its JSON answer
+        (token, jti, expires_at, sub)."""
+        r = self.platform.op("POST", self.op_path("api-tokens"), json_body=dict(body, role=role))
+        assert r.status == 201, r
+        return r.json()
 
     def alarms(self):
         """The platform's merged alarms of this device: {dedup_key: alarm}."""

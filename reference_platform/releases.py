@@ -17,6 +17,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.responses import JSONResponse, Response
 
+from .api_error import ApiError
+
 FORMAT = "relays-release/1"
 MAX_MANIFEST = 2048
 MAX_KEYS = 4
@@ -46,7 +48,7 @@ def _verify(keys, text, signature):
     return None
 
 
-def check_upload(keys, text, signature, tenant, namespace, data, ApiError):
+def check_upload(keys, text, signature, tenant, namespace, data):
     """(manifest, key_id) for a release that may be stored, else ApiError 422."""
     def bad(code, msg, field="manifest"):
         return ApiError(422, code, msg, field=field)
@@ -82,14 +84,41 @@ def check_upload(keys, text, signature, tenant, namespace, data, ApiError):
     return m, kid
 
 
+def parse_range(header, size):
+    """(first, last) for one 'bytes=' range; anything else is 416, per RFC 9110 single-range use."""
+    def bad(msg):
+        return ApiError(416, "range_not_satisfiable", msg, field="Range",
+                        headers={"Content-Range": "bytes */%d" % size})
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or not spec:
+        raise bad("Range must be 'bytes=<first>-<last>'")
+    if "," in spec:
+        raise bad("only one range per request is supported")
+    first, dash, last = spec.strip().partition("-")
+    if not dash or (first and not first.isdigit()) or (last and not last.isdigit()) or \
+            (not first and not last):
+        raise bad("malformed Range %r" % header)
+    if not first:
+        n = int(last)
+        if n == 0 or size == 0:
+            raise bad("empty suffix range")
+        return max(0, size - n), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if start >= size or end < start:
+        raise bad("range %s is outside the image (%d bytes)" % (spec, size))
+    return start, min(end, size - 1)
+
+
 def release_doc(row):
     return {k: row[k] for k in ("image_id", "tenant", "namespace", "version", "kind", "size",
                                  "sha256", "counter", "manifest", "signature", "key_id",
                                  "published_at")}
 
 
-def add_routes(route, p, ApiError, parse_range):
-    s = p.store
+def mount(route, platform):
+    p = platform
+    s = platform.store
 
     # ---- device side ----
 
@@ -194,8 +223,7 @@ def add_routes(route, p, ApiError, parse_range):
         q = ctx.query
         tenant, ns = ctx.params["tenant"], ctx.params["namespace"]
         text = _b64url(q["manifest"])
-        m, kid = check_upload(s.release_keys(tenant), text, q["signature"], tenant, ns, ctx.body,
-                              ApiError)
+        m, kid = check_upload(s.release_keys(tenant), text, q["signature"], tenant, ns, ctx.body)
         image_id = secrets.token_hex(16)
         if not s.add_image(image_id, tenant, ns, m, text, q["signature"], kid, ctx.body, p.now()):
             raise ApiError(409, "conflict", "version %r is already published in %s/%s"

@@ -22,14 +22,15 @@ through the control port; after every batch it asks /health. It fails on:
 `run(...)` is the same from Python (tests/rest/test_device_api_fuzz.py; `make fuzz`)."""
 
 import argparse
-import base64
-import hashlib
-import hmac
 import json
+import os
 import random
 import socket
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from reference_platform.security import sign_hs256  # noqa: E402  (stdlib only)
 
 DOCUMENTED_503 = ("busy", "not_configured", "time_not_synced", "not_ready")
 METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "TRACE", "CONNECT",
@@ -45,15 +46,8 @@ STALLED_PER_BATCH = 2
 
 # ---- tokens ----
 
-def _b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def make_token(key, claims, header=None):
-    h = header or {"alg": "HS256", "typ": "JWT"}
-    signing = _b64(json.dumps(h).encode()) + "." + _b64(json.dumps(claims).encode())
-    sig = hmac.new(key, signing.encode(), hashlib.sha256).digest()
-    return signing + "." + _b64(sig)
+    return sign_hs256(key, claims, header)
 
 
 class Tokens:

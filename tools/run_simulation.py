@@ -1,5 +1,5 @@
-"""Simulation mode: the reference platform, a local NTP responder and the device (the MicroPython
-unix build running python/main.py), all on 127.0.0.1.
+"""`make run`: the reference platform, a local NTP responder and the device (the MicroPython unix
+build running python/main.py), all on 127.0.0.1 (the processes: tools/simulation.py).
 
     .cache/venv/bin/python tools/run_simulation.py [--port 8080] [--rest-port 8081] [--fresh]
                                                    [--dev] [--quiet]
@@ -10,261 +10,23 @@ starts over (new secrets). TLS end to end: the platform serves https with the CA
 the device trusts only that CA and serves its REST API over TLS on 127.0.0.1:--rest-port; the
 banner shows curl lines (with --cacert) to get a token from the platform and switch a relay. The device is restarted when it exits with the reset code (75: the watchdog
 supervisor reset the simulated board). Ctrl-C stops everything cleanly: the
-device gets SIGINT (it persists its relay states and exits), then the servers are stopped.
-
-The classes here are also what tests/e2e drives."""
+device gets SIGINT (it persists its relay states and exits), then the servers are stopped."""
 
 import argparse
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from reference_platform.process import (  # noqa: E402,F401
-    START_TIMEOUT_S, OperatorDevice, PlatformProcess, Reply, free_port, http_json,
-    read_first_line, stop_process, trust_ca)
-
-MICROPYTHON = os.path.join(ROOT, ".cache", "build", "unix", "micropython")
-MAIN = os.path.join(ROOT, "python", "main.py")
-RESET_EXIT_CODE = 75      # python/relays_controller.py: the simulated board was reset
-
-
-def http(method, url, json_body=None, token=None, timeout=10):
-    return http_json(method, url, json_body, token, timeout=timeout)
-
-
-class Platform(PlatformProcess):
-    """python -m reference_platform on a fixed loopback port; stop() then start() keeps the
-    database and the port, so a device's service URLs and tokens outlive an outage."""
-
-    def __init__(self, workdir, operator_token, port=None, seed=None, extra_args=(), tls=None):
-        super().__init__(workdir, operator_token, port=port or free_port(), seed=seed,
-                         extra_args=extra_args, new_session=True, tls=tls)
-
-    def provision(self, config, device_id=None, key=None, tenant=None, namespace="lab",
-                  desired=None):
-        """Create a tenant, namespace and device (idempotent for the names given)."""
-        tenant = tenant or "t-" + secrets.token_hex(3)
-        device_id = device_id or "pico-" + secrets.token_hex(4)
-        key = key or secrets.token_hex(16)
-        for path, name in (("/v1/operator/tenants", tenant),
-                           ("/v1/operator/tenants/%s/namespaces" % tenant, namespace)):
-            r = self.op("POST", path, {"name": name})
-            assert r.status in (201, 409), r
-        d = PlatformDevice(self, tenant, namespace, device_id, key)
-        r = self.op("POST", d.op_path()[:-len(device_id) - 1],
-                    {"device_id": device_id, "device_key": key})
-        assert r.status in (201, 409), r
-        if config is not None:
-            r = d.push_config(config)
-            assert r.status == 200, r
-        if desired is not None:
-            r = d.set_desired(desired)
-            assert r.status == 200, r
-        return d
-
-
-class PlatformDevice(OperatorDevice):
-    """A device as the operator sees it on the platform."""
-
-    def get(self):
-        r = self.platform.op("GET", self.op_path())
-        assert r.status == 200, r
-        return r.json()
-
-    def push_config(self, config, force=False):
-        return self.platform.op("PUT", self.op_path("config") + ("?force=1" if force else ""),
-                                config)
-
-    def set_desired(self, relays, force=False):
-        return self.platform.op("PUT", self.op_path("desired-state") +
-                                ("?force=1" if force else ""), {"relays": relays})
-
-    def command(self, command):
-        return self.platform.op("POST", self.op_path("commands"), {"command": command})
-
-    def heartbeats(self, limit=200):
-        r = self.platform.op("GET", self.op_path("heartbeats") + "?limit=%d" % limit)
-        assert r.status == 200, r
-        return r.json()["heartbeats"]
-
-
-class NtpResponder:
-    def __init__(self, workdir):
-        self.workdir = str(workdir)
-        self.proc = None
-        self.port = None
-
-    def start(self):
-        script = os.path.join(ROOT, "tools", "ntp_responder.py")
-        if not os.path.exists(script):
-            return None
-        log = open(os.path.join(self.workdir, "ntp.log"), "ab")
-        self.proc = subprocess.Popen([sys.executable, script, "--port", "0"], cwd=ROOT,
-                                     stdout=subprocess.PIPE, stderr=log, start_new_session=True)
-        log.close()
-        m = re.search(rb"127\.0\.0\.1:(\d+)", read_first_line(self.proc, START_TIMEOUT_S))
-        if not m:
-            self.stop()
-            return None
-        self.port = int(m.group(1))
-        return self
-
-    def stop(self):
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc.stdout.close()
-            self.proc = None
-
-
-class Device:
-    """The firmware on the unix port: python/main.py with its settings file and data folder.
-
-    The supervisor thread restarts the process when it exits with RESET_EXIT_CODE, as a board
-    reboots; every exit is recorded in `exits`. stdout (JSON log lines) is appended to
-    `stdout_path` across restarts; on_line(line) sees each line as it arrives."""
-
-    def __init__(self, workdir, settings, dev_path=True, restart_on_reset=True, on_line=None):
-        self.workdir = str(workdir)
-        self.data_dir = settings.setdefault("data_dir", os.path.join(self.workdir, "data"))
-        os.makedirs(os.path.join(self.data_dir, "sim"), exist_ok=True)
-        self.settings_path = os.path.join(self.workdir, "device.json")
-        self.settings = settings
-        self.save_settings()
-        self.stdout_path = os.path.join(self.workdir, "device.out")
-        path = [".frozen"]
-        if dev_path:
-            path.insert(0, os.path.join(ROOT, "python"))  # sources before the frozen copies
-        self.env = dict(os.environ, MICROPYPATH=":".join(path))
-        self.restart_on_reset = restart_on_reset
-        self.on_line = on_line
-        self.proc = None
-        self.exits = []
-        self.starts = 0
-        self._lock = threading.Lock()
-        self._stopping = False
-        self._thread = None
-
-    def save_settings(self):
-        with open(self.settings_path, "w") as f:
-            json.dump(self.settings, f, indent=1)
-
-    def _spawn(self):
-        self.proc = subprocess.Popen([MICROPYTHON, MAIN, "--config", self.settings_path],
-                                     cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        self.starts += 1
-
-    def start(self):
-        with self._lock:
-            self._stopping = False
-            self._spawn()
-        self._thread = threading.Thread(target=self._supervise, daemon=True)
-        self._thread.start()
-        return self
-
-    def _supervise(self):
-        while True:
-            proc = self.proc
-            with open(self.stdout_path, "ab") as out:
-                for line in proc.stdout:
-                    out.write(line)
-                    out.flush()
-                    if self.on_line:
-                        self.on_line(line.decode(errors="replace").rstrip("\n"))
-            code = proc.wait()
-            proc.stdout.close()
-            with self._lock:
-                self.exits.append(code)
-                if self._stopping or code != RESET_EXIT_CODE or not self.restart_on_reset:
-                    return
-                self._spawn()  # the simulated board reboots
-
-    @property
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def stop(self, timeout=10):
-        """SIGINT: the device persists its state and exits 0."""
-        with self._lock:
-            self._stopping = True
-            proc = self.proc
-        stop_process(proc, signal.SIGINT, timeout)
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return proc.returncode if proc else None
-
-    def kill(self):
-        with self._lock:
-            self._stopping = True
-            proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    # ---- the simulated board's controls and debug view ----
-
-    def wifi(self, up):
-        with open(os.path.join(self.data_dir, "sim", "wifi"), "w") as f:
-            f.write("up" if up else "down")
-
-    def status(self):
-        try:
-            with open(os.path.join(self.data_dir, "sim", "status.json")) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return None
-
-
-def wait_for(predicate, timeout, what, interval=0.1):
-    """predicate() until it returns a truthy value; AssertionError naming `what` after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
-# ---- simulation mode ----
-
-SIM_ISSUER = "relays-sim-platform"  # iss of the device REST API tokens the platform mints here
-
-SIM_CONFIG = {
-    "relays": {
-        "pump": {"pin": 2, "min_interval_ms": 500},
-        "fan": {"pin": 3, "active_low": True},
-        "valve_open": {"pin": 4, "min_interval_ms": 200},
-        "valve_close": {"pin": 5, "min_interval_ms": 200},
-        "bell": {"pin": 6, "pulse_ms": 1000},
-    },
-    "interlocks": [{"relays": ["valve_open", "valve_close"], "dead_ms": 300}],
-    "restore_policy": "last",
-    "heartbeat_period_s": 10,
-    "heartbeat_max_missed": 6,
-    "state_period_s": 10,
-    "config_poll_period_s": 60,
-    "log_level": "info",
-}
-
+from simulation import (  # noqa: E402
+    MICROPYTHON, RESET_EXIT_CODE, ROOT, SIM_CONFIG, SIM_ISSUER, Device, NtpResponder, Platform,
+    free_port, trust_ca)
 
 def _pretty(line):
     try:
@@ -301,7 +63,6 @@ def simulation(args):
 
     # TLS end to end: a local CA (kept in the run's folder) signs the platform's certificate
     # and the device's; the device trusts that CA for the platform, curl for both
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
     from local_ca import LocalCA
     ca = LocalCA(os.path.join(work, "tls"))
     platform_tls = ca.issue("platform")
@@ -324,8 +85,8 @@ def simulation(args):
             p.stop()
         return 1
     procs.append(platform)
-    dev = platform.provision(config, st["device_id"], st["device_key"], st["tenant"],
-                             st["namespace"])
+    dev = platform.provision(config, st["tenant"], st["namespace"], st["device_id"],
+                             st["device_key"])
     cur = platform.op("GET", dev.op_path("config")).json()
     if cur["config"] != config:
         dev.push_config(config)

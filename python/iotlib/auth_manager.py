@@ -12,9 +12,9 @@ import os
 import time
 
 from binascii import hexlify
-from hashlib import sha256
 
 from iotlib import http_client, logger
+from iotlib.hmac_sha256 import hmac_sha256
 
 _log = logger.get("auth")
 REGISTER_PATH = "/v1/devices/register"
@@ -24,21 +24,14 @@ class AuthError(OSError):
     pass
 
 
-def hmac_sha256(key, msg):
-    if len(key) > 64:
-        key = sha256(key).digest()
-    key = key + b"\x00" * (64 - len(key))
-    inner = sha256(bytes(b ^ 0x36 for b in key) + msg).digest()
-    return sha256(bytes(b ^ 0x5C for b in key) + inner).digest()
-
-
 def proof(key, device_id, timestamp, nonce):
     msg = ("%s|%d|%s" % (device_id, timestamp, nonce)).encode()
     return hexlify(hmac_sha256(key.encode(), msg)).decode()
 
 
 def register_url(url):
-    # the SEED shows a ServiceDiscovery URL: take it as the register endpoint, or as its base
+    # the original spec shows a ServiceDiscovery URL: take it as the register endpoint, or as
+    # its base
     url = url.rstrip("/")
     if url.endswith("/register"):
         return url

@@ -3,19 +3,14 @@
 # chooses how it is checked. Failures raise TokenError(reason) with a short
 # machine reason the API puts in its error JSON (docs/rest_api_security.md).
 import binascii
-import hashlib
 import json
 
-try:
-    from hmac import compare_digest as _compare, new as _hmac_new
-except ImportError:  # MicroPython has no hmac (or one without compare_digest): built below
-    _compare = _hmac_new = None
+from iotlib.hmac_sha256 import Hmac, compare_digest, hmac_sha256  # noqa: F401 (API)
 
 MAX_TOKEN_BYTES = 4096
 MIN_KEY_BYTES = 32       # 256 bits, as long as the SHA-256 output
 DEFAULT_LEEWAY_S = 30
 CACHE_SIZE = 8           # verified tokens kept (LRU); 0 turns the cache off
-_BLOCK = 64              # SHA-256 block size, for the HMAC pads
 _INF = float("inf")
 
 # reason -> HTTP status; every other reason is 401
@@ -51,41 +46,6 @@ class TokenError(Exception):
 
 def http_status(reason):
     return _STATUS.get(reason, 401)
-
-
-def hmac_sha256(key, msg):
-    if _hmac_new is not None:
-        return _hmac_new(key, msg, hashlib.sha256).digest()
-    return _Hmac(key).digest(msg)
-
-
-def compare_digest(a, b):
-    # time depends only on the length, which is public (a SHA-256 signature)
-    if _compare is not None:
-        return _compare(a, b)
-    if len(a) != len(b):
-        return False
-    diff = 0
-    for x, y in zip(a, b):
-        diff |= x ^ y
-    return diff == 0
-
-
-class _Hmac:
-    # RFC 2104 with the pads computed once: hashlib objects cannot be copied here
-    def __init__(self, key):
-        if len(key) > _BLOCK:
-            key = hashlib.sha256(key).digest()
-        key = key + bytes(_BLOCK - len(key))
-        self._ipad = bytes(b ^ 0x36 for b in key)
-        self._opad = bytes(b ^ 0x5C for b in key)
-
-    def digest(self, msg):
-        inner = hashlib.sha256(self._ipad)
-        inner.update(msg)
-        outer = hashlib.sha256(self._opad)
-        outer.update(inner.digest())
-        return outer.digest()
 
 
 def b64url_encode(data):
@@ -183,8 +143,7 @@ class JWTValidator:
     def set_key(self, key):
         if isinstance(key, str):
             key = key.encode()
-        self._key = bytes(key) if _hmac_new is not None else None
-        self._hmac = None if _hmac_new is not None else _Hmac(bytes(key))
+        self._hmac = Hmac(bytes(key))
         self.clear_cache()
 
     @property
@@ -215,8 +174,6 @@ class JWTValidator:
 
     def _sign(self, msg):
         self.hmacs += 1
-        if self._hmac is None:
-            return hmac_sha256(self._key, msg)
         return self._hmac.digest(msg)
 
     def validate(self, token):

@@ -19,8 +19,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-import run_simulation as sim  # noqa: E402
-from run_simulation import RESET_EXIT_CODE, wait_for  # noqa: E402,F401
+import simulation as sim  # noqa: E402
+from simulation import RESET_EXIT_CODE, wait_for  # noqa: E402,F401
 
 OPERATOR_TOKEN = "e2e-operator-" + secrets.token_hex(12)
 

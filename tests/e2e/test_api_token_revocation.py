@@ -21,12 +21,7 @@ def test_revoked_token_is_refused_by_the_device(platform, sim_device, ntp):
     url = "http://127.0.0.1:%d" % dev.settings["rest_port"]
     dev.wait_status(lambda s: s["ready"] and s["config_version"] >= 1, "ready", timeout=30)
 
-    def mint():
-        r = platform.op("POST", dev.cloud.op_path("api-tokens"), {"role": "operator"})
-        assert r.status == 201, r
-        return r.json()
-
-    stolen, kept = mint(), mint()
+    stolen, kept = dev.cloud.mint_api_token(), dev.cloud.mint_api_token()
 
     def switch(token, state):
         try:

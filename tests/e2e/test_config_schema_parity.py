@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 
-import run_simulation as sim
+import simulation as sim
 from reference_platform.validation import check_config
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "device_scripts",

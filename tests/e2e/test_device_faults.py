@@ -3,7 +3,6 @@ heartbeat_max_missed periods: never a reset), platform commands, JWT expiry and 
 secret, a device key rotated on the fly, and every secret kept out of every log line.
 The platform outage and the stuck-stack reset are in test_outage_policy.py."""
 
-import base64
 import hashlib
 import hmac
 import json
@@ -12,8 +11,9 @@ import re
 import sqlite3
 import time
 
-import run_simulation as sim
+import simulation as sim
 from e2e_harness import RESET_EXIT_CODE, base_config, wait_for
+from reference_platform.security import sign_hs256
 
 
 def test_platform_down_at_boot_uses_persisted_config(own_platform, sim_device, ntp):
@@ -113,18 +113,12 @@ def _jwt_secret(db):
 
 def _issued_tokens(secret, device_id, tenant, namespace, t0, t1, ttl):
     """Every JWT the platform can have issued to this device between t0 and t1."""
-
-    def b64(b):
-        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
     out = []
     for iat in range(int(t0) - 1, int(t1) + 2):
         claims = {"sub": device_id, "tenant": tenant, "namespace": namespace, "role": "device",
                   "iss": "relays-reference-platform", "aud": "relays-device", "iat": iat,
                   "exp": iat + ttl}
-        body = b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
-        sig = b64(hmac.new(secret, ("%s.%s" % (head, body)).encode(), hashlib.sha256).digest())
-        out.append("%s.%s.%s" % (head, body, sig))
+        out.append(sign_hs256(secret, claims))
     return out
 
 

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-import run_simulation as sim
+import simulation as sim
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "device_scripts",
                       "http_get_each.py")

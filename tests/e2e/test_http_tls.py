@@ -20,9 +20,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-import run_simulation as sim
+import simulation as sim
 from e2e_harness import OPERATOR_TOKEN, base_config, wait_for
 from local_ca import LocalCA
+from test_rest_e2e import mint
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "device_scripts",
                       "https_get.py")
@@ -129,13 +130,6 @@ def tls_platform(tmp_path, local_ca):
     p = sim.Platform(d, OPERATOR_TOKEN, tls=local_ca.issue("platform")).start()
     yield p
     p.stop()
-
-
-def mint(cloud, **body):
-    body.setdefault("role", "operator")
-    r = cloud.platform.op("POST", cloud.op_path("api-tokens"), body)
-    assert r.status == 201, r
-    return r.json()["token"]
 
 
 def answers(url):

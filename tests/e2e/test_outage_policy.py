@@ -35,9 +35,8 @@ def call(dev, method, path, token=None, body=None):
 def relay_on_over_rest(dev):
     dev.wait_status(lambda s: s["ready"] and s["config_version"] >= 1,
                     "registered, config from the platform and time synced")
-    r = dev.cloud.platform.op("POST", dev.cloud.op_path("api-tokens"), {"role": "operator"})
-    assert r.status == 201, r
-    r = wait_for(lambda: _post_on(dev, r.json()["token"]), 15, "POST /gpio/r1 answered")
+    token = dev.cloud.mint_api_token()["token"]
+    r = wait_for(lambda: _post_on(dev, token), 15, "POST /gpio/r1 answered")
     assert r.status == 200 and r.json()["state"] == "HIGH", r
     dev.wait_status(lambda s: s["relays"]["r1"] and s["pins"]["2"] == 1, "r1 on, pin high")
 

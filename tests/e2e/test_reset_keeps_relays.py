@@ -25,7 +25,7 @@ def test_watchdog_reset_keeps_relays_without_flash(platform, sim_device, ntp):
     first = relays_up(dev)  # a first boot: the default config, nothing kept
     assert len(first) == 1 and first[0]["policy"] != "kept", first
     assert first[0]["relays"] == {"r1": False, "r2": False}
-    tok = mint(dev.cloud)
+    tok = mint(dev.cloud)   # the platform binds the subject to the minter
     for relay in ("r1", "r2"):
         r = call(dev, "POST", "/gpio/" + relay, tok, {"state": "HIGH"})
         assert r.status == 200, r

@@ -26,10 +26,7 @@ def need_ntp(ntp):
 
 
 def mint(cloud, **body):
-    body.setdefault("role", "operator")
-    r = cloud.platform.op("POST", cloud.op_path("api-tokens"), body)
-    assert r.status == 201, r
-    return r.json()["token"]
+    return cloud.mint_api_token(**body)["token"]
 
 
 def call(dev, method, path, token=None, body=None):

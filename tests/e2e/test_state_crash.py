@@ -18,7 +18,7 @@ import time
 
 import threading
 
-import run_simulation as sim
+import simulation as sim
 from e2e_harness import wait_for
 from test_rest_e2e import api_config, call, mint, need_ntp, ready
 

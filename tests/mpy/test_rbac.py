@@ -4,7 +4,7 @@ from check import eq, raises, true
 from iotlib import rbac
 from iotlib.rbac import ADMIN, METRICS, READ, SWITCH
 
-# written out by hand: the table the issue asks for, independent of rbac.ROLES
+# written out by hand: the table the original spec asks for, independent of rbac.ROLES
 WANT = {
     "viewer": {READ: True, SWITCH: False, METRICS: True, ADMIN: False},
     "operator": {READ: True, SWITCH: True, METRICS: True, ADMIN: False},

@@ -1,5 +1,5 @@
-# RelaysController on the unix port: the SEED constructor, exceptions in tasks as alarms,
-# the reset path of the simulated board.
+# RelaysController on the unix port: the constructor of the original spec, exceptions in tasks
+# as alarms, the reset path of the simulated board.
 try:
     import asyncio
 except ImportError:
@@ -32,7 +32,8 @@ def keys(c):
 def test_seed_constructor_and_defaults():
     d = scratch_dir("rc")
     c = controller(d)
-    eq(c.auth.url, "http://127.0.0.1:9/api/devices/register", "SEED-style discovery URL")
+    eq(c.auth.url, "http://127.0.0.1:9/api/devices/register",
+       "discovery URL as the original spec writes it")
     cfg = c.config.load_local()
     eq(cfg, {"relays": {"relay1": {"pin": 2}, "relay2": {"pin": 3}}}, "config from relay_pins")
     c.relays.start(cfg)

@@ -41,6 +41,7 @@ class Server(PlatformProcess):
     """One platform process on a port it picks; restartable on the same port and database."""
 
     def __init__(self, tmp_path, extra_args=()):
+        self.device_class = Device
         # the interpreter running the tests: it already imports the server's packages
         super().__init__(tmp_path, OPERATOR_TOKEN, extra_args=extra_args, python=sys.executable)
 
@@ -107,31 +108,13 @@ class Fleet:
         self.server = server
 
     def tenant(self, prefix="t"):
-        name = "%s-%s" % (prefix, secrets.token_hex(4))
-        r = self.server.op("POST", "/v1/operator/tenants", json_body={"name": name})
-        assert r.status == 201, r
-        return name
+        return self.server.create_tenant(prefix=prefix)
 
     def namespace(self, tenant, name="lab"):
-        r = self.server.op("POST", "/v1/operator/tenants/%s/namespaces" % tenant,
-                           json_body={"name": name})
-        assert r.status == 201, r
-        return name
+        return self.server.create_namespace(tenant, name)
 
-    def device(self, tenant=None, namespace=None, config=MIN_CONFIG):
-        tenant = tenant or self.tenant()
-        if namespace is None:
-            namespace = self.namespace(tenant)
-        device_id = "pico-" + secrets.token_hex(4)
-        key = secrets.token_hex(16)
-        r = self.server.op("POST", dev_path(tenant, namespace),
-                           json_body={"device_id": device_id, "device_key": key})
-        assert r.status == 201, r
-        if config is not None:
-            r = self.server.op("PUT", dev_path(tenant, namespace, device_id, "config"),
-                               json_body=config)
-            assert r.status == 200, r
-        return Device(self.server, tenant, namespace, device_id, key)
+    def device(self, tenant=None, namespace="lab", config=MIN_CONFIG):
+        return self.server.provision(config, tenant, namespace)
 
 
 def dev_path(tenant, namespace, device_id=None, tail=None):

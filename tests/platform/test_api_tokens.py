@@ -158,7 +158,7 @@ def test_validation_errors(server, fleet):
     assert r.status == 415
 
 
-# ---- a hostile tenant operator (issue: any sub, any role, 24 h, none revocable) ----
+# ---- a hostile tenant operator (the risk: any sub, any role, 24 h, none revocable) ----
 
 def tenant_token(server, tenant, role=None):
     path = "/v1/operator/tenants/%s/tokens" % tenant + ("?role=" + role if role else "")

@@ -11,9 +11,6 @@
 
 Every wait is bounded; clients bind 127.0.0.x source addresses to act as several hosts."""
 
-import base64
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -31,7 +28,8 @@ from referencing.jsonschema import DRAFT202012
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
-from reference_platform.process import stop_process  # noqa: E402
+from reference_platform.process import free_port, stop_process  # noqa: E402,F401
+from reference_platform.security import b64url, hs256, sign_hs256  # noqa: E402,F401
 MICROPYTHON = os.path.join(ROOT, ".cache", "build", "unix", "micropython")
 MICRODOT = os.path.join(ROOT, ".cache", "microdot", "2.7.0")
 LAUNCHER = os.path.join(HERE, "device_api_server.py")
@@ -67,20 +65,10 @@ def require_build():
         pytest.fail("microdot is not unpacked at %s: run `make deps`" % MICRODOT)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # ---- tokens ----
 
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def sign(signing_input, key=KEY):
-    return b64url(hmac.new(key, signing_input.encode(), hashlib.sha256).digest())
+    return hs256(key, signing_input)
 
 
 def claims(sub="alice", role="operator", **over):
@@ -98,10 +86,7 @@ def claims(sub="alice", role="operator", **over):
 
 
 def token(sub="alice", role="operator", key=KEY, header=None, **over):
-    h = header if header is not None else {"alg": "HS256", "typ": "JWT"}
-    payload = json.dumps(claims(sub, role, **over)).encode()
-    signing = b64url(json.dumps(h).encode()) + "." + b64url(payload)
-    return signing + "." + sign(signing, key)
+    return sign_hs256(key, claims(sub, role, **over), header)
 
 
 # ---- the OpenAPI document as a checker of answers ----

@@ -332,7 +332,7 @@ def test_1000_addresses_share_one_overflow_bucket(tmp_path):
                         "in %.1f s)" % (statuses[429], statuses.get(503, 0), statuses[401],
                                         hmacs, took)))
         st = s.api_state()
-        # the case: 33 addresses, 3,000 bad tokens
+        # the case the original spec names: 33 addresses, 3,000 bad tokens
         statuses = {}
         t0 = time.monotonic()
         for i in range(3000):

@@ -1,5 +1,5 @@
 """The device's web page in a real browser: headless Chromium from Debian, driven by Selenium and
-chromedriver, against the simulated device of `make run` (tools/run_simulation.py: the reference
+chromedriver, against the simulated device of `make run` (tools/simulation.py: the reference
 platform, the NTP responder and python/main.py on the unix build, with the simulation's relays).
 Tokens are minted by the platform. An operator's link opens the page: a click switches the
 relay, the simulated pin follows and the page shows it; a change made elsewhere arrives over the
@@ -18,7 +18,7 @@ import pytest
 from web_harness import ROOT, free_port, wait_for
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-import run_simulation as sim  # noqa: E402
+import simulation as sim  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -75,9 +75,7 @@ class Site:
 
     def mint(self, role):
         # the platform binds a token's subject to its minter (here the operator)
-        r = self.platform.op("POST", self.cloud.op_path("api-tokens"), {"role": role})
-        assert r.status == 201, r
-        return r.json()["token"]
+        return self.cloud.mint_api_token(role)["token"]
 
     def pins(self):
         return (self.dev.status() or {}).get("pins", {})

@@ -3,9 +3,6 @@ MicroPython unix build (tests/web/device_events_server.py) on 127.0.0.1, an SSE 
 raw socket, and HS256 tokens made here. Every wait is bounded; figures measured on the way are
 collected in FIGURES and printed at the end of the run (conftest.py)."""
 
-import base64
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -20,7 +17,8 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
-from reference_platform.process import stop_process  # noqa: E402
+from reference_platform.process import free_port, stop_process  # noqa: E402,F401
+from reference_platform.security import sign_hs256  # noqa: E402
 
 MICROPYTHON = os.path.join(ROOT, ".cache", "build", "unix", "micropython")
 MICRODOT = os.path.join(ROOT, ".cache", "microdot", "2.7.0")
@@ -45,12 +43,6 @@ DEVICE = {
 FIGURES = {}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(predicate, timeout, what, interval=0.02):
     deadline = time.monotonic() + timeout
     while True:
@@ -62,18 +54,12 @@ def wait_for(predicate, timeout, what, interval=0.02):
         time.sleep(interval)
 
 
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def token(sub="alice", role="operator", key=KEY, **over):
     now = int(time.time())
     c = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "tenant": TENANT, "namespace": NAMESPACE,
          "iat": now, "exp": now + 7200, "role": role}
     c.update(over)
-    signing = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + \
-        b64url(json.dumps(c).encode())
-    return signing + "." + b64url(hmac.new(key, signing.encode(), hashlib.sha256).digest())
+    return sign_hs256(key, c)
 
 
 class Answer:

@@ -1,7 +1,7 @@
 # The baseline of bench/rest_load.py: a bare microdot hello-world on the MicroPython unix
 # build, with none of the device API's checks, metrics or relays.
 #
-#   micropython bench/hello_microdot.py PORT      # serves on 127.0.0.1:PORT until killed
+#   micropython bench/board_scripts/hello_microdot.py PORT      # serves on 127.0.0.1:PORT until killed
 import sys
 
 from microdot import Microdot
