@@ -125,6 +125,8 @@ export function attachUart0(mcu, state, wakeFn) {
     wakeFn();
   };
   const feeder = mcu.clock.createAlarm(() => {
+    // rp2040js's clock leaves `scheduled` true after an alarm fired: say it is not
+    feeder.scheduled = false;
     if (state.toBoard.length && !uart.rxFIFO.full && uart.enabled && uart.rxEnabled) {
       uart.feedByte(state.toBoard.shift());
       state.fed++;
