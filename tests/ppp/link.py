@@ -31,7 +31,7 @@ class PPPBoard:
         self.lock = threading.RLock()
         self._out = bytearray()  # bytes for the board's UART0
         self.slirp = Slirp(self._to_device)
-        self.peer = PPPPeer(self._out.extend, self.slirp.input_ip, HOST, DEVICE, DNS)
+        self.peer = PPPPeer(self._out.extend, self._from_device, HOST, DEVICE, DNS)
         self.emu_ns = 0
         self.bytes_in = 0  # board -> host
         self.bytes_out = 0
@@ -40,14 +40,19 @@ class PPPBoard:
         self._stop = threading.Event()
         self._thread = None
         self.error = None
+        self.slice_ms = SLICE_MS
 
     def _to_device(self, packet):
         self.peer.send_ip(packet)
 
+    def _from_device(self, packet):
+        self.slirp.input_ip(packet)
+
     # ---- pumping ----
 
-    def step(self, slice_ms=SLICE_MS):
+    def step(self, slice_ms=None):
         """One slice: bytes to the board, run it, bytes from it, serve slirp."""
+        slice_ms = slice_ms or self.slice_ms
         with self.lock:
             data = bytes(self._out)
             self._out.clear()

@@ -227,6 +227,13 @@ class PPPPeer:
             return
         self.ip_up = self._ipcp_acked_ours and self._ipcp_acked_theirs
 
+    def hangup(self):
+        """Ends the link as a peer that hangs up does: LCP Terminate-Request, all layers down."""
+        self._send(PROTO_LCP, TERM_REQ, self._next_id(), b"")
+        self.lcp_open = self.ip_up = False
+        self._lcp_acked_ours = self._lcp_acked_theirs = False
+        self._ipcp_acked_ours = self._ipcp_acked_theirs = False
+
     # ---- sending ----
 
     def send_ip(self, packet):
