@@ -210,10 +210,12 @@ test-hil: firmware natmod $(STAMPS)/venv $(STAMPS)/npm
 
 # benchmarks: figures and goals printed, results under bench/results (git-ignored)
 bench: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
+	$(MAKE) firmware BOARD=$(PPP_BOARD)
 	cd $(ROOT) && $(PY) bench/run_all.py
 
 # tiny counts, so the bench scripts keep working; fails only if a script cannot run
 bench-smoke: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm
+	$(MAKE) firmware BOARD=$(PPP_BOARD)
 	cd $(ROOT) && $(PY) bench/run_all.py --smoke
 
 test: deps test-c test-mpy test-platform test-rest test-e2e test-hil test-ppp bench-smoke

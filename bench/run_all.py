@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["emulated_cycles.py", "unix_ops.py", "memory.py", "rest_load.py", "tls_handshake.py"]
+SCRIPTS = ["emulated_cycles.py", "unix_ops.py", "memory.py", "rest_load.py", "tls_handshake.py",
+           "ppp_board.py"]
 
 
 def main(argv=None):
