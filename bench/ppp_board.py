@@ -97,8 +97,15 @@ async def gpio(request):
 async def heap(request):
     return {'served': served[0], 'lowest': low[0]}
 
-print('serving')
-app.run(host='0.0.0.0', port=%d)
+async def main():
+    # 'serving' only once the socket listens, so no request meets a closed port
+    task = asyncio.create_task(app.start_server(host='0.0.0.0', port=%d))
+    while app.server is None:
+        await asyncio.sleep_ms(1)
+    print('serving')
+    await task
+
+asyncio.run(main())
 """
 
 
