@@ -8,7 +8,10 @@ Figures: boot to prompt; network.PPP connect() to IPCP up; a TCP round trip devi
 127.0.0.1 -> device (32 bytes, p50/p99); a bare microdot route on the chip (POST /gpio/2 sets
 GP2) from the request's bytes entering the UART to the pin change and to the answer's first
 bytes out (p50/p99); GC heap free (after a collection) after boot, with PPP up, and the lowest
-while four clients are served at once.
+while four clients are served at once. Then the device REST API itself (tests/rest's
+device_api_server.py on the chip, as tests/ppp/test_rest_on_chip.py runs it): JWT verify first
+time and cached (cycles), POST /gpio/r1 with a token to GP2 and to the answer (p50/p99), and the
+lowest heap sampled (control port, after a collection) while four clients are served.
 
 FIRST DATA: each POST is a new connection whose request follows the handshake at once, as
 HTTP clients send it. modlwip refuses data for a connection not yet accept()ed
@@ -33,6 +36,7 @@ sys.path.insert(0, str(ROOT / "tests" / "ppp"))
 
 from harness import CLOCK_HZ, MS  # noqa: E402
 from link import BoardCode, PPPBoard  # noqa: E402
+from rest_program import board_program, free_port, request, rh  # noqa: E402
 from slirp import HOST  # noqa: E402
 
 UF2 = Path(os.environ.get("PPP_UF2", ROOT / ".cache" / "build" / "rp2-RELAYS_PICO_PPP" / "firmware.uf2"))
@@ -211,6 +215,110 @@ def measure(b, marks, host_port, n_http, first=0):
     return to_pin, to_answer
 
 
+JWT = """
+import time, machine
+from iotlib.jwt_validator import JWTValidator
+machine.RTC().datetime(%r)
+v = JWTValidator(%r, %r, %r, time.time, 30)
+tok = %r
+t = time.ticks_us()
+v.validate(tok)
+first = time.ticks_diff(time.ticks_us(), t)
+t = time.ticks_us()
+v.validate(tok)
+cached = time.ticks_diff(time.ticks_us(), t)
+print(first, cached)
+"""
+
+
+def rest_api(uf2, n_http, n_conc):
+    """The device REST API (tests/rest/device_api_server.py on the chip, as test_rest_on_chip
+    runs it): JWT verify cost, POST /gpio/r1 to the pin and to the answer, heap under 4 clients."""
+    import time as _t
+
+
+    b = PPPBoard(uf2, log=ROOT / ".cache" / "hil" / "ppp_bench_rest.log")
+    try:
+        b.slice_ms = SLICE_MS
+        b.emu.prompt()
+        g = _t.gmtime()
+        rtc = (g.tm_year, g.tm_mon, g.tm_mday, g.tm_wday, g.tm_hour, g.tm_min, g.tm_sec, 0)
+        first, cached = (int(x) for x in b.emu.exec(
+            JWT % (rtc, rh.KEY.decode(), rh.ISSUER, rh.AUDIENCE, rh.token()), 2000 * MS).split())
+        b.emu.exec(OPEN)
+        b.start()
+        out, err = BoardCode(b, WAIT_UP).result(120)
+        if err or not out.startswith("True"):
+            raise RuntimeError(f"PPP did not come up: {out} {err}")
+        port, ctl = free_port(), free_port()
+        with b.lock:
+            b.slirp.add_hostfwd(port, REST_PORT)
+            b.slirp.add_hostfwd(ctl, 8080)
+            marks = Marks(b)
+        settings = {"port": REST_PORT, "control_port": 8080, "data_dir": "/ram/d",
+                    "device": rh.DEVICE, "jwt": {"key": rh.KEY.decode(), "issuer": rh.ISSUER,
+                                                 "audience": rh.AUDIENCE},
+                    "tenant": rh.TENANT, "namespace": rh.NAMESPACE}
+        server = BoardCode(b, board_program(settings))
+        b.last_code = server
+        b.wait_for(lambda: server.done() or "serving on" in server.text, 300, "the REST API")
+        for _ in range(50):
+            try:
+                if request(ctl, "GET", "/api")[0] == 200:
+                    break
+            except (OSError, IndexError, ValueError):
+                _t.sleep(0.2)
+        tok = rh.token()
+        to_pin, to_answer = [], []
+        for i in range(n_http):
+            want = (i + 1) % 2
+            since = b.emu_ns
+            k_in, k_out = len(marks.req_in), len(marks.ans_out)
+            st, body = request(port, "POST", "/gpio/r1", {"state": "HIGH" if want else "LOW"}, tok)
+            if st != 200:
+                raise RuntimeError(f"POST /gpio/r1: {st} {body}")
+            t_in = marks.req_in[k_in]
+            log = b.call("log", pins=[2], since=int(since / 8))["log"]
+            pin_ns = [e[0] * 8 for e in log if e[3] == want and e[0] * 8 >= t_in]
+            if not pin_ns:
+                raise RuntimeError(f"request {i}: GP2 never went to {want}")
+            to_pin.append((pin_ns[0] - t_in) / 1e6)
+            to_answer.append((marks.ans_out[k_out] - t_in) / 1e6)
+        results, heaps = [], []
+        stop = threading.Event()
+
+        def client():
+            for _ in range(n_conc):
+                results.append(request(port, "GET", "/gpio/r1", None, tok)[0])
+
+        def sampler():
+            while not stop.is_set():
+                heaps.append(request(ctl, "GET", "/api")[1]["heap_free"])
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        hs = threading.Thread(target=sampler)
+        hs.start()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(600)
+        stop.set()
+        hs.join(600)
+        if results.count(200) != 4 * n_conc:
+            raise RuntimeError(f"concurrent GETs: {results}")
+        return {
+            "jwt_verify_first_cycles": first * 125, "jwt_verify_cached_cycles": cached * 125,
+            "rest_post_gpio_to_pin_ms_p50": pct(to_pin, 0.5),
+            "rest_post_gpio_to_pin_ms_p99": pct(to_pin, 0.99),
+            "rest_post_gpio_to_answer_ms_p50": pct(to_answer, 0.5),
+            "rest_post_gpio_to_answer_ms_p99": pct(to_answer, 0.99),
+            "rest_heap_free_lowest_sampled_4_clients": min(heaps) if heaps else None,
+            "rest_heap_samples": len(heaps),
+        }
+    finally:
+        b.close()
+
+
 def run(b, n_rtt, n_http, n_conc):
     b.slice_ms = SLICE_MS
     boot = b.emu.prompt()["since_reset"]
@@ -288,6 +396,7 @@ def run(b, n_rtt, n_http, n_conc):
         "post_gpio_to_answer_ms_p99": pct(to_answer, 0.99),
         "heap_free_after_boot": int(heap_boot), "heap_free_ppp_up": int(heap_up),
         "heap_free_lowest_4_clients": lowest, "concurrent_requests": 4 * n_conc,
+        **rest_api(UF2, n_http, n_conc),
         "slice_ms": SLICE_MS, "requests": n_http, "round_trips": n_rtt, "clock_hz": CLOCK_HZ,
     }
     rows = [[k, v] for k, v in figures.items()]

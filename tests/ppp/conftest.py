@@ -12,29 +12,9 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "hil"))
 
 from harness import ROOT  # noqa: E402
-from link import BoardCode, PPPBoard  # noqa: E402
+from link import OPEN_PPP, WAIT_UP, BoardCode, PPPBoard  # noqa: E402, F401
 
 UF2 = Path(os.environ.get("PPP_UF2", ROOT / ".cache" / "build" / "rp2-RELAYS_PICO_PPP" / "firmware.uf2"))
-BAUD = 921600
-
-OPEN_PPP = (
-    "import network, machine\n"
-    "u = machine.UART(0, %d, rxbuf=2048, txbuf=2048)\n"
-    "p = network.PPP(u)\n"
-    "p.connect()\n"
-    "print('connecting')\n" % BAUD
-)
-
-WAIT_UP = (
-    "import time\n"
-    "for _ in range(500):\n"
-    "    if p.isconnected():\n"
-    "        break\n"
-    "    time.sleep_ms(10)\n"
-    "print(p.isconnected())\n"
-)
-
-
 @pytest.fixture(scope="session")
 def ppp_uf2():
     if not UF2.exists():

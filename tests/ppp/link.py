@@ -24,6 +24,26 @@ from slirp import DEVICE, DNS, HOST, Slirp  # noqa: E402
 
 SLICE_MS = 2
 
+# the board's side: network.PPP on UART0, and a bounded wait until lwIP has the link up
+BAUD = 921600
+
+OPEN_PPP = (
+    "import network, machine\n"
+    "u = machine.UART(0, %d, rxbuf=2048, txbuf=2048)\n"
+    "p = network.PPP(u)\n"
+    "p.connect()\n"
+    "print('connecting')\n" % BAUD
+)
+
+WAIT_UP = (
+    "import time\n"
+    "for _ in range(500):\n"
+    "    if p.isconnected():\n"
+    "        break\n"
+    "    time.sleep_ms(10)\n"
+    "print(p.isconnected())\n"
+)
+
 
 class PPPBoard:
     def __init__(self, uf2, log=None, timeout=300):

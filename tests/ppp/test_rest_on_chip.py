@@ -3,10 +3,10 @@ RelayGPIOManager on the relaygpio C module) served by the PPP board on the emula
 reached from the host through the forwarded port. The board-side program is tests/rest's
 device_api_server.py as it is, listening on the PPP address, with its data on a RAM LittleFS
 (the emulated flash takes no writes). Tokens are HS256, made on the host with the device's key
-(tests/rest/rest_harness.token), not by the platform."""
+(tests/rest/rest_harness.token), and one minted by the reference platform (a real process on
+127.0.0.1) with the key of the device's config; the host hands that key to the board's
+validator (the controller would fetch it with the config), through the program's control port."""
 
-import json
-import socket
 import sys
 import threading
 import time
@@ -14,73 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import OPEN_PPP, WAIT_UP, UF2
-from link import BoardCode, PPPBoard
+from conftest import UF2
+from link import OPEN_PPP, WAIT_UP, BoardCode, PPPBoard
+from rest_program import board_program, free_port, request, rh
 
-REST = Path(__file__).resolve().parent.parent / "rest"
-sys.path.insert(0, str(REST))
-import rest_harness as rh  # noqa: E402
-
-RAM_FS = """
-import vfs, machine
-class RAMBlocks:
-    def __init__(self, size, count):
-        self.size = size
-        self.data = bytearray(size * count)
-    def readblocks(self, n, buf, off=0):
-        a = n * self.size + off
-        buf[:] = self.data[a:a + len(buf)]
-    def writeblocks(self, n, buf, off=0):
-        a = n * self.size + (off or 0)
-        self.data[a:a + len(buf)] = buf
-    def ioctl(self, op, arg):
-        if op == 4:
-            return len(self.data) // self.size
-        if op == 5:
-            return self.size
-        if op == 6:
-            return 0
-ram = RAMBlocks(512, 96)
-vfs.VfsLfs2.mkfs(ram)
-vfs.mount(vfs.VfsLfs2(ram), '/ram')
-machine.RTC().datetime(%r)
-"""
-
-
-def board_program(settings):
-    src = (REST / "device_api_server.py").read_text()
-    assert src.rstrip().endswith("main()")
-    # served on the PPP address instead of the unix build's loopback; no argv on the board
-    src = src.rstrip()[:-len("main()")].replace('host="127.0.0.1"', 'host="0.0.0.0"')
-    t = time.gmtime()
-    rtc = (t.tm_year, t.tm_mon, t.tm_mday, t.tm_wday, t.tm_hour, t.tm_min, t.tm_sec, 0)
-    return (RAM_FS % (rtc,)) + src + "\nasyncio.run(serve(json.loads(%r)))\n" % json.dumps(settings)
-
-
-def host_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def request(port, method, path, body=None, token=None):
-    data = json.dumps(body).encode() if body is not None else b""
-    head = "%s %s HTTP/1.1\r\nHost: device\r\nConnection: close\r\nContent-Length: %d\r\n" % (
-        method, path, len(data))
-    if body is not None:
-        head += "Content-Type: application/json\r\n"
-    if token:
-        head += "Authorization: Bearer %s\r\n" % token
-    with socket.create_connection(("127.0.0.1", port), timeout=120) as c:
-        c.sendall(head.encode() + b"\r\n" + data)
-        got = b""
-        while True:
-            d = c.recv(4096)
-            if not d:
-                break
-            got += d
-    h, _, rest = got.partition(b"\r\n\r\n")
-    return int(h.split()[1]), json.loads(rest) if rest else None
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +31,10 @@ def rest_board(tmp_path_factory):
         b.start()
         b.wait_for(lambda: b.peer.ip_up, 60, "PPP up")
         assert BoardCode(b, WAIT_UP).result(60)[0].strip() == "True"
-        port = host_port()
+        port, ctl = free_port(), free_port()
         with b.lock:
             b.slirp.add_hostfwd(port, 80)
+            b.slirp.add_hostfwd(ctl, 8080)
         settings = {"port": 80, "control_port": 8080, "data_dir": "/ram/d", "device": rh.DEVICE,
                     "jwt": {"key": rh.KEY.decode(), "issuer": rh.ISSUER, "audience": rh.AUDIENCE},
                     "tenant": rh.TENANT, "namespace": rh.NAMESPACE}
@@ -113,6 +51,7 @@ def rest_board(tmp_path_factory):
                 pass
             time.sleep(0.2)
         b.rest_port = port
+        b.ctl_port = ctl
         b.server = server
         yield b
     finally:
@@ -166,3 +105,43 @@ def test_four_concurrent_clients_served(rest_board):
     assert len(results) == 12
     assert all(st == 200 and body["state"] == "HIGH" for st, body in results), results
     assert gp(b, 2) == 1
+
+
+def test_platform_minted_token_switches_relay(rest_board, tmp_path):
+    import secrets
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
+    from e2e_harness import OPERATOR_TOKEN, sim
+
+    b = rest_board
+    # the config carries the key in hex (the controller unhexlifies it); printable bytes let the
+    # control port's JSON carry the same key to the validator
+    raw = "platform-key-" + secrets.token_hex(12)
+    key = raw.encode().hex()
+    platform = sim.Platform(tmp_path, OPERATOR_TOKEN).start()
+    try:
+        cloud = platform.provision({"relays": rh.DEVICE["relays"],
+                                    "api": {"jwt": {"key": key, "issuer": rh.ISSUER,
+                                                    "audience": rh.AUDIENCE}}})
+        r = platform.op("POST", cloud.op_path("api-tokens"), {"role": "operator"})
+        assert r.status == 201, r
+        minted = r.json()["token"]
+    finally:
+        platform.stop()
+    # the config's key and the device's tenancy, as the controller would apply them
+    st, body = request(b.ctl_port, "POST", "/sim", {"jwt_key": raw, "tenant": cloud.tenant,
+                                                   "namespace": cloud.namespace})
+    assert st == 200, body
+    try:
+        level = 1 - gp(b, 2)
+        st, body = request(b.rest_port, "POST", "/gpio/r1",
+                           {"state": "HIGH" if level else "LOW"}, minted)
+        assert st == 200, body
+        b.wait_for(lambda: gp(b, 2) == level, 30, "GP2 switched by the platform's token")
+        # the test's own tokens (the old key) are refused from now on, the pin untouched
+        st, body = request(b.rest_port, "POST", "/gpio/r1", {"state": "TOGGLE"}, rh.token())
+        assert st == 401, body
+        assert gp(b, 2) == level
+    finally:
+        request(b.ctl_port, "POST", "/sim", {"jwt_key": rh.KEY.decode(), "tenant": rh.TENANT,
+                                            "namespace": rh.NAMESPACE})
