@@ -264,7 +264,7 @@ def rest_api(uf2, n_http, n_conc):
         b.wait_for(lambda: server.done() or "serving on" in server.text, 300, "the REST API")
         for _ in range(50):
             try:
-                if request(ctl, "GET", "/api")[0] == 200:
+                if request(ctl, "GET", "/api", timeout=10)[0] == 200:
                     break
             except (OSError, IndexError, ValueError):
                 _t.sleep(0.2)

@@ -54,7 +54,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def request(port, method, path, body=None, token=None):
+def request(port, method, path, body=None, token=None, timeout=120):
     data = json.dumps(body).encode() if body is not None else b""
     head = "%s %s HTTP/1.1\r\nHost: device\r\nConnection: close\r\nContent-Length: %d\r\n" % (
         method, path, len(data))
@@ -62,7 +62,7 @@ def request(port, method, path, body=None, token=None):
         head += "Content-Type: application/json\r\n"
     if token:
         head += "Authorization: Bearer %s\r\n" % token
-    with socket.create_connection(("127.0.0.1", port), timeout=120) as c:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
         c.sendall(head.encode() + b"\r\n" + data)
         got = b""
         while True:

@@ -44,7 +44,7 @@ def rest_board(tmp_path_factory):
         # the listener opens just after the line is printed: bounded retries
         for _ in range(50):
             try:
-                status, _ = request(port, "GET", "/health")
+                status, _ = request(port, "GET", "/health", timeout=10)
                 if status == 200:
                     break
             except (OSError, IndexError, ValueError):
