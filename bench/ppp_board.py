@@ -10,7 +10,7 @@ GP2) from the request's bytes entering the UART to the pin change and to the ans
 bytes out (p50/p99); GC heap free (after a collection) after boot, with PPP up, and the lowest
 while four clients are served at once. Then the device REST API itself (tests/rest's
 device_api_server.py on the chip, as tests/ppp/test_rest_on_chip.py runs it): JWT verify first
-time and cached (cycles), POST /gpio/r1 with a token to GP2 and to the answer (p50/p99), and the
+time and cached (cycles), Ed25519 verify of a manifest-sized message (ms), POST /gpio/r1 with a token to GP2 and to the answer (p50/p99), and the
 lowest heap sampled (control port, after a collection) while four clients are served.
 
 FIRST DATA: each POST is a new connection whose request follows the handshake at once, as
@@ -231,6 +231,33 @@ print(first, cached)
 """
 
 
+ED25519 = """
+import time
+from binascii import unhexlify
+from iotlib import ed25519
+pub, sig, msg = unhexlify(%r), unhexlify(%r), unhexlify(%r)
+t = time.ticks_us()
+ok = ed25519.verify(pub, sig, msg)
+print(ok, time.ticks_diff(time.ticks_us(), t))
+"""
+
+
+def ed25519_ms(b):
+    """Ed25519 verify on the chip (iotlib.ed25519, pure Python) of a message the size of an OTA
+    release manifest, signed here: emulated ms."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))  # fixed: deterministic input
+    msg = json.dumps({"kind": "app", "version": "1.2.0", "counter": 7, "boards": ["RPI_PICO_W"],
+                      "size": 123456, "sha256": "ab" * 32, "tenant": None}).encode()
+    pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    out = b.emu.exec(ED25519 % (pub.hex(), key.sign(msg).hex(), msg.hex()), 20000 * MS).split()
+    if out[0] != "True":
+        raise RuntimeError(f"the board refused a good signature: {out}")
+    return int(out[1]) / 1000, len(msg)
+
+
 def rest_api(uf2, n_http, n_conc):
     """The device REST API (tests/rest/device_api_server.py on the chip, as test_rest_on_chip
     runs it): JWT verify cost, POST /gpio/r1 to the pin and to the answer, heap under 4 clients."""
@@ -245,6 +272,7 @@ def rest_api(uf2, n_http, n_conc):
         rtc = (g.tm_year, g.tm_mon, g.tm_mday, g.tm_wday, g.tm_hour, g.tm_min, g.tm_sec, 0)
         first, cached = (int(x) for x in b.emu.exec(
             JWT % (rtc, rh.KEY.decode(), rh.ISSUER, rh.AUDIENCE, rh.token()), 2000 * MS).split())
+        ed_ms, ed_len = ed25519_ms(b)
         b.emu.exec(OPEN)
         b.start()
         out, err = BoardCode(b, WAIT_UP).result(120)
@@ -308,6 +336,7 @@ def rest_api(uf2, n_http, n_conc):
             raise RuntimeError(f"concurrent GETs: {results}")
         return {
             "jwt_verify_first_cycles": first * 125, "jwt_verify_cached_cycles": cached * 125,
+            "ed25519_verify_ms": ed_ms, "ed25519_message_bytes": ed_len,
             "rest_post_gpio_to_pin_ms_p50": pct(to_pin, 0.5),
             "rest_post_gpio_to_pin_ms_p99": pct(to_pin, 0.99),
             "rest_post_gpio_to_answer_ms_p50": pct(to_answer, 0.5),
