@@ -24,6 +24,11 @@ UNIX_BUILD := $(CACHE)/build/unix
 UNIX_BIN := $(UNIX_BUILD)/micropython
 MPY_CROSS := $(MPY_DIR)/mpy-cross/build/mpy-cross
 FW_BUILD := $(CACHE)/build/rp2-$(BOARD)
+# a board of this repo (boards/NAME, e.g. RELAYS_PICO_PPP) is built with BOARD_DIR=
+REPO_BOARD := $(wildcard $(ROOT)/boards/$(BOARD)/mpconfigboard.cmake)
+REPO_BOARD_DIR := $(if $(REPO_BOARD),$(ROOT)/boards/$(BOARD))
+PPP_BOARD := RELAYS_PICO_PPP
+PPP_UF2 := $(CACHE)/build/rp2-$(PPP_BOARD)/firmware.uf2
 UF2 := $(FW_BUILD)/firmware.uf2
 STOCK_BUILD := $(CACHE)/build/rp2-RPI_PICO-stock
 STOCK_UF2 := $(STOCK_BUILD)/firmware.uf2
@@ -39,7 +44,7 @@ UNIX_ARGS := BUILD=$(UNIX_BUILD) USER_C_MODULES=$(ROOT)/cmodules \
 	FROZEN_MANIFEST=$(ROOT)/tools/manifest_unix.py MPY_LIB_DIR=$(MPYLIB_STUB) \
 	MICROPY_PY_BTREE=0
 
-.PHONY: all deps run demo release test unix natmod firmware firmware-stock test-c test-mpy test-platform test-rest test-e2e test-web web-screenshot test-mqtt test-hil bench bench-smoke fuzz clean clean-firmware help \
+.PHONY: all deps run demo release test unix natmod firmware firmware-stock test-c test-mpy test-platform test-rest test-e2e test-web web-screenshot test-mqtt test-hil test-ppp bench bench-smoke fuzz clean clean-firmware help \
 	test-power-cut test-flaps
 
 all: unix natmod firmware ## build the unix port, the natmods and the RP2040 firmware
@@ -92,6 +97,13 @@ else
 endif
 	@touch $@
 
+# lwIP for the PPP board (a full checkout brings its own lib/lwip submodule)
+$(STAMPS)/lwip: $(STAMPS)/rp2-sources
+ifndef OWN_MPY
+	$(ROOT)/tools/deps.sh lwip
+endif
+	@touch $@
+
 # ---- builds ----
 
 $(MPY_CROSS): $(STAMPS)/sources
@@ -125,12 +137,18 @@ FW_CMAKE_ARGS := -DMICROPY_LIB_DIR=$(MPYLIB_STUB) -Dpicotool_DIR=$(CACHE)/picoto
 
 firmware: $(UF2) ## build the RP2040 firmware (BOARD=RPI_PICO by default)
 $(UF2): $(STAMPS)/rp2-sources $(STAMPS)/microdot $(MPY_CROSS) $(RELAYGPIO_SRC) $(ROOT)/cmodules/relaygpio/micropython.cmake \
-		$(ROOT)/cmodules/micropython.cmake $(PY_SRC) $(ROOT)/manifest.py $(ROOT)/python/manifest.py
-	@$(ROOT)/tools/check_board.sh $(MPY_DIR) $(BOARD)
+		$(ROOT)/cmodules/micropython.cmake $(PY_SRC) $(ROOT)/manifest.py $(ROOT)/python/manifest.py \
+		$(wildcard $(ROOT)/boards/$(BOARD)/*) $(if $(REPO_BOARD),$(STAMPS)/lwip)
+	@$(if $(REPO_BOARD),test -n "$$(ls -A $(MPY_DIR)/lib/lwip 2>/dev/null)" || \
+		{ echo "error: BOARD=$(BOARD) needs lwIP in $(MPY_DIR)/lib/lwip (tools/deps.sh lwip)" >&2; exit 1; }, \
+		$(ROOT)/tools/check_board.sh $(MPY_DIR) $(BOARD))
 	@# rp2 runs cmake only when its build folder has no Makefile: redo it when module lists change
 	@if [ -f $(FW_BUILD)/Makefile ] && [ -n "$$(find $(ROOT)/cmodules -name '*.cmake' -newer $(FW_BUILD)/Makefile)" ]; then \
 		rm -rf $(FW_BUILD); fi
+	@# CMAKE_ARGS goes in the environment: as a make argument it would replace the port's own
+	@# (which carry BOARD_DIR) and the board would be silently dropped
 	CMAKE_ARGS="$(FW_CMAKE_ARGS)" $(MAKE) -C $(MPY_DIR)/ports/rp2 -j$(JOBS) BOARD=$(BOARD) BUILD=$(FW_BUILD) \
+		$(if $(REPO_BOARD_DIR),BOARD_DIR=$(REPO_BOARD_DIR)) \
 		USER_C_MODULES=$(ROOT)/cmodules/micropython.cmake FROZEN_MANIFEST=$(ROOT)/manifest.py
 	@touch $@
 	@$(ROOT)/tools/firmware_report.sh $(FW_BUILD)
@@ -218,15 +236,23 @@ test-mqtt: unix $(STAMPS)/venv $(STAMPS)/host ## the device on a real mosquitto:
 test-hil: firmware firmware-stock natmod $(STAMPS)/venv $(STAMPS)/npm ## the UF2 booted in an emulated RP2040
 	cd $(ROOT) && HIL_UF2=$(UF2) HIL_STOCK_UF2=$(STOCK_UF2) $(PYTEST) -s tests/hil $(HIL_PYTEST_ARGS)
 
+# the PPP board (lwIP over PPP on UART0) in the emulated RP2040, its network joined through a
+# PPP peer and libslirp to the host's 127.0.0.1 (no root): tests/ppp
+test-ppp: $(STAMPS)/venv $(STAMPS)/npm $(STAMPS)/host ## the PPP board on the emulated RP2040 with a real network
+	$(MAKE) firmware BOARD=$(PPP_BOARD)
+	cd $(ROOT) && PPP_UF2=$(PPP_UF2) $(PYTEST) tests/ppp
+
 # benchmarks: figures and goals printed, results under bench/results (git-ignored)
 bench: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm ## every benchmark, full counts (bench/results)
+	$(MAKE) firmware BOARD=$(PPP_BOARD)
 	cd $(ROOT) && $(PY) bench/run_all.py
 
 # tiny counts, so the bench scripts keep working; fails only if a script cannot run
 bench-smoke: firmware unix natmod $(STAMPS)/venv $(STAMPS)/npm ## every benchmark with tiny counts
+	$(MAKE) firmware BOARD=$(PPP_BOARD)
 	cd $(ROOT) && $(PY) bench/run_all.py --smoke
 
-test: deps test-c test-mpy test-platform test-rest test-e2e test-web test-mqtt test-hil bench-smoke ## set up, build everything, run every test
+test: deps test-c test-mpy test-platform test-rest test-e2e test-web test-mqtt test-hil test-ppp bench-smoke ## set up, build everything, run every test
 	@echo "all tests passed"
 
 # ---- releases: signed offline by their owner (the platform never signs) ----

@@ -10,6 +10,8 @@
 # rest_tls_key, rest_plain_port, ...). The REST API listens on 0.0.0.0:443 with TLS on the board
 # (plain 0.0.0.0:80 then serves /health and /ready), on 127.0.0.1:8081 on the unix port, with TLS
 # when given a certificate and key. The platform URL must be https:// unless it is loopback.
+# On a board, "link": "ppp" (with "ppp_uart", "ppp_baud") runs the network over network.PPP
+# on a UART (the RELAYS_PICO_PPP board) instead of the cyw43 WiFi.
 # The process exits with RESET_EXIT_CODE (75) when the watchdog supervisor reset the simulated
 # board; whoever started it starts it again.
 import sys
@@ -78,6 +80,21 @@ def run(opts):
         return 0
 
 
+LINK_KEYS = ("link", "ppp_uart", "ppp_baud")
+
+
+def board_opts(opts):
+    # the link options become the NetworkManager's link backend (cyw43 WLAN when absent)
+    link = {}
+    for k in LINK_KEYS:
+        if k in opts:
+            link[k] = opts.pop(k)
+    if link.get("link", "wlan") != "wlan" and opts.get("wlan") is None:
+        from iotlib.network_manager import board_link
+        opts["wlan"] = board_link(link)
+    return opts
+
+
 def board():
     try:
         import network  # noqa: F401
@@ -89,6 +106,11 @@ def board():
             opts = json.load(f)
     except (OSError, ValueError) as e:
         print("main: no usable %s (%s); RelaysController not started" % (BOARD_CONFIG, e))
+        return
+    try:
+        opts = board_opts(opts)
+    except (ImportError, OSError, ValueError) as e:  # e.g. "ppp" on a firmware without PPP
+        print("main: no network link (%s); RelaysController not started" % e)
         return
     run(opts)
 

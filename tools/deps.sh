@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches and builds every outside dependency into the git-ignored cache.
 # Each step is idempotent: a stamp file marks it done, so a second run is quick.
-# Usage: tools/deps.sh STEP...   (steps: host mpy picosdk picotool venv npm browser all)
+# Usage: tools/deps.sh STEP...   (steps: host mpy picosdk lwip picotool venv npm browser all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +26,9 @@ TINYUSB_SHA=01ce2c645df68f14a8a7dcfc8fb355713152543757955820479a87949a61154e
 PICOTOOL_DEB=2.1.1+dfsg-1
 PICOTOOL_TAR=picotool_2.1.1+dfsg.orig.tar.xz
 PICOTOOL_SHA=c515d75ce6df590ca783b3a4267f6e8a963ffec753aeeb1892f8ba1771b8786d
+LWIP_DEB=2.2.1+dfsg1-1+deb13u1
+LWIP_TAR=lwip_2.2.1+dfsg1.orig.tar.xz
+LWIP_SHA=83729c274c499d3348e9fbbe043a3113f3fa8953e7efddc7c21c7fcbb1f2b7b1
 
 log() { printf '[deps] %s\n' "$*" >&2; }
 done_p() { [ -f "$STAMPS/$1" ]; }
@@ -34,7 +37,7 @@ mark() { touch "$STAMPS/$1"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # ---- host packages (bookworm, the system's own apt) ----
-HOST_PKGS="build-essential pkg-config libffi-dev cmake git gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib python3-venv nodejs npm wrk mosquitto"
+HOST_PKGS="build-essential pkg-config libffi-dev cmake git gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib python3-venv nodejs npm wrk mosquitto libslirp0"
 step_host() {
     local missing=()
     for p in $HOST_PKGS; do
@@ -154,6 +157,19 @@ step_picosdk() {
     mark picosdk
 }
 
+# ---- lwIP in lib/lwip, for the PPP board (RELAYS_PICO_PPP); the dfsg repack drops only docs ----
+step_lwip() {
+    step_mpy
+    done_p lwip && return 0
+    local t top
+    t=$(fetch_orig lwip "$LWIP_DEB" "$LWIP_TAR" "$LWIP_SHA")
+    top=$(tar -tf "$t" | awk -F/ 'NR==1 {print $1}')
+    rm -rf "${SRC:?}/$top" && tar -C "$SRC" -xf "$t"
+    rmdir "$MPY_TREE/lib/lwip" 2>/dev/null || rm -rf "$MPY_TREE/lib/lwip"
+    ln -s "../../$top" "$MPY_TREE/lib/lwip"
+    mark lwip
+}
+
 # ---- picotool, built on the host (the SDK would otherwise try to git-clone it) ----
 step_picotool() {
     step_picosdk
@@ -229,8 +245,8 @@ step_npm() {
 [ $# -gt 0 ] || set -- all
 for s in "$@"; do
     case $s in
-        all) step_host; step_mpy; step_picosdk; step_picotool; step_venv; step_microdot; step_npm; step_browser ;;
-        host|mpy|picosdk|picotool|venv|microdot|npm|browser) "step_$s" ;;
+        all) step_host; step_mpy; step_picosdk; step_lwip; step_picotool; step_venv; step_microdot; step_npm; step_browser ;;
+        host|mpy|picosdk|lwip|picotool|venv|microdot|npm|browser) "step_$s" ;;
         *) log "unknown step $s"; exit 2 ;;
     esac
 done

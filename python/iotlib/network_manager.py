@@ -1,5 +1,7 @@
 # NetworkManager: joins WiFi, watches the link, rejoins with exponential backoff and jitter.
-# The WLAN is network.WLAN(STA_IF) on the board; on the unix port SimWLAN stands in: its
+# Its link backend is anything with the network.WLAN calls it makes: network.WLAN(STA_IF) (cyw43,
+# Pico W), PPPLink (network.PPP over a UART, the RELAYS_PICO_PPP board), SimWLAN (unix port);
+# board_link() picks one from the device options. On the unix port SimWLAN stands in: its
 # access point is "up" unless its control file says "down", so a test can drop and restore
 # WiFi by writing that file ("stuck": the link stays up but the stack opens no socket).
 # While the link is down, iotlib.http_client fails fast.
@@ -139,6 +141,76 @@ def _errno(e):
 def board_wlan():
     import network
     return network.WLAN(network.STA_IF)
+
+
+# network.PPP.status() in MicroPython 1.25 (a negative value is -lwIP's PPP error code)
+PPP_INACTIVE = 0
+PPP_ACTIVE = 1
+PPP_CONNECTING = 3
+PPP_CONNECTED = 4
+
+
+class PPPLink:
+    # network.PPP with the calls NetworkManager makes of a WLAN. connect() starts LCP and IPCP
+    # (no authentication: ssid and key are not used); the link is up once IPCP has given the
+    # device its address. A peer that hangs up or dies leaves the PPP object in an error
+    # state, which reads as a failed join, so the manager backs off and connects again.
+    def __init__(self, ppp):
+        self.ppp = ppp
+        self._active = False
+
+    def active(self, on=None):
+        if on is not None:
+            self._active = bool(on)
+            if not on:
+                self.ppp.disconnect()
+        return self._active
+
+    def connect(self, ssid=None, key=None):
+        if not self._active:
+            raise OSError("PPP not active")
+        self.ppp.connect()
+
+    def disconnect(self):
+        self.ppp.disconnect()
+
+    def status(self, param=None):
+        if param == "rssi":
+            return 0  # a wire has no signal strength
+        st = self.ppp.status()
+        if st == PPP_CONNECTED:
+            return STAT_GOT_IP
+        if st == PPP_CONNECTING:
+            return STAT_CONNECTING
+        if st < 0:
+            return STAT_CONNECT_FAIL
+        return STAT_IDLE
+
+    def isconnected(self):
+        return self.ppp.isconnected()
+
+    def ifconfig(self):
+        return self.ppp.ifconfig()
+
+    def config(self, *args, **kw):
+        if args and args[0] == "ssid":
+            return "ppp"
+        return None
+
+
+def board_link(opts):
+    # The device options' "link": "wlan" (default, cyw43) or "ppp" (network.PPP on UART
+    # "ppp_uart", default 0, at "ppp_baud", default 921600).
+    kind = opts.get("link", "wlan")
+    if kind == "wlan":
+        return board_wlan()
+    if kind != "ppp":
+        raise ValueError("link must be 'wlan' or 'ppp', not %r" % (kind,))
+    import machine
+    import network
+    uart = machine.UART(int(opts.get("ppp_uart", 0)), int(opts.get("ppp_baud", 921600)),
+                        rxbuf=2048, txbuf=2048)
+    return PPPLink(network.PPP(uart))
 
 
 class NetworkManager:

@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { pathToFileURL } from 'node:url';
+import { UART_COMMANDS, attachUart0, newUartState } from './uart_fixes.mjs'; // UART fixes
 
 const NS_PER_CYCLE = 8; // 125 MHz
 const FLASH_BASE = 0x10000000;
@@ -107,6 +108,7 @@ class Board {
     this.profilePin = -1; // profile only while this pin is driven high (-1: always)
     this.profileGate = true;
     this.mcu = null;
+    this.uart = newUartState(); // UART0's host end (uart_fixes.mjs)
     this.powerOn(null);
   }
 
@@ -149,6 +151,7 @@ class Board {
         this.resetPending = { cycle: this.cycles, reason: wd.reason };
       }
     };
+    attachUart0(mcu, this.uart, () => { this.wake = true; }); // UART fixes (uart_fixes.mjs)
     this.mcu = mcu;
     this.resetPending = null;
     this.wake = false;
@@ -600,6 +603,8 @@ const COMMANDS = {
     return { enabled: wd.enable, reason: wd.reason, scratch: Array.from(wd.scratchData) };
   },
 };
+
+Object.assign(COMMANDS, UART_COMMANDS); // uart, uart_fixes (uart_fixes.mjs)
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
