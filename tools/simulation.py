@@ -164,11 +164,16 @@ class Device:
             f.write("up" if up else "down")
 
     def status(self):
-        try:
-            with open(os.path.join(self.data_dir, "sim", "status.json")) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return None
+        # the device replaces status.json as atomic_file does (new -> current, current -> .old):
+        # between its two renames only the .old copy is whole, so read that one then
+        path = os.path.join(self.data_dir, "sim", "status.json")
+        for p in (path, path + ".old"):
+            try:
+                with open(p) as f:
+                    return json.load(f)
+            except (OSError, ValueError):
+                continue
+        return None
 
 
 SIM_ISSUER = "relays-sim-platform"  # iss of the device REST API tokens the platform mints here
