@@ -31,8 +31,8 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import paho.mqtt.client as paho  # noqa: E402
 
-import run_simulation as sim  # noqa: E402
-from run_simulation import wait_for  # noqa: E402
+import simulation as sim  # noqa: E402
+from simulation import wait_for  # noqa: E402
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
