@@ -53,7 +53,7 @@ def own_platform(tmp_path):
 @pytest.fixture
 def sim_device(tmp_path, ntp):
     if not os.path.exists(sim.MICROPYTHON):
-        pytest.skip("no unix build at %s (make unix)" % sim.MICROPYTHON)
+        pytest.fail("no unix build at %s (make unix)" % sim.MICROPYTHON)
     made = []
 
     def make(platform, config=None, desired=None, start=True, **settings):

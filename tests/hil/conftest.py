@@ -35,14 +35,14 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def uf2():
     if not UF2.exists():
-        pytest.skip(f"no firmware at {UF2}: build it with `make firmware` (or set HIL_UF2)")
+        pytest.fail(f"no firmware at {UF2}: build it with `make firmware` (or set HIL_UF2)")
     return UF2
 
 
 @pytest.fixture(scope="session")
 def stock_uf2():
     if not STOCK_UF2.exists():
-        pytest.skip(f"no stock firmware at {STOCK_UF2}: build it with `make firmware-stock` "
+        pytest.fail(f"no stock firmware at {STOCK_UF2}: build it with `make firmware-stock` "
                     "(or set HIL_STOCK_UF2)")
     return STOCK_UF2
 
@@ -92,7 +92,7 @@ def _relaygpio_reason(emu):
 def require_relaygpio(emu):
     reason = _relaygpio_reason(emu)
     if reason:
-        pytest.skip(reason)
+        pytest.fail(reason)
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def test_frozen_app_imports_and_heap(board):
     frozen = {name.split("/", 1)[0] for name in listing.split()}
     missing = [m for m in mods if m not in frozen]
     if missing:
-        pytest.skip(f"firmware {board.uf2} does not freeze {missing} (not built from this manifest)")
+        pytest.fail(f"firmware {board.uf2} does not freeze {missing} (not built from this manifest)")
     out = board.exec(
         "import gc\n"
         "gc.collect()\n"

@@ -55,7 +55,7 @@ def load_natmod(board):
 @pytest.fixture(params=["stock", "own"], ids=["stock-uf2", "own-uf2"])
 def nboard(request):
     if not NATMOD.exists():
-        pytest.skip(f"no armv6m natmod at {NATMOD}: build it with `make natmod`")
+        pytest.fail(f"no armv6m natmod at {NATMOD}: build it with `make natmod`")
     if request.param == "stock":
         uf2, _ = request.getfixturevalue("stock_with_files")({"relaygpio.mpy": NATMOD.read_bytes()})
         board = Emulator(uf2)

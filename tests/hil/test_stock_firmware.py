@@ -37,7 +37,7 @@ def stock_board(request, stock_with_files):
 @pytest.fixture
 def natmod_bytes():
     if not NATMOD.exists():
-        pytest.skip(f"no armv6m natmod at {NATMOD}: build it with `make natmod`")
+        pytest.fail(f"no armv6m natmod at {NATMOD}: build it with `make natmod`")
     return NATMOD.read_bytes()
 
 
