@@ -14,25 +14,7 @@ import secrets
 import pytest
 
 from e2e_harness import OPERATOR_TOKEN, SimDevice, base_config, sim
-
-
-@pytest.fixture(scope="session")
-def ntp(tmp_path_factory):
-    work = tmp_path_factory.mktemp("ntp")
-    responder = sim.NtpResponder(work).start()
-    if responder is None:
-        # the device would run with no clock sync and its time checks would be left out
-        pytest.fail("no NTP responder: tools/ntp_responder.py did not start (see %s/ntp.log)"
-                    % work)
-    yield responder.port
-    responder.stop()
-
-
-@pytest.fixture(scope="session")
-def platform(tmp_path_factory):
-    p = sim.Platform(tmp_path_factory.mktemp("platform"), OPERATOR_TOKEN).start()
-    yield p
-    p.stop()
+from e2e_harness import ntp, platform  # noqa: F401 (session fixtures, shared with tests/mqtt)
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ import secrets
 import sys
 import time
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -143,3 +145,24 @@ class SimDevice:
         except (OSError, ValueError, KeyError):
             pass
         return s
+
+
+# ---- session fixtures shared by tests/e2e and tests/mqtt (imported by their conftest.py) ----
+
+@pytest.fixture(scope="session")
+def ntp(tmp_path_factory):
+    work = tmp_path_factory.mktemp("ntp")
+    responder = sim.NtpResponder(work).start()
+    if responder is None:
+        # the device would run with no clock sync and its time checks would be left out
+        pytest.fail("no NTP responder: tools/ntp_responder.py did not start (see %s/ntp.log)"
+                    % work)
+    yield responder.port
+    responder.stop()
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory):
+    p = sim.Platform(tmp_path_factory.mktemp("platform"), OPERATOR_TOKEN).start()
+    yield p
+    p.stop()

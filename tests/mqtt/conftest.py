@@ -11,22 +11,8 @@ import secrets
 import pytest
 
 from mqtt_harness import DEVICE_USER, WATCHER_USER, Broker, Certs, Watcher, mqtt_block, sim
-from e2e_harness import OPERATOR_TOKEN, SimDevice, base_config
-
-
-@pytest.fixture(scope="session")
-def ntp(tmp_path_factory):
-    responder = sim.NtpResponder(tmp_path_factory.mktemp("ntp")).start()
-    yield responder.port if responder else None
-    if responder:
-        responder.stop()
-
-
-@pytest.fixture(scope="session")
-def platform(tmp_path_factory):
-    p = sim.Platform(tmp_path_factory.mktemp("platform"), OPERATOR_TOKEN).start()
-    yield p
-    p.stop()
+from e2e_harness import SimDevice, base_config
+from e2e_harness import ntp, platform  # noqa: F401 (session fixtures)
 
 
 @pytest.fixture(scope="session")
