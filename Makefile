@@ -134,6 +134,7 @@ $(NATMOD_ARM): $(NATMOD_DEPS)
 # A BOARD that needs submodules we cannot fetch here (RPI_PICO_W: cyw43-driver,
 # btstack) must come from a full checkout: make firmware BOARD=RPI_PICO_W MPY_DIR=...
 FW_CMAKE_ARGS := -DMICROPY_LIB_DIR=$(MPYLIB_STUB) -Dpicotool_DIR=$(CACHE)/picotool/picotool
+PICOTOOL := $(CACHE)/picotool/picotool/picotool
 
 firmware: $(UF2) ## build the RP2040 firmware (BOARD=RPI_PICO by default)
 $(UF2): $(STAMPS)/rp2-sources $(STAMPS)/microdot $(MPY_CROSS) $(RELAYGPIO_SRC) $(ROOT)/cmodules/relaygpio/micropython.cmake \
@@ -150,6 +151,7 @@ $(UF2): $(STAMPS)/rp2-sources $(STAMPS)/microdot $(MPY_CROSS) $(RELAYGPIO_SRC) $
 	CMAKE_ARGS="$(FW_CMAKE_ARGS)" $(MAKE) -C $(MPY_DIR)/ports/rp2 -j$(JOBS) BOARD=$(BOARD) BUILD=$(FW_BUILD) \
 		$(if $(REPO_BOARD_DIR),BOARD_DIR=$(REPO_BOARD_DIR)) \
 		USER_C_MODULES=$(ROOT)/cmodules/micropython.cmake FROZEN_MANIFEST=$(ROOT)/manifest.py
+	@$(ROOT)/tools/check_flash_layout.sh $(PICOTOOL) $@ || { rm -f $@; exit 1; }
 	@touch $@
 	@$(ROOT)/tools/firmware_report.sh $(FW_BUILD)
 
@@ -159,6 +161,7 @@ firmware-stock: $(STOCK_UF2) ## the stock RPI_PICO firmware (no user C modules),
 $(STOCK_UF2): $(STAMPS)/rp2-sources $(MPY_CROSS) $(ROOT)/tools/manifest_stock.py
 	CMAKE_ARGS="$(FW_CMAKE_ARGS)" $(MAKE) -C $(MPY_DIR)/ports/rp2 -j$(JOBS) BOARD=RPI_PICO \
 		BUILD=$(STOCK_BUILD) FROZEN_MANIFEST=$(ROOT)/tools/manifest_stock.py
+	@$(ROOT)/tools/check_flash_layout.sh $(PICOTOOL) $@ || { rm -f $@; exit 1; }
 	@touch $@
 	@$(ROOT)/tools/firmware_report.sh $(STOCK_BUILD)
 

@@ -12,7 +12,8 @@ The geometry, and where it comes from in ports/rp2:
   flash size 2 MB            PICO_FLASH_SIZE_BYTES of the pico board (pico-sdk boards/pico.h)
   filesystem 1408 KB at the end of flash: offset 0xa0000
                              MICROPY_HW_FLASH_STORAGE_BYTES (boards/RPI_PICO), ..._BASE
-                             = flash size - storage bytes (rp2_flash.c), no ROMFS in 1.25
+                             = flash size - storage bytes (rp2_flash.c), no ROMFS in 1.25;
+                             --storage-kb for other boards (RELAYS_PICO_PPP: 848, at 0x12c000)
   block 4096 B, 352 blocks   rp2.Flash block size FLASH_SECTOR_SIZE (rp2_flash.c)
   read 32, prog 256, lookahead 32
                              modules/_boot.py: vfs.VfsLfs2(bdev, progsize=256), readsize and
@@ -39,11 +40,11 @@ RP2040_FAMILY = 0xE48BFF56
 UF2_PAYLOAD = 256  # bytes of flash per UF2 block, as picotool writes them
 
 
-def littlefs_image(files):
-    """The whole filesystem region (STORAGE_BYTES) holding files: {name: bytes}."""
+def littlefs_image(files, storage_bytes=STORAGE_BYTES):
+    """The whole filesystem region (storage_bytes) holding files: {name: bytes}."""
     from littlefs import LittleFS
 
-    fs = LittleFS(block_size=BLOCK_SIZE, block_count=STORAGE_BYTES // BLOCK_SIZE,
+    fs = LittleFS(block_size=BLOCK_SIZE, block_count=storage_bytes // BLOCK_SIZE,
                   read_size=READ_SIZE, prog_size=PROG_SIZE, lookahead_size=LOOKAHEAD,
                   disk_version=DISK_VERSION)
     for name, data in files.items():
@@ -51,7 +52,7 @@ def littlefs_image(files):
             f.write(data)
     fs.unmount()
     image = bytes(fs.context.buffer)
-    assert len(image) == STORAGE_BYTES, len(image)
+    assert len(image) == storage_bytes, len(image)
     return image
 
 
@@ -88,16 +89,19 @@ def uf2_bytes(blocks):
     return bytes(out)
 
 
-def build(out, files, firmware=None):
-    """Writes the UF2 (firmware blocks first if given); returns the image's byte counts."""
-    image = littlefs_image(files)
-    fs = image_blocks(image)
+def build(out, files, firmware=None, storage_bytes=STORAGE_BYTES):
+    """Writes the UF2 (firmware blocks first if given); returns the image's byte counts.
+    storage_bytes: the board's MICROPY_HW_FLASH_STORAGE_BYTES (the filesystem ends at the
+    end of flash)."""
+    offset = FLASH_BYTES - storage_bytes
+    image = littlefs_image(files, storage_bytes)
+    fs = image_blocks(image, offset)
     fw = uf2_blocks(firmware) if firmware else []
     if fw:
         top = max(a + len(p) for a, p in fw) - FLASH_BASE
-        if top > STORAGE_OFFSET:
+        if top > offset:
             raise ValueError(f"{firmware}: the firmware reaches 0x{top:x}, past the "
-                             f"filesystem at 0x{STORAGE_OFFSET:x}")
+                             f"filesystem at 0x{offset:x}")
     data = uf2_bytes(fw + fs)
     Path(out).write_bytes(data)
     return {"uf2": len(data), "filesystem": len(image), "programmed": len(fs) * UF2_PAYLOAD}
@@ -107,6 +111,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="the UF2 to write")
     ap.add_argument("--firmware", help="a firmware UF2 to put first in the output")
+    ap.add_argument("--storage-kb", type=int, default=STORAGE_BYTES // 1024,
+                    help="the board's filesystem size in KB (default: RPI_PICO's 1408)")
     ap.add_argument("files", nargs="*", help="FILE or FILE=NAME, stored as /NAME")
     args = ap.parse_args(argv)
     files = {}
@@ -116,9 +122,12 @@ def main(argv=None):
         if not name or "/" in name.strip("/"):
             ap.error(f"{spec}: NAME must be a plain file name")
         files[name.strip("/")] = Path(src).read_bytes()
-    sizes = build(args.out, files, args.firmware)
+    storage = args.storage_kb * 1024
+    if storage % BLOCK_SIZE or not 0 < storage < FLASH_BYTES:
+        ap.error(f"--storage-kb {args.storage_kb}: not a whole number of 4 KB blocks inside flash")
+    sizes = build(args.out, files, args.firmware, storage)
     print(f"{args.out}: {sizes['uf2']} bytes; littlefs2 {sizes['filesystem']} bytes at flash "
-          f"0x{STORAGE_OFFSET:x} ({sizes['programmed']} bytes programmed) with "
+          f"0x{FLASH_BYTES - storage:x} ({sizes['programmed']} bytes programmed) with "
           f"{', '.join('/' + n for n in files) or 'no files'}")
 
 
