@@ -92,7 +92,20 @@ def board_opts(opts):
     if link.get("link", "wlan") != "wlan" and opts.get("wlan") is None:
         from iotlib.network_manager import board_link
         opts["wlan"] = board_link(link)
+    if opts.get("wlan") is not None:
+        # a link other than the cyw43 WLAN has no network name or password to join with
+        opts.setdefault("wifi_ssid", None)
+        opts.setdefault("wifi_password", None)
     return opts
+
+
+REQUIRED = ("device_id", "device_key", "service_discovery_url", "relay_pins",
+            "wifi_ssid", "wifi_password")
+
+
+def missing_opts(opts):
+    # named here, or RelaysController would fail with a bare "missing positional argument"
+    return [k for k in REQUIRED if k not in opts]
 
 
 def board():
@@ -111,6 +124,10 @@ def board():
         opts = board_opts(opts)
     except (ImportError, OSError, ValueError) as e:  # e.g. "ppp" on a firmware without PPP
         print("main: no network link (%s); RelaysController not started" % e)
+        return
+    lack = missing_opts(opts)
+    if lack:
+        print("main: %s lacks %s; RelaysController not started" % (BOARD_CONFIG, ", ".join(lack)))
         return
     run(opts)
 

@@ -102,6 +102,8 @@ class RelaysController:
             ctx.verify_mode = tls.CERT_REQUIRED
             ctx.load_verify_locations(ca)
             http_client.set_tls_context(ctx)
+            if not self.simulate:
+                http_client.reserve_tls_heap()  # before the heap fragments
 
         self.alarms = _LocalAlarms()
         self.alarm_listeners = []  # fn(key, message, severity) for each alarm (MQTT)

@@ -12,6 +12,7 @@ try:
     import json
 except ImportError:
     import ujson as json
+import gc
 try:
     from errno import errorcode
 except ImportError:
@@ -35,6 +36,20 @@ received = 0                # bytes read from the network by this client, all re
 
 _link_check = None          # callable -> False while the network is known to be down
 _tls_context = None         # tls.SSLContext for https, set by the application
+
+# mbedtls takes a ~16.7 KB input and a ~4.4 KB output buffer per session, each in one piece of
+# the GC heap. On a board a long-running heap keeps enough free bytes but no piece that big
+# (seen on the RP2040: 82 KB free, largest piece 13.5 KB, every handshake ENOMEM). So https
+# sessions run one at a time, and reserve_tls_heap() holds a block for them between sessions.
+TLS_RESERVE = 24 * 1024
+# the input buffer in GC blocks: MBEDTLS_SSL_IN_BUFFER_LEN 16,717 B (MicroPython 1.25's
+# mbedtls config) + 8 B of m_tracked_calloc's list node, in 16 B blocks
+TLS_RESERVE_MIN = const(16736)
+_reserve_size = 0
+_reserve = None
+_tls_lock = asyncio.Lock()
+tls_sessions = 0            # https exchanges begun (for the counters)
+tls_waits = 0               # ... that waited for another one to end first
 
 
 class HTTPError(OSError):
@@ -69,6 +84,31 @@ def set_tls_context(ctx):
     # ctx.load_verify_locations(ca_der_bytes)
     global _tls_context
     _tls_context = ctx
+
+
+def reserve_tls_heap(size=TLS_RESERVE):
+    # at start-up on a board, before the heap fragments; size 0 gives the block back for good
+    global _reserve, _reserve_size
+    _reserve = None
+    _reserve_size = size
+    _retake()
+
+
+def _retake():
+    # the largest block up to the reserve's size: where the last session's input buffer was
+    # there is always room for the next one, even when small objects took the rest
+    global _reserve
+    if not _reserve_size or _reserve is not None:
+        return
+    size = _reserve_size
+    while True:
+        try:
+            _reserve = bytearray(size)
+            return
+        except MemoryError:
+            if size == TLS_RESERVE_MIN:
+                return  # taken again when a later session ends
+            size = max(size - 1024, TLS_RESERVE_MIN)
 
 
 def _default_tls():
@@ -235,6 +275,8 @@ async def _exchange(method, scheme, host, port, path, body, headers, max_body, w
     finally:
         try:
             writer.close()
+            if ssl:
+                _retake()  # close() freed the session's buffers: take the block before others run
             await writer.wait_closed()
         except Exception:
             pass
@@ -320,12 +362,28 @@ async def request(method, url, body=None, headers=None, timeout_ms=5000, max_bod
         body = body.encode()
     if _link_check is not None and not _link_check():
         raise HTTPError("%s: no network link" % what)
+    run = _tls_exchange if scheme == "https" else _exchange
     try:
         return await asyncio.wait_for_ms(
-            _exchange(method, scheme, host, port, path, body, hdrs,
-                      MAX_BODY if max_body is None else max_body, what), timeout_ms)
+            run(method, scheme, host, port, path, body, hdrs,
+                MAX_BODY if max_body is None else max_body, what), timeout_ms)
     except asyncio.TimeoutError:
         raise HTTPError("%s: no complete response within %d ms" % (what, timeout_ms))
+
+
+async def _tls_exchange(*args):
+    global _reserve, tls_sessions, tls_waits
+    tls_sessions += 1
+    if _tls_lock.locked():
+        tls_waits += 1
+    async with _tls_lock:
+        if _reserve is not None:
+            _reserve = None
+            gc.collect()  # the block is free only once collected
+        try:
+            return await _exchange(*args)
+        finally:
+            _retake()  # the session's buffers are freed when its socket closes
 
 
 def _has(hdrs, name):

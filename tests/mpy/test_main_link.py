@@ -23,3 +23,17 @@ def test_given_backend_is_kept():
     marker = object()
     got = main.board_opts({"device_id": "d1", "link": "ppp", "wlan": marker})
     true(got["wlan"] is marker and "link" not in got, "an explicit wlan wins")
+
+
+def test_ppp_link_needs_no_wifi_credentials():
+    marker = object()
+    got = main.board_opts({"device_id": "d1", "link": "ppp", "wlan": marker})
+    eq((got["wifi_ssid"], got["wifi_password"]), (None, None), "no WiFi to join over PPP")
+    eq(main.missing_opts(dict(got, device_key="k", service_discovery_url="https://p",
+                              relay_pins={"r1": 2})), [], "complete for a PPP board")
+
+
+def test_missing_options_are_named():
+    eq(main.missing_opts({"device_id": "d1", "relay_pins": {}}),
+       ["device_key", "service_discovery_url", "wifi_ssid", "wifi_password"],
+       "each missing key, WiFi ones included on the cyw43 WLAN")
