@@ -24,6 +24,10 @@ class AuthError(OSError):
     pass
 
 
+REGISTER_BACKOFF_MS = 1000       # after a failed registration, doubling to
+REGISTER_BACKOFF_MAX_MS = 60000
+
+
 def proof(key, device_id, timestamp, nonce):
     msg = ("%s|%d|%s" % (device_id, timestamp, nonce)).encode()
     return hexlify(hmac_sha256(key.encode(), msg)).decode()
@@ -62,7 +66,8 @@ class AuthManager:
         self._refresh_at = None   # ticks_ms
         self._lock = asyncio.Lock()
         self._key_stat = None
-        self._retry_at = None
+        self._retry_at = None     # ticks_ms before which no registration is tried
+        self._backoff = REGISTER_BACKOFF_MS
         logger.add_secret(device_key)
         self._check_key_file()
 
@@ -114,10 +119,23 @@ class AuthManager:
         return int(time.time()) + self.clock_offset
 
     async def register(self):
+        # every caller (config, state, heartbeat, alarms) comes through here when a token is
+        # due: after a failure they all wait out the same backoff instead of each trying
         async with self._lock:
             if not self._due():
                 return
-            await self._register()
+            if self._retry_at is not None:
+                wait = time.ticks_diff(self._retry_at, time.ticks_ms())
+                if wait > 0:
+                    raise AuthError("not registered (next attempt in %d ms)" % wait)
+            try:
+                await self._register()
+            except OSError:
+                self._retry_at = time.ticks_add(time.ticks_ms(), self._backoff)
+                self._backoff = min(self._backoff * 2, REGISTER_BACKOFF_MAX_MS)
+                raise
+            self._backoff = REGISTER_BACKOFF_MS
+            self._retry_at = None
 
     async def _register(self, retried=False):
         ts = self.now()
@@ -213,17 +231,14 @@ class AuthManager:
     # ---- task ----
 
     async def run(self):
-        backoff = 1000
         while True:
             self._check_key_file()
             if self._due() and (self.net is None or self.net.up) and (
                     self._retry_at is None or time.ticks_diff(time.ticks_ms(), self._retry_at) >= 0):
                 try:
                     await self.register()
-                    backoff = 1000
-                    self._retry_at = None
                 except OSError as e:
-                    _log.warning("registration failed", error=e, retry_ms=backoff)
-                    self._retry_at = time.ticks_add(time.ticks_ms(), backoff)
-                    backoff = min(backoff * 2, 60000)
+                    _log.warning("registration failed", error=e,
+                                 retry_ms=time.ticks_diff(self._retry_at, time.ticks_ms())
+                                 if self._retry_at is not None else 0)
             await asyncio.sleep_ms(500)

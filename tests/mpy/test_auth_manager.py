@@ -22,3 +22,63 @@ def test_register_url():
     eq(am.register_url("http://h:8080/"), "http://h:8080/v1/devices/register", "base slash")
     eq(am.register_url("http://h/v1/devices/register"), "http://h/v1/devices/register", "full")
     eq(am.register_url("https://h/api/devices"), "https://h/api/devices/register", "seed style")
+
+
+def test_failed_registration_backs_off_for_every_caller():
+    # a platform answering 503: the config, state, heartbeat and alarm tasks all ask for
+    # headers; after one failed attempt none of them tries again before the backoff ends
+    try:
+        import asyncio
+    except ImportError:
+        import uasyncio as asyncio
+    import time
+    from check import true
+
+    posts = []
+
+    async def handle(reader, writer):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = await reader.read(512)
+            if not d:
+                break
+            head += d
+        posts.append(head.split(b"\r\n")[0])
+        writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main():
+        import os
+        for _ in range(50):  # no getsockname() here: random high ports until one binds
+            port = 20000 + int.from_bytes(os.urandom(2), "big") % 20000
+            try:
+                server = await asyncio.start_server(handle, "127.0.0.1", port)
+                break
+            except OSError:
+                continue
+        a = am.AuthManager("pico-b", "k" * 32, "http://127.0.0.1:%d/v1/devices/register" % port)
+        a._backoff = 200
+        errors = []
+        for _ in range(6):
+            try:
+                await a.headers()
+            except am.AuthError as e:
+                errors.append(str(e))
+        eq(len(posts), 1, "one attempt for six callers")
+        true(errors[0].startswith("registration refused: 503"), errors[0])
+        true(all(e.startswith("not registered (next attempt in") for e in errors[1:]), errors)
+        t0 = time.ticks_ms()
+        while len(posts) < 2 and time.ticks_diff(time.ticks_ms(), t0) < 5000:
+            try:
+                await a.headers()
+            except am.AuthError:
+                pass
+            await asyncio.sleep_ms(20)
+        eq(len(posts), 2, "tried again once the backoff ended")
+        true(a._backoff == 800, "the backoff doubled twice: %d" % a._backoff)
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
