@@ -15,6 +15,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { UART_COMMANDS, attachUart0, newUartState } from './uart_fixes.mjs'; // UART fixes
+import { FLASH_COMMANDS, attachFlashWrites, newFlashState } from './flash_writes.mjs'; // flash writes
 
 const NS_PER_CYCLE = 8; // 125 MHz
 const FLASH_BASE = 0x10000000;
@@ -109,6 +110,7 @@ class Board {
     this.profileGate = true;
     this.mcu = null;
     this.uart = newUartState(); // UART0's host end (uart_fixes.mjs)
+    this.flashWrites = newFlashState(); // flash program/erase (flash_writes.mjs)
     this.powerOn(null);
   }
 
@@ -121,9 +123,11 @@ class Board {
   }
 
   // A fresh chip; `keep` carries the watchdog's scratch registers and REASON over a
-  // watchdog reset (the rest of the chip, USB included, starts over).
+  // watchdog reset (the rest of the chip, USB included, starts over). Flash keeps what the
+  // board wrote to it: the UF2's image only on the first power-on.
   powerOn(keep) {
     const { RP2040, USBCDC } = this.lib;
+    const flash = this.mcu ? this.mcu.flash : this.flashImage;
     if (this.mcu) {
       this.baseNs += this.mcu.clock.nanos;
     }
@@ -135,7 +139,7 @@ class Board {
       error: (name, msg) => this.warn(name, `error: ${msg}`),
     };
     mcu.loadBootrom(this.bootrom); // also resets, which erases flash: load flash after
-    mcu.flash.set(this.flashImage);
+    mcu.flash.set(flash);
     const wd = mcu.peripherals[0x40058];
     if (keep) {
       wd.scratchData.set(keep.scratch);
@@ -152,6 +156,7 @@ class Board {
       }
     };
     attachUart0(mcu, this.uart, () => { this.wake = true; }); // UART fixes (uart_fixes.mjs)
+    attachFlashWrites(mcu, this.flashWrites); // flash program/erase (flash_writes.mjs)
     this.mcu = mcu;
     this.resetPending = null;
     this.wake = false;
@@ -605,6 +610,7 @@ const COMMANDS = {
 };
 
 Object.assign(COMMANDS, UART_COMMANDS); // uart, uart_fixes (uart_fixes.mjs)
+Object.assign(COMMANDS, FLASH_COMMANDS); // flash_writes, flash_read (flash_writes.mjs)
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));

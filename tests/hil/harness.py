@@ -177,6 +177,19 @@ class Emulator:
         r = self.call("profile", on=bool(on), **kw)
         return {pc: c for pc, c in r.get("pcs", [])}
 
+    def flash_read(self, offset, length):
+        """`length` bytes of the board's flash from `offset` (from the start of flash, not an
+        XIP address), as the board would read them now."""
+        return bytes.fromhex(self.call("flash_read", offset=int(offset), length=int(length))["hex"])
+
+    def flash_writes(self, on=None):
+        """Flash program/erase emulation (flash_writes.mjs): on=False loses every write, as
+        upstream rp2040js does; returns its state and counters (frames, programs, programmed,
+        erases, erased)."""
+        kw = {} if on is None else {"on": bool(on)}
+        r = self.call("flash_writes", **kw)
+        return {k: v for k, v in r.items() if k not in ("id", "ok")}
+
     def close(self):
         if self.proc and self.proc.poll() is None:
             try:
