@@ -216,9 +216,11 @@ class AuthManager:
             if headers:
                 for k in headers:
                     h[k] = headers[k]
+            t0 = time.ticks_ms()
             r = await http_client.request(method, target, body, h,
                                           timeout_ms or self.timeout_ms, max_body)
-            _log.debug("http", method=method, url=target, status=r.status, headers=h)
+            _log.debug("http", method=method, url=target, status=r.status, headers=h,
+                       ms=time.ticks_diff(time.ticks_ms(), t0))
             if r.status != 401 or attempt:
                 return r
             try:

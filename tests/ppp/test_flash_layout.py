@@ -21,3 +21,6 @@ def test_firmware_ends_below_the_filesystem_it_reports(ppp_board, ppp_uf2):
     fs_start = littlefs_image.FLASH_BYTES - storage
     top = max(a + len(p) for a, p in littlefs_image.uf2_blocks(ppp_uf2)) - littlefs_image.FLASH_BASE
     assert top <= fs_start, f"firmware reaches 0x{top:x}, filesystem starts at 0x{fs_start:x}"
+    # and the filesystem the board formatted and mounted at its first boot is that region
+    st = emu.eval("__import__('os').statvfs('/')")
+    assert st[0] * st[2] == storage
