@@ -13,7 +13,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["emulated_cycles.py", "unix_ops.py", "memory.py", "rest_load.py", "tls_handshake.py",
-           "mqtt_roundtrip.py", "ppp_board.py"]
+           "mqtt_roundtrip.py", "ppp_board.py", "controller_on_chip.py"]
 
 
 def main(argv=None):

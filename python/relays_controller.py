@@ -12,6 +12,7 @@
 # unix port cannot reboot itself; tools/simulation.py and the tests restart it).
 # The device REST API (iotlib/rest_service.py) is attached as an extension unless rest=False.
 import asyncio
+import gc
 import sys
 
 from iotlib import atomic_file, events, logger
@@ -321,8 +322,10 @@ class RelaysController:
         atomic_file.write_json(path, b)
         self.boot = b
         self.watchdog.load_history(b.get("stuck_reset"))
+        gc.collect()
         _log.info("boot", device_id=self.device_id, version=self.firmware_version,
-                  boots=b["boots"], reset_cause=cause, simulate=self.simulate)
+                  boots=b["boots"], reset_cause=cause, simulate=self.simulate,
+                  heap_free=gc.mem_free())
 
     def _save_stuck_history(self, doc):
         # the stuck-reset history must survive the reset it precedes: into the boot record now
