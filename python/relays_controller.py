@@ -211,6 +211,7 @@ class RelaysController:
             second_source=lambda: self.auth.now() if self.auth.registered else None,
             floor_path=self.data_dir + "/time_floor")
         self.watchdog.on_resync = self.timesync.resync
+        self.timesync.on_first_sync = self.auth.retry_now
         self._ota_setup(cfg)
 
     def _ota_setup(self, cfg):

@@ -110,6 +110,11 @@ class AuthManager:
         self._refresh_at = None
         self._retry_at = None
 
+    def retry_now(self):
+        # the clock was just set: a certificate refused as "not yet valid" may pass now
+        self._retry_at = None
+        self._backoff = REGISTER_BACKOFF_MS
+
     def _due(self):
         return self.token is None or (
             self._refresh_at is not None and time.ticks_diff(time.ticks_ms(), self._refresh_at) >= 0)

@@ -144,6 +144,7 @@ class TimeSyncManager:
         self.set_servers(servers)
         self._wake = asyncio.Event()
         self.synced = False
+        self.on_first_sync = None  # fn(): e.g. retry what needed a true clock (TLS checks)
         self.offset_ms = 0       # wall clock minus local clock, applied by now()
         self.last_offset_ms = 0  # what the last sync measured (before any RTC set)
         self.last_delay_ms = 0
@@ -344,6 +345,8 @@ class TimeSyncManager:
         self._raise_floor(_local_ms() + self.offset_ms)
         self.log.info("time synchronised", server=server, offset_ms=offset, delay_ms=delay,
                       first=first)
+        if first and self.on_first_sync is not None:
+            self.on_first_sync()
 
     async def run(self):
         """Sync now, then every period_s (retrying sooner after a failure)."""
