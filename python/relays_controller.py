@@ -212,6 +212,8 @@ class RelaysController:
             floor_path=self.data_dir + "/time_floor")
         self.watchdog.on_resync = self.timesync.resync
         self.timesync.on_first_sync = self.auth.retry_now
+        # an attempt made before the link was up failed: the next one need not wait its retry
+        self.net.on_change(lambda up: up and not self.timesync.synced and self.timesync.resync())
         self._ota_setup(cfg)
 
     def _ota_setup(self, cfg):
