@@ -13,7 +13,7 @@ import time
 
 from binascii import hexlify
 
-from iotlib import http_client, logger
+from iotlib import http_client, logger, platform_url
 from iotlib.hmac_sha256 import hmac_sha256
 
 _log = logger.get("auth")
@@ -22,6 +22,14 @@ REGISTER_PATH = "/v1/devices/register"
 
 class AuthError(OSError):
     pass
+
+
+def _check_services(services):
+    # {name: URL} from the registration answer; each URL as strict as the platform URL
+    if not isinstance(services, dict):
+        raise ValueError("registration answer: services is not an object")
+    for name in services:
+        platform_url.check(services[name], "service %r URL" % name)
 
 
 REGISTER_BACKOFF_MS = 1000       # after a failed registration, doubling to
@@ -179,6 +187,13 @@ class AuthManager:
         except (KeyError, TypeError, ValueError) as e:
             self.failures += 1
             raise AuthError("registration answer lacks %s" % e)
+        try:
+            _check_services(services)
+        except ValueError as e:
+            # the token would travel to these URLs: a plain one would show it to the network
+            self.failures += 1
+            self._fail("auth.service_url", str(e))
+            raise AuthError(str(e))
         _log.debug("register answer", body=r.body)
         self.token = token
         self.tenant = tenant

@@ -82,3 +82,18 @@ def test_failed_registration_backs_off_for_every_caller():
         await server.wait_closed()
 
     asyncio.run(main())
+
+
+def test_service_urls_are_as_strict_as_the_platform_url():
+    from check import raises
+    am._check_services({"config": "https://p.example/v1/config",
+                        "heartbeat": "http://127.0.0.1:8080/v1/heartbeat"})
+    raises(ValueError, "service 'heartbeat' URL 'http://p.example/v1/heartbeat': plain http is "
+           "allowed only to loopback (127.0.0.0/8, ::1, localhost); use https://", am._check_services,
+           {"config": "https://p.example/v1/config",
+            "heartbeat": "http://p.example/v1/heartbeat"})
+    raises(ValueError, "registration answer: services is not an object", am._check_services,
+           ["https://p/x"])
+    raises(ValueError, "service 'state' URL 'ftp://p/state': scheme must be https (or http to "
+           "loopback)",
+           am._check_services, {"state": "ftp://p/state"})
