@@ -155,6 +155,8 @@ class PPPLink:
     # (no authentication: ssid and key are not used); the link is up once IPCP has given the
     # device its address. A peer that hangs up or dies leaves the PPP object in an error
     # state, which reads as a failed join, so the manager backs off and connects again.
+    KIND = "PPP"  # names the link in the manager's log lines
+
     def __init__(self, ppp):
         self.ppp = ppp
         self._active = False
@@ -220,6 +222,7 @@ class NetworkManager:
         self._ticks_ms = ticks_ms or time.ticks_ms  # tests pass the loop's virtual clock
         self.password = password
         self.wlan = wlan
+        self._kind = getattr(wlan, "KIND", "WiFi")  # "PPP" for a PPPLink
         self.connect_timeout_ms = connect_timeout_ms
         self.backoff_min_ms = backoff_min_ms
         self.backoff_max_ms = backoff_max_ms
@@ -348,7 +351,7 @@ class NetworkManager:
         if self.connects > 1:
             self.reconnects += 1
         self.last_error = None
-        _log.info("WiFi connected", ssid=self.ssid, ip=self.wlan.ifconfig()[0],
+        _log.info(self._kind + " connected", ssid=self.ssid, ip=self.wlan.ifconfig()[0],
                   attempts=self.attempts, reconnects=self.reconnects)
         self._set(True)
 
@@ -362,7 +365,7 @@ class NetworkManager:
                 continue
             if self.up:
                 self.drops += 1
-                _log.warning("WiFi link lost", ssid=self.ssid)
+                _log.warning(self._kind + " link lost", ssid=self.ssid)
                 self._set(False)
             if await self._join():
                 failures = 0
@@ -370,6 +373,6 @@ class NetworkManager:
             else:
                 delay = self._backoff(failures)
                 failures += 1
-                _log.warning("WiFi join failed", ssid=self.ssid, error=self.last_error,
+                _log.warning(self._kind + " join failed", ssid=self.ssid, error=self.last_error,
                              retry_ms=delay)
                 await asyncio.sleep_ms(delay)

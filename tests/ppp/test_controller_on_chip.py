@@ -37,7 +37,7 @@ def gp(c):
 
 def test_registers_applies_config_syncs_time_and_heartbeats(chip):
     c = chip
-    up = c.wait_log("WiFi connected", 120)
+    up = c.wait_log("PPP connected", 120)
     assert up[0]["ip"] == "10.0.2.15"  # the address the host's PPP peer assigned
     reg = c.wait_log("registered", 300)
     assert (reg[0]["tenant"], reg[0]["namespace"]) == (c.cloud.tenant, c.cloud.namespace)
