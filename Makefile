@@ -59,7 +59,7 @@ clean: ## remove build output (.cache/build) and bench results
 
 # ---- set-up ----
 
-deps: $(STAMPS)/host $(STAMPS)/sources $(STAMPS)/venv $(STAMPS)/microdot $(STAMPS)/npm $(STAMPS)/browser ## fetch and set up sources, venv, microdot, npm, browser
+deps: $(STAMPS)/host $(STAMPS)/sources $(MPY_PATCHED) $(STAMPS)/venv $(STAMPS)/microdot $(STAMPS)/npm $(STAMPS)/browser ## fetch and set up sources, venv, microdot, npm, browser
 
 $(STAMPS)/host: $(ROOT)/tools/deps.sh
 	$(ROOT)/tools/deps.sh host
@@ -104,6 +104,16 @@ ifndef OWN_MPY
 endif
 	@touch $@
 
+# the project's fixes to the MicroPython source (patches/micropython): applied to the fetched
+# tree only; a user's own tree (MPY_DIR=) is left as it is, with a notice when the PPP board builds
+MPY_PATCHES := $(wildcard $(ROOT)/patches/micropython/*.patch)
+ifndef OWN_MPY
+MPY_PATCHED := $(STAMPS)/mpy-patches
+$(MPY_PATCHED): $(STAMPS)/sources $(MPY_PATCHES) $(ROOT)/tools/deps.sh
+	$(ROOT)/tools/deps.sh mpy-patches
+	@touch $@
+endif
+
 # ---- builds ----
 
 $(MPY_CROSS): $(STAMPS)/sources
@@ -139,7 +149,8 @@ PICOTOOL := $(CACHE)/picotool/picotool/picotool
 firmware: $(UF2) ## build the RP2040 firmware (BOARD=RPI_PICO by default)
 $(UF2): $(STAMPS)/rp2-sources $(STAMPS)/microdot $(MPY_CROSS) $(RELAYGPIO_SRC) $(ROOT)/cmodules/relaygpio/micropython.cmake \
 		$(ROOT)/cmodules/micropython.cmake $(PY_SRC) $(ROOT)/manifest.py $(ROOT)/python/manifest.py \
-		$(wildcard $(ROOT)/boards/$(BOARD)/*) $(if $(REPO_BOARD),$(STAMPS)/lwip)
+		$(wildcard $(ROOT)/boards/$(BOARD)/*) $(if $(REPO_BOARD),$(STAMPS)/lwip $(MPY_PATCHED) $(MPY_PATCHES))
+	@$(if $(and $(REPO_BOARD),$(OWN_MPY)),echo "notice: $(MPY_DIR) is not patched (patches/micropython): the first request on a new connection may wait up to 250 ms")
 	@$(if $(REPO_BOARD),test -n "$$(ls -A $(MPY_DIR)/lib/lwip 2>/dev/null)" || \
 		{ echo "error: BOARD=$(BOARD) needs lwIP in $(MPY_DIR)/lib/lwip (tools/deps.sh lwip)" >&2; exit 1; }, \
 		$(ROOT)/tools/check_board.sh $(MPY_DIR) $(BOARD))

@@ -14,10 +14,12 @@ time and cached (cycles), Ed25519 verify of a manifest-sized message (ms), POST 
 lowest heap sampled (control port, after a collection) while four clients are served.
 
 FIRST DATA: each POST is a new connection whose request follows the handshake at once, as
-HTTP clients send it. modlwip refuses data for a connection not yet accept()ed
-(_lwip_tcp_recv_unaccepted returns ERR_BUF) and lwIP hands refused data over again only from
-tcp_fasttmr, every 250 ms: most of the time to the pin is that wait (the core sleeps), not
-work. This is the firmware's behaviour, not the emulator's: real silicon does the same."""
+HTTP clients send it. MicroPython 1.25's modlwip refuses data for a connection not yet
+accept()ed (_lwip_tcp_recv_unaccepted returns ERR_BUF) and lwIP hands refused data over again
+only from tcp_fasttmr, every 250 ms: the time to the pin was ~215-230 ms, mostly that wait.
+patches/micropython/modlwip-refused-data-on-accept.patch (applied by tools/deps.sh mpy-patches)
+hands it over at accept(): p50 ~16 ms (bare microdot) and ~27 ms (REST API) to the pin. A UF2
+built from an unpatched tree (MPY_DIR=) still shows the wait, on the chip as on silicon."""
 
 import argparse
 import http.client

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches and builds every outside dependency into the git-ignored cache.
 # Each step is idempotent: a stamp file marks it done, so a second run is quick.
-# Usage: tools/deps.sh STEP...   (steps: host mpy picosdk lwip picotool venv npm browser all)
+# Usage: tools/deps.sh STEP...   (steps: host mpy mpy-patches picosdk lwip picotool venv npm browser all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -170,6 +170,41 @@ step_lwip() {
     mark lwip
 }
 
+# ---- the project's fixes to the MicroPython source (patches/micropython/*.patch, name order) ----
+# The tree may be shared by several checkouts (and re-extracted by step_mpy), so the tree itself
+# records what is in it: a copy of each applied patch in $MPY_TREE/.project-patches. A patch that
+# changed or left the repo is reversed first, then the current ones are applied; under a lock.
+MPY_PATCH_DIR=$ROOT/patches/micropython
+step_mpy_patches() {
+    step_mpy
+    local applied=$MPY_TREE/.project-patches p name
+    mkdir -p "$applied"
+    (
+        flock 9
+        for p in "$applied"/*.patch; do
+            [ -f "$p" ] || continue
+            name=$(basename "$p")
+            cmp -s "$p" "$MPY_PATCH_DIR/$name" && continue
+            log "reverting MicroPython patch $name"
+            patch -d "$MPY_TREE" -p1 -R -s -f < "$p" || { log "cannot revert $name in $MPY_TREE"; exit 1; }
+            rm -f "$p"
+        done
+        for p in "$MPY_PATCH_DIR"/*.patch; do
+            [ -f "$p" ] || continue
+            name=$(basename "$p")
+            [ -f "$applied/$name" ] && continue
+            # already in (applied by hand, or the record was lost): only record it
+            if ! patch -d "$MPY_TREE" -p1 -R --dry-run -s -f < "$p" >/dev/null 2>&1; then
+                log "patching MicroPython: $name"
+                patch -d "$MPY_TREE" -p1 -N -s -f -r - --no-backup-if-mismatch < "$p" ||
+                    { log "$name does not apply to $MPY_TREE"; exit 1; }
+            fi
+            cp "$p" "$applied/$name"
+        done
+    ) 9> "$applied/.lock"
+    cat "$MPY_PATCH_DIR"/*.patch 2>/dev/null | sha256sum | cut -d' ' -f1 > "$STAMPS/mpy-patches"
+}
+
 # ---- picotool, built on the host (the SDK would otherwise try to git-clone it) ----
 step_picotool() {
     step_picosdk
@@ -245,8 +280,9 @@ step_npm() {
 [ $# -gt 0 ] || set -- all
 for s in "$@"; do
     case $s in
-        all) step_host; step_mpy; step_picosdk; step_lwip; step_picotool; step_venv; step_microdot; step_npm; step_browser ;;
+        all) step_host; step_mpy; step_mpy_patches; step_picosdk; step_lwip; step_picotool; step_venv; step_microdot; step_npm; step_browser ;;
         host|mpy|picosdk|lwip|picotool|venv|microdot|npm|browser) "step_$s" ;;
+        mpy-patches) step_mpy_patches ;;
         *) log "unknown step $s"; exit 2 ;;
     esac
 done
