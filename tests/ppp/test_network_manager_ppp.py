@@ -16,7 +16,7 @@ async def main():
     task = asyncio.create_task(n.run())
     await asyncio.wait_for_ms(n.wait_up(), 30000)
     print("up", n.health()["ip"])
-    while n.up:
+    while False not in changes:  # the manager may reconnect before a poll of n.up sees it down
         await asyncio.sleep_ms(50)
     print("down")
     await asyncio.wait_for_ms(n.wait_up(), 30000)
