@@ -13,7 +13,6 @@ sample while four clients are served at once (goal: never under 60 KB)."""
 
 import argparse
 import sys
-import threading
 import time
 
 from artifacts import ROOT
@@ -23,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests" / "ppp"))
 
 from conftest import UF2  # noqa: E402
 from controller_program import ChipController  # noqa: E402
-from rest_program import request  # noqa: E402
+from rest_program import concurrent, raw_request, request  # noqa: E402
 
 HEAP_GOAL = 60 * 1024
 
@@ -35,21 +34,10 @@ def pct(vals, q):
 
 def heap_from_metrics(port, tok):
     """GC heap free after a collection, from the device's /metrics (Prometheus text)."""
-    import socket
-    head = ("GET /metrics HTTP/1.1\r\nHost: device\r\nConnection: close\r\n"
-            "Authorization: Bearer %s\r\n\r\n" % tok).encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=120) as c:
-        c.sendall(head)
-        data = b""
-        while True:
-            d = c.recv(4096)
-            if not d:
-                break
-            data += d
-    h, _, body = data.partition(b"\r\n\r\n")
-    assert h.split()[1] == b"200", h[:200]
+    status, body = raw_request(port, "GET", "/metrics", token=tok)
+    assert status == 200, body[:200]
     for ln in body.decode().splitlines():
-        if ln.startswith("relays_heap_free_bytes") or ln.split("{")[0].endswith("heap_free_bytes"):
+        if ln.split("{")[0].split(" ")[0].endswith("heap_free_bytes"):
             return int(float(ln.rsplit(" ", 1)[1]))
     raise ValueError("no heap_free_bytes in /metrics")
 
@@ -62,21 +50,16 @@ def run(c, rounds, n_https):
     heap_configured = heap_from_metrics(c.rest_port, tok)
     samples, errors = [], []
 
-    def client():
-        for _ in range(rounds):
-            try:
-                st, _ = request(c.rest_port, "GET", "/gpio/r1", None, tok)
-                if st != 200:
-                    errors.append(st)
-                samples.append(heap_from_metrics(c.rest_port, tok))
-            except (OSError, AssertionError, ValueError) as e:
-                errors.append(repr(e))
+    def one_round():
+        try:
+            st, _ = request(c.rest_port, "GET", "/gpio/r1", None, tok)
+            if st != 200:
+                errors.append(st)
+            samples.append(heap_from_metrics(c.rest_port, tok))
+        except (OSError, AssertionError, ValueError) as e:
+            errors.append(repr(e))
 
-    threads = [threading.Thread(target=client) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(600)
+    concurrent(4, rounds, one_round)
     # platform requests: each one a new TLS session
     c.board.wait_for(lambda: len(c.logged("http")) >= n_https, 900, "%d https requests" % n_https)
     https = [r["ms"] for r in c.logged("http") if "ms" in r]

@@ -5,6 +5,7 @@ no writes); and a one-write HTTP client for the forwarded port."""
 import json
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def request(port, method, path, body=None, token=None, timeout=120):
+def raw_request(port, method, path, body=None, token=None, timeout=120):
+    """One request in one write on a new connection -> (status, body bytes)."""
     data = json.dumps(body).encode() if body is not None else b""
     head = "%s %s HTTP/1.1\r\nHost: device\r\nConnection: close\r\nContent-Length: %d\r\n" % (
         method, path, len(data))
@@ -71,4 +73,26 @@ def request(port, method, path, body=None, token=None, timeout=120):
                 break
             got += d
     h, _, rest = got.partition(b"\r\n\r\n")
-    return int(h.split()[1]), json.loads(rest) if rest else None
+    return int(h.split()[1]), rest
+
+
+def request(port, method, path, body=None, token=None, timeout=120):
+    """raw_request with the answer's JSON body decoded -> (status, body or None)."""
+    status, rest = raw_request(port, method, path, body, token, timeout)
+    return status, json.loads(rest) if rest else None
+
+
+def concurrent(clients, rounds, fn):
+    """fn() run `rounds` times by each of `clients` threads at once -> every result."""
+    results = []
+
+    def client():
+        for _ in range(rounds):
+            results.append(fn())
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    return results

@@ -10,13 +10,11 @@ Set-up: controller_program.py. The REST API is plain HTTP (api.allow_plain_http)
 session at a time is what the heap affords next to the platform's
 (iotlib.http_client.reserve_tls_heap)."""
 
-import threading
-
 import pytest
 
 from conftest import UF2
 from controller_program import RELAY_PIN, ChipController
-from rest_program import request
+from rest_program import concurrent, request
 from slirp import HOST
 
 
@@ -64,17 +62,7 @@ def test_four_concurrent_clients_served(chip):
     c = chip
     tok = c.cloud.mint_api_token(role="viewer")["token"]
     want = "HIGH" if gp(c) else "LOW"
-    results = []
-
-    def client():
-        for _ in range(3):
-            results.append(request(c.rest_port, "GET", "/gpio/r1", None, tok))
-
-    threads = [threading.Thread(target=client) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(300)
+    results = concurrent(4, 3, lambda: request(c.rest_port, "GET", "/gpio/r1", None, tok))
     assert len(results) == 12
     assert all(st == 200 and body["state"] == want for st, body in results), results
 

@@ -5,7 +5,6 @@ such a UF2: tools/check_flash_layout.sh). Checked here against what the running 
 reports for its filesystem, and the UF2's highest programmed byte."""
 
 import sys
-from pathlib import Path
 
 from harness import ROOT
 

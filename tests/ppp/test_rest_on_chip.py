@@ -8,7 +8,6 @@ device_api_server.py as it is, listening on the PPP address, with its data on a 
 validator (the controller would fetch it with the config), through the program's control port."""
 
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from conftest import UF2
 from link import OPEN_PPP, WAIT_UP, BoardCode, PPPBoard
-from rest_program import board_program, free_port, request, rh
+from rest_program import board_program, concurrent, free_port, request, rh
 
 
 
@@ -91,17 +90,7 @@ def test_four_concurrent_clients_served(rest_board):
     tok = rh.token()
     status, body = request(b.rest_port, "POST", "/gpio/r1", {"state": "HIGH"}, tok)
     assert status == 200, body
-    results = []
-
-    def client():
-        for _ in range(3):
-            results.append(request(b.rest_port, "GET", "/gpio/r1", None, tok))
-
-    threads = [threading.Thread(target=client) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(300)
+    results = concurrent(4, 3, lambda: request(b.rest_port, "GET", "/gpio/r1", None, tok))
     assert len(results) == 12
     assert all(st == 200 and body["state"] == "HIGH" for st, body in results), results
     assert gp(b, 2) == 1
