@@ -35,12 +35,23 @@ AUDIT_MAX_AGE_MS = 500  # ...and none waits longer than this (docs/device_app.md
 _T0 = time.ticks_ms()
 
 
+_SECRET_NAME = {}   # field name -> _is_secret_name(name): the same few names on every line
+_SECRET_NAME_MAX = 64
+
+
 def _is_secret_name(name):
-    name = name.lower()
+    hit = _SECRET_NAME.get(name)
+    if hit is not None:
+        return hit
+    low = name.lower()
+    hit = False
     for s in SECRET_NAMES:
-        if s in name:
-            return True
-    return False
+        if s in low:
+            hit = True
+            break
+    if len(_SECRET_NAME) < _SECRET_NAME_MAX:  # bounded: nested dicts bring names from data
+        _SECRET_NAME[name] = hit
+    return hit
 
 
 class Logger:
@@ -114,6 +125,8 @@ class Logger:
         self._secrets.sort(key=len, reverse=True)
 
     def mask(self, text):
+        if len(text) < MIN_SECRET:
+            return text  # no secret (nor its cut beginning) fits in it
         for s in self._secrets:
             if s in text:
                 text = text.replace(s, MASK)
@@ -129,7 +142,17 @@ class Logger:
     # ---- lines ----
 
     def _value(self, name, v):
-        if v is None or isinstance(v, (bool, int, float)):
+        t = type(v)
+        if v is None or t is bool or t is int or t is float:
+            return v
+        if t is str:  # most fields: no walk through the isinstance chain below
+            if name and _is_secret_name(name):
+                return MASK
+            v = self.mask(v)
+            if len(v) > MAX_FIELD:
+                v = self.mask(v[:MAX_FIELD]) + "..."
+            return v
+        if isinstance(v, (bool, int, float)):
             return v
         if name and _is_secret_name(name):
             return MASK

@@ -262,6 +262,15 @@ class RelayGPIOManager:
                  "switches": self.bank.switches(i), "last_change": self._last_change.get(n, 0)}
                 for i, n in enumerate(self.names)]
 
+    def doc(self, name):
+        # all()'s entry for one relay (the same dict), None for an unknown name
+        i = self.index.get(name)
+        if i is None:
+            return None
+        m = self.bank.state()
+        return {"name": name, "pin": self.pins[i], "state": bool(m >> i & 1),
+                "switches": self.bank.switches(i), "last_change": self._last_change.get(name, 0)}
+
     def metrics(self):
         m = self.bank.metrics()
         m["persist_writes"] = self.persist_writes
