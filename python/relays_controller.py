@@ -291,7 +291,7 @@ class RelaysController:
              "state_writes": m["persist_writes"]}
         for i, n in enumerate(self.relays.names):
             c["switches_" + n] = m["switches"][i]
-        for mgr in (self.alarms, self.timesync, self.ota, self.mqtt):
+        for mgr in (self.alarms, self.timesync, self.ota, self.mqtt, self.rest):
             if mgr is not None and hasattr(mgr, "counters"):
                 c.update(mgr.counters())
         return c

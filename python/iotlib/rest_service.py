@@ -19,7 +19,7 @@ try:
 except ImportError:
     import uasyncio as asyncio
 
-from iotlib import logger, rbac, rest_api
+from iotlib import logger, rbac, rest_api, tls_listener
 from iotlib.jwt_validator import DEFAULT_LEEWAY_S, JWTValidator
 from iotlib.rate_limiter import DEFAULT_VERIFY_PER_S, ApiRateLimiter
 
@@ -99,6 +99,7 @@ class RestService:
         self.plain_port = plain_port
         self.probes_only = probes_only
         self._plain = None   # the plain listener beside the TLS one
+        self.listener = None  # the TLS listener (tls_listener.TlsListener) while serving
         cfg = c.config.config or {}
         self.app = rest_api.create_app(
             c.relays, self._validator(cfg), limiter(cfg),
@@ -159,6 +160,7 @@ class RestService:
         had = api.validator is not None
         api.validator, api.roles, api.limiter = validator, roles, lim
         self.app.limits = limits
+        self._listener_limits(limits)
         self.allow_plain = bool((new.get("api") or {}).get("allow_plain_http"))
         if jwt_config(new) != jwt_config(old):
             if validator is None:
@@ -172,15 +174,35 @@ class RestService:
                   tls=self.tls is not None, plain_port=self.plain_port,
                   probes_only=self.probes_only, configured=self.api.validator is not None)
         try:
-            if self.tls is not None and self.plain_port is not None:
+            if self.tls is None:
+                await self.app.start_server(host=self.host, port=self.port)
+                return
+            if self.plain_port is not None:
                 self._plain = await asyncio.start_server(self._plain_conn, self.host,
                                                          self.plain_port)
-            await self.app.start_server(host=self.host, port=self.port, ssl=self.tls)
+            # TLS sessions one at a time (http.max_tls_sessions), the rest wait accepted
+            self.listener = tls_listener.TlsListener(self.tls, self.app.handle_request)
+            self._listener_limits(self.app.limits)
+            await self.listener.serve(self.host, self.port)
         finally:  # stopped or failed: the listening sockets go with the task
-            for srv in (self.app.server, self._plain):
+            for srv in (self.app.server, self._plain, self.listener):
                 if srv is not None:
                     srv.close()
             self.app.server = self._plain = None
+
+    def counters(self):
+        # the TLS listener's figures (none on a plain API)
+        lst = self.listener
+        if lst is None:
+            return {}
+        return {"rest_tls_sessions": lst.started, "rest_tls_waited": lst.waited,
+                "rest_tls_turned_away": lst.turned_away, "rest_tls_timed_out": lst.timed_out,
+                "rest_tls_failed": lst.failed}
+
+    def _listener_limits(self, limits):
+        if self.listener is not None:
+            self.listener.set_limits(limits.max_tls_sessions, limits.max_connections,
+                                     limits.max_per_address, int(self.app.timeout_s * 1000))
 
 
 def rest_extension(host, port, tls_cert=None, tls_key=None, plain_port=None, probes_only=False):

@@ -186,6 +186,52 @@ def test_device_api_over_tls_switches_a_relay(tls_platform, local_ca, sim_device
     assert r.status == 200 and r.json()["state"] == "LOW", r
 
 
+def test_device_api_serves_concurrent_tls_clients_one_session_at_a_time(
+        tls_platform, local_ca, sim_device, ntp):
+    # http.max_tls_sessions (1 by default): four TLS clients at once are all served, three
+    # of them after waiting accepted for their turn, none closed
+    if not ntp:
+        pytest.fail("no NTP responder: the device clock cannot be synced")
+    cert, key = local_ca.issue("device")
+    dev = sim_device(tls_platform, config=api_config(ntp), ca_cert=local_ca.cert_path,
+                     rest_tls_cert=cert, rest_tls_key=key, rest_probes_only=True)
+    port = dev.settings["rest_port"]
+    dev.wait_status(lambda s: s["ready"] and s["config_version"] >= 1, "ready", timeout=30)
+    wait_for(lambda: answers("https://127.0.0.1:%d/health" % port), 15, "the API over TLS")
+    c0 = dev.status()["counters"]
+    tok = mint(dev.cloud)
+    ctx = ssl.create_default_context(cafile=local_ca.cert_path)
+    # the four TCP connections first: the device accepts them all while none has said hello
+    raws = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(4)]
+    results = [None] * 4
+
+    def client(i):
+        with ctx.wrap_socket(raws[i], server_hostname="127.0.0.1") as s:
+            s.sendall(("GET /gpio/r1 HTTP/1.1\r\nHost: d\r\nConnection: close\r\n"
+                       "Authorization: Bearer %s\r\n\r\n" % tok).encode())
+            got = b""
+            while True:
+                d = s.recv(4096)
+                if not d:
+                    break
+                got += d
+        results[i] = got.split(b"\r\n", 1)[0]
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [b"HTTP/1.0 200 OK"] * 4, results
+    c1 = dev.wait_status(lambda s: s["counters"]["rest_tls_sessions"] - c0["rest_tls_sessions"]
+                         >= 4, "four sessions counted")["counters"]
+    got = {k: c1[k] - c0[k] for k in ("rest_tls_waited", "rest_tls_turned_away",
+                                        "rest_tls_timed_out", "rest_tls_failed")}
+    # (the status file may predate the /health probe's session: sessions are not compared)
+    assert got == {"rest_tls_waited": 3, "rest_tls_turned_away": 0, "rest_tls_timed_out": 0,
+                   "rest_tls_failed": 0}, got
+
+
 def test_board_without_tls_serves_only_the_probes(platform, sim_device, ntp):
     # a board's rules on the unix build: no certificate, plain HTTP, probes only
     if not ntp:

@@ -1,0 +1,140 @@
+# A TLS listener that holds at most `sessions` TLS sessions at once.
+#
+# asyncio's start_server(ssl=...) wraps every accepted socket at once: each wrap takes mbedtls's
+# ~16.7 KB input buffer in one piece of the heap, so four clients at once on an RP2040 run out
+# of memory and are closed by the accept loop with a traceback. Here the TCP connection is
+# accepted plain (a few hundred bytes in lwIP) and waits in line, oldest first, for a session
+# slot; only then is it wrapped and handed to `handler(reader, writer)` as asyncio would.
+#
+#   lst = TlsListener(ctx, handler, sessions=1, waiting=8, per_address=4, wait_ms=10000)
+#   await lst.serve("0.0.0.0", 443)
+#
+# A connection is closed unread when `waiting` connections already wait, when its address
+# already has `per_address` connections waiting or in a session, or when no slot came within
+# wait_ms. The handler's own deadlines bound how long a session holds its slot.
+import time
+
+try:
+    import asyncio
+except ImportError:
+    import uasyncio as asyncio
+
+from iotlib import logger
+from iotlib.rest_api import client_ip
+
+_log = logger.get("tls")
+# at most one "TLS session failed to start" line per this many ms (a flood must not flood the log)
+FAIL_LOG_MS = 10000
+
+
+class TlsListener:
+    def __init__(self, ctx, handler, sessions=1, waiting=8, per_address=4, wait_ms=10000):
+        self.ctx = ctx
+        self.handler = handler
+        self.set_limits(sessions, waiting, per_address, wait_ms)
+        self.active = 0       # slots taken (sessions, and waiters a slot was just handed to)
+        self._line = []       # [event, ip] of the connections waiting, oldest first
+        self._ips = {}        # ip -> connections waiting or in a session
+        self.server = None
+        # counters: sessions started, those that waited first, closed unread (line full, one
+        # address over its share, no slot in time), failed to start (wrap: out of memory)
+        self.started = self.waited = self.turned_away = self.timed_out = self.failed = 0
+        self._fail_next = 0
+
+    def set_limits(self, sessions, waiting, per_address, wait_ms):
+        self.sessions = sessions
+        self.waiting = waiting
+        self.per_address = per_address
+        self.wait_ms = wait_ms
+
+    async def serve(self, host, port):
+        self.server = await asyncio.start_server(self._accepted, host, port)
+        try:
+            await self.server.wait_closed()
+        finally:
+            self.server.close()
+            self.server = None
+
+    async def _accepted(self, reader, writer):
+        ip = client_ip(reader.get_extra_info("peername"))
+        n = self._ips.get(ip, 0)
+        if n >= self.per_address or (self.active >= self.sessions
+                                     and len(self._line) >= self.waiting):
+            self.turned_away += 1
+            await _close(reader)
+            return
+        self._ips[ip] = n + 1
+        try:
+            if self.active < self.sessions:
+                self.active += 1
+            elif not await self._wait_turn(ip):
+                self.timed_out += 1
+                await _close(reader)
+                return
+            try:
+                await self._session(reader)
+            finally:
+                self._release()
+        finally:
+            n = self._ips[ip] - 1
+            if n:
+                self._ips[ip] = n
+            else:
+                del self._ips[ip]
+
+    async def _wait_turn(self, ip):
+        # -> True once a slot was handed over (self.active already counts it)
+        self.waited += 1
+        entry = [asyncio.Event(), ip]
+        self._line.append(entry)
+        try:
+            await asyncio.wait_for_ms(entry[0].wait(), self.wait_ms)
+        except asyncio.TimeoutError:
+            pass
+        except BaseException:  # cancelled (server shutdown): a slot handed over goes back
+            if entry in self._line:
+                self._line.remove(entry)
+            elif entry[0].is_set():
+                self._release()
+            raise
+        if entry in self._line:
+            self._line.remove(entry)
+        return entry[0].is_set()  # set just as the wait timed out: the slot is ours all the same
+
+    def _release(self):
+        # the slot passes to the oldest waiter, or is freed
+        if self._line:
+            self._line.pop(0)[0].set()
+        else:
+            self.active -= 1
+
+    async def _session(self, reader):
+        try:
+            s = self.ctx.wrap_socket(reader.s, server_side=True, do_handshake_on_connect=False)
+        except (OSError, MemoryError) as e:  # out of heap for the session's buffers
+            self.failed += 1
+            self._log_failure(e)
+            await _close(reader)
+            return
+        self.started += 1
+        s.setblocking(False)
+        stream = asyncio.StreamReader(s, reader.e)
+        await self.handler(stream, stream)
+
+    def _log_failure(self, e):
+        now = time.ticks_ms()
+        if time.ticks_diff(now, self._fail_next) >= 0:
+            self._fail_next = time.ticks_add(now, FAIL_LOG_MS)
+            _log.warning("TLS session failed to start", error=e, failed=self.failed,
+                         sessions=self.sessions)
+
+    def close(self):
+        if self.server is not None:
+            self.server.close()
+
+
+async def _close(stream):
+    try:
+        await stream.aclose()
+    except OSError:
+        pass

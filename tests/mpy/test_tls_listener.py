@@ -1,0 +1,261 @@
+# iotlib.tls_listener on the unix build with real TLS sessions on 127.0.0.1: the listener
+# wraps at most `sessions` connections at once, the others wait accepted, oldest first, and a
+# full line, one address over its share or a wait past wait_ms closes the newcomer. The
+# clients are MicroPython's own tls in the same event loop; the handler stands in for the REST
+# app (the listener is what is under test). The server identity is a self-signed P-256 test
+# certificate made for this file only.
+import random
+from binascii import a2b_base64
+
+try:
+    import asyncio
+except ImportError:
+    import uasyncio as asyncio
+
+import tls
+
+from check import eq, true
+from iotlib.tls_listener import TlsListener
+
+CERT = a2b_base64("MIIBkDCCATWgAwIBAgIUXo8RlJHFDO3cN0tieUaaQOyVqigwCgYIKoZIzj0EAwIwHDEaMBgGA1UEAwwRdGxzLWxpc3RlbmVyLXRlc3QwIBcNMjYxMjA0MTMyNzM0WhgPMjEyNjExMTAxMzI3MzRaMBwxGjAYBgNVBAMMEXRscy1saXN0ZW5lci10ZXN0MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAExSRKgGMWk/0OzA4M6O+xRxQ7u3ZYrIZ2uWI6pY1PTWANrzxjoOfCrUn0/voDF8OaFElonueF6mALJpOl6bOpraNTMFEwHQYDVR0OBBYEFCTbijnk/EvakTq0gnLwUSl298VkMB8GA1UdIwQYMBaAFCTbijnk/EvakTq0gnLwUSl298VkMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIhAIFNQNceo52ttEYx0Dk6sK9C2HeU+9MALl0n5N2iTPtqAiEArEM2YM4ZSuhu4tE9hl9I/L/SeHfXSpc4ja+PZoy7uNQ=")
+KEY = a2b_base64("MHcCAQEEIN6xddgeEnsc6qwSvpD30fsTSNOYQSYI5LgfQDDTY5hioAoGCCqGSM49AwEHoUQDQgAExSRKgGMWk/0OzA4M6O+xRxQ7u3ZYrIZ2uWI6pY1PTWANrzxjoOfCrUn0/voDF8OaFElonueF6mALJpOl6bOprQ==")
+
+PORT0 = 20000 + random.getrandbits(14)   # a port per test from here: no two runs collide
+_next = [PORT0]
+
+
+def port():
+    _next[0] += 1
+    return _next[0]
+
+
+def server_ctx():
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(CERT, KEY)
+    return ctx
+
+
+def client_ctx():
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = tls.CERT_NONE
+    return ctx
+
+
+class Holder:
+    """The handler: answers each session with its arrival name once the test lets it go."""
+
+    def __init__(self):
+        self.served = []     # names in the order their sessions began
+        self.active = 0
+        self.most = 0        # most sessions in the handler at once
+        self.gate = asyncio.Event()
+
+    async def handle(self, reader, writer):
+        self.active += 1
+        self.most = max(self.most, self.active)
+        try:
+            name = (await reader.readline()).strip()
+            self.served.append(name)
+            await self.gate.wait()
+            await writer.awrite(b"ok " + name + b"\n")
+            await writer.aclose()
+        finally:
+            self.active -= 1
+
+
+async def client(port_, name, out):
+    # -> out[name] = the answer line, or "closed" when the connection ended without one
+    try:
+        r, w = await asyncio.open_connection("127.0.0.1", port_, ssl=client_ctx())
+        await w.awrite(name + b"\n")
+        line = await r.readline()
+        out[name] = line.strip() if line else "closed"
+        await w.aclose()
+    except OSError:
+        out[name] = "closed"
+
+
+async def started(lst, port_):
+    task = asyncio.create_task(lst.serve("127.0.0.1", port_))
+    await asyncio.sleep_ms(20)
+    return task
+
+
+async def until(cond, ms=5000):
+    for _ in range(ms // 10):
+        if cond():
+            return
+        await asyncio.sleep_ms(10)
+    raise AssertionError("timed out waiting")
+
+
+async def stop(lst, task):
+    lst.close()
+    try:
+        await asyncio.wait_for_ms(task, 1000)
+    except (asyncio.CancelledError, asyncio.TimeoutError):
+        pass
+
+
+def test_one_session_at_a_time_the_others_served_in_arrival_order():
+    async def run():
+        h = Holder()
+        lst = TlsListener(server_ctx(), h.handle, sessions=1)
+        p = port()
+        task = await started(lst, p)
+        out = {}
+        names = (b"a", b"b", b"c", b"d")
+        for n in names:  # one after the other, so the arrival order is known
+            asyncio.create_task(client(p, n, out))
+            await asyncio.sleep_ms(50)
+        await until(lambda: h.served == [b"a"] and len(lst._line) == 3)
+        eq(lst.active, 1, "one slot taken while three wait")
+        h.gate.set()
+        await until(lambda: len(out) == 4)
+        eq(out, {n: b"ok " + n for n in names}, "every client answered")
+        eq(h.served, list(names), "oldest waiter first")
+        eq(h.most, 1, "never two sessions at once")
+        eq((lst.started, lst.waited, lst.turned_away, lst.timed_out, lst.failed), (4, 3, 0, 0, 0))
+        eq(lst.active, 0, "the slot is free again")
+        await stop(lst, task)
+    asyncio.run(run())
+
+
+def test_two_sessions_when_configured():
+    async def run():
+        h = Holder()
+        lst = TlsListener(server_ctx(), h.handle, sessions=2)
+        p = port()
+        task = await started(lst, p)
+        out = {}
+        for n in (b"a", b"b", b"c"):
+            asyncio.create_task(client(p, n, out))
+            await asyncio.sleep_ms(50)
+        await until(lambda: len(h.served) == 2 and len(lst._line) == 1)
+        h.gate.set()
+        await until(lambda: len(out) == 3)
+        eq(h.most, 2)
+        eq(sorted(out.values()), [b"ok a", b"ok b", b"ok c"])
+        await stop(lst, task)
+    asyncio.run(run())
+
+
+def test_a_full_line_closes_the_newcomer_unread():
+    async def run():
+        h = Holder()
+        lst = TlsListener(server_ctx(), h.handle, sessions=1, waiting=1)
+        p = port()
+        task = await started(lst, p)
+        out = {}
+        for n in (b"a", b"b", b"c"):
+            asyncio.create_task(client(p, n, out))
+            await asyncio.sleep_ms(50)
+        await until(lambda: b"c" in out)
+        eq(out, {b"c": "closed"}, "the third: no wrap, no answer")
+        eq(lst.turned_away, 1)
+        h.gate.set()
+        await until(lambda: len(out) == 3)
+        eq((out[b"a"], out[b"b"]), (b"ok a", b"ok b"), "the waiter is still served")
+        eq(lst.started, 2, "no session for the one turned away")
+        await stop(lst, task)
+    asyncio.run(run())
+
+
+def test_one_address_gets_its_share_only():
+    async def run():
+        h = Holder()
+        lst = TlsListener(server_ctx(), h.handle, sessions=1, waiting=8, per_address=2)
+        p = port()
+        task = await started(lst, p)
+        out = {}
+        for n in (b"a", b"b", b"c"):
+            asyncio.create_task(client(p, n, out))
+            await asyncio.sleep_ms(50)
+        await until(lambda: b"c" in out)
+        eq(out[b"c"], "closed", "a third connection from 127.0.0.1")
+        eq(lst._ips, {"127.0.0.1": 2})
+        h.gate.set()
+        await until(lambda: len(out) == 3)
+        eq(lst._ips, {}, "nothing counted once they are gone")
+        await stop(lst, task)
+    asyncio.run(run())
+
+
+def test_a_wait_past_wait_ms_closes_the_waiter_and_keeps_the_slot_count():
+    async def run():
+        h = Holder()
+        lst = TlsListener(server_ctx(), h.handle, sessions=1, wait_ms=150)
+        p = port()
+        task = await started(lst, p)
+        out = {}
+        asyncio.create_task(client(p, b"a", out))
+        await until(lambda: h.served == [b"a"])
+        asyncio.create_task(client(p, b"b", out))
+        await until(lambda: b"b" in out)
+        eq(out[b"b"], "closed")
+        eq((lst.timed_out, lst.active, lst._line), (1, 1, []))
+        h.gate.set()
+        await until(lambda: b"a" in out)
+        eq(lst.active, 0)
+        asyncio.create_task(client(p, b"c", out))  # and the next one is served at once
+        await until(lambda: b"c" in out)
+        eq((out[b"c"], lst.waited), (b"ok c", 1))
+        await stop(lst, task)
+    asyncio.run(run())
+
+
+class NoHeap:
+    """A TLS context whose sessions find no heap (mbedtls's buffers not allocated)."""
+
+    def wrap_socket(self, *a, **kw):
+        raise OSError(12)
+
+
+def test_a_session_that_cannot_start_frees_its_slot():
+    async def run():
+        h = Holder()
+        h.gate.set()
+        lst = TlsListener(NoHeap(), h.handle, sessions=1)
+        p = port()
+        task = await started(lst, p)
+        out = {}
+        for n in (b"a", b"b"):
+            asyncio.create_task(client(p, n, out))
+            await asyncio.sleep_ms(30)
+        await until(lambda: len(out) == 2)
+        eq(out, {b"a": "closed", b"b": "closed"})
+        eq((lst.failed, lst.started, lst.active), (2, 0, 0))
+        lst.ctx = server_ctx()   # heap back: the next connection is served
+        asyncio.create_task(client(p, b"c", out))
+        await until(lambda: b"c" in out)
+        eq((out[b"c"], lst.started), (b"ok c", 1))
+        await stop(lst, task)
+    asyncio.run(run())
+
+
+def test_waiters_cancelled_by_shutdown_leave_no_slot_taken():
+    async def run():
+        h = Holder()
+        lst = TlsListener(server_ctx(), h.handle, sessions=1)
+        p = port()
+        task = await started(lst, p)
+        out = {}
+        waiter = []
+        orig = lst._wait_turn
+
+        async def wait_turn(ip):
+            waiter.append(asyncio.current_task())
+            return await orig(ip)
+        lst._wait_turn = wait_turn
+        asyncio.create_task(client(p, b"a", out))
+        await until(lambda: h.served == [b"a"])
+        asyncio.create_task(client(p, b"b", out))
+        await until(lambda: len(lst._line) == 1)
+        waiter[0].cancel()
+        await until(lambda: not lst._line)
+        eq(lst.active, 1, "only a's slot")
+        h.gate.set()
+        await until(lambda: b"a" in out)
+        eq(lst.active, 0)
+        await stop(lst, task)
+    asyncio.run(run())
