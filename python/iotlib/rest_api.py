@@ -111,6 +111,17 @@ FIGURES = (
     ("alarms_buffered", "alarms_buffered", "Alarms waiting to be sent.", True),
     ("alarms_sent", "alarms_sent_total", "Alarms delivered to the platform.", False),
     ("alarms_dropped", "alarms_dropped_total", "Alarms dropped from a full buffer.", False),
+    ("rest_tls_sessions", "api_tls_sessions_total", "TLS sessions the REST API began.", False),
+    ("rest_tls_waited", "api_tls_waits_total",
+     "TLS connections that waited for a session slot (http.max_tls_sessions).", False),
+    ("rest_tls_turned_away", "api_tls_turned_away_total",
+     "TLS connections closed unread: the line full or the address over its share.", False),
+    ("rest_tls_timed_out", "api_tls_wait_timeouts_total",
+     "TLS connections closed after waiting too long for a session slot.", False),
+    ("rest_tls_heap_waits", "api_tls_heap_waits_total",
+     "Tries of a TLS session to start again once heap was free for mbedtls.", False),
+    ("rest_tls_failed", "api_tls_failed_total",
+     "TLS sessions that could not start (no heap for mbedtls in time).", False),
 )
 
 _CORE_MESSAGES = {

@@ -8,7 +8,8 @@
 # relay routes answer 503 not_configured; /health and /ready answer from the start.
 #
 # TLS: with a certificate and key (files, PEM or DER; ECDSA P-256 is the cheap choice on the
-# RP2040) the API listens with TLS on `port`, and an optional plain listener on `plain_port`
+# RP2040) the API listens with TLS on `port` (http.max_tls_sessions sessions at once, the other
+# clients wait their turn: iotlib.tls_listener), and an optional plain listener on `plain_port`
 # serves the probes. With probes_only (the default on a board) a plain connection reaches
 # /health and /ready only, unless the config says api.allow_plain_http: true.
 import time
@@ -197,7 +198,7 @@ class RestService:
             return {}
         return {"rest_tls_sessions": lst.started, "rest_tls_waited": lst.waited,
                 "rest_tls_turned_away": lst.turned_away, "rest_tls_timed_out": lst.timed_out,
-                "rest_tls_failed": lst.failed}
+                "rest_tls_heap_waits": lst.heap_waits, "rest_tls_failed": lst.failed}
 
     def _listener_limits(self, limits):
         if self.listener is not None:

@@ -3,8 +3,11 @@
 # asyncio's start_server(ssl=...) wraps every accepted socket at once: each wrap takes mbedtls's
 # ~16.7 KB input buffer in one piece of the heap, so four clients at once on an RP2040 run out
 # of memory and are closed by the accept loop with a traceback. Here the TCP connection is
-# accepted plain (a few hundred bytes in lwIP) and waits in line, oldest first, for a session
-# slot; only then is it wrapped and handed to `handler(reader, writer)` as asyncio would.
+# accepted plain (a few hundred bytes in lwIP) and waits in line for a session slot; only then
+# is it wrapped and handed to `handler(reader, writer)` as asyncio would. A freed slot goes to
+# the oldest waiter from another address than the one that freed it and holding no slot (else
+# to the oldest), so one address that keeps the line full of stalled connections delays a
+# client from elsewhere by one session, not by all of its own.
 #
 #   lst = TlsListener(ctx, handler, sessions=1, waiting=8, per_address=4, wait_ms=10000)
 #   await lst.serve("0.0.0.0", 443)
@@ -12,6 +15,7 @@
 # A connection is closed unread when `waiting` connections already wait, when its address
 # already has `per_address` connections waiting or in a session, or when no slot came within
 # wait_ms. The handler's own deadlines bound how long a session holds its slot.
+import gc
 import time
 
 try:
@@ -25,6 +29,8 @@ from iotlib.rest_api import client_ip
 _log = logger.get("tls")
 # at most one "TLS session failed to start" line per this many ms (a flood must not flood the log)
 FAIL_LOG_MS = 10000
+# a session whose buffers found no heap tries again after this long (until wait_ms)
+HEAP_RETRY_MS = 100
 
 
 class TlsListener:
@@ -35,10 +41,13 @@ class TlsListener:
         self.active = 0       # slots taken (sessions, and waiters a slot was just handed to)
         self._line = []       # [event, ip] of the connections waiting, oldest first
         self._ips = {}        # ip -> connections waiting or in a session
+        self._holding = {}    # ip -> slots it holds
         self.server = None
         # counters: sessions started, those that waited first, closed unread (line full, one
-        # address over its share, no slot in time), failed to start (wrap: out of memory)
+        # address over its share, no slot in time), wraps retried for heap, and sessions that
+        # failed to start (no heap within wait_ms)
         self.started = self.waited = self.turned_away = self.timed_out = self.failed = 0
+        self.heap_waits = 0
         self._fail_next = 0
 
     def set_limits(self, sessions, waiting, per_address, wait_ms):
@@ -67,6 +76,7 @@ class TlsListener:
         try:
             if self.active < self.sessions:
                 self.active += 1
+                self._hold(ip, 1)
             elif not await self._wait_turn(ip):
                 self.timed_out += 1
                 await _close(reader)
@@ -74,7 +84,7 @@ class TlsListener:
             try:
                 await self._session(reader)
             finally:
-                self._release()
+                self._release(ip)
         finally:
             n = self._ips[ip] - 1
             if n:
@@ -95,27 +105,55 @@ class TlsListener:
             if entry in self._line:
                 self._line.remove(entry)
             elif entry[0].is_set():
-                self._release()
+                self._release(ip)
             raise
         if entry in self._line:
             self._line.remove(entry)
         return entry[0].is_set()  # set just as the wait timed out: the slot is ours all the same
 
-    def _release(self):
-        # the slot passes to the oldest waiter, or is freed
-        if self._line:
-            self._line.pop(0)[0].set()
+    def _hold(self, ip, n):
+        n += self._holding.get(ip, 0)
+        if n:
+            self._holding[ip] = n
         else:
+            del self._holding[ip]
+
+    def _release(self, ip):
+        # ip's slot passes to the oldest waiter from another address holding none, else to
+        # the oldest waiter, or is freed
+        self._hold(ip, -1)
+        line = self._line
+        if not line or self.active > self.sessions:  # (fewer sessions since a new config)
             self.active -= 1
+            return
+        i = 0
+        for k in range(len(line)):
+            other = line[k][1]
+            if other != ip and other not in self._holding:
+                i = k
+                break
+        entry = line.pop(i)
+        self._hold(entry[1], 1)
+        entry[0].set()
 
     async def _session(self, reader):
-        try:
-            s = self.ctx.wrap_socket(reader.s, server_side=True, do_handshake_on_connect=False)
-        except (OSError, MemoryError) as e:  # out of heap for the session's buffers
-            self.failed += 1
-            self._log_failure(e)
-            await _close(reader)
-            return
+        # the session's buffers may not fit while another TLS session (the platform client's)
+        # holds its own: collect, and try again until wait_ms has passed
+        give_up = time.ticks_add(time.ticks_ms(), self.wait_ms)
+        while True:
+            try:
+                s = self.ctx.wrap_socket(reader.s, server_side=True,
+                                         do_handshake_on_connect=False)
+                break
+            except (OSError, MemoryError) as e:  # out of heap for the session's buffers
+                gc.collect()
+                if time.ticks_diff(give_up, time.ticks_ms()) <= 0:
+                    self.failed += 1
+                    self._log_failure(e)
+                    await _close(reader)
+                    return
+                self.heap_waits += 1
+                await asyncio.sleep_ms(HEAP_RETRY_MS)
         self.started += 1
         s.setblocking(False)
         stream = asyncio.StreamReader(s, reader.e)

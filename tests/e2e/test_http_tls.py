@@ -230,6 +230,11 @@ def test_device_api_serves_concurrent_tls_clients_one_session_at_a_time(
     # (the status file may predate the /health probe's session: sessions are not compared)
     assert got == {"rest_tls_waited": 3, "rest_tls_turned_away": 0, "rest_tls_timed_out": 0,
                    "rest_tls_failed": 0}, got
+    # and /metrics carries them
+    r = sim.http("GET", "https://127.0.0.1:%d/metrics" % port, token=mint(dev.cloud, role="admin"))
+    assert r.status == 200, r
+    waits = [ln for ln in r.body.decode().splitlines() if ln.startswith("api_tls_waits_total")]
+    assert len(waits) == 1 and float(waits[0].rsplit(" ", 1)[1]) >= 3, waits
 
 
 def test_board_without_tls_serves_only_the_probes(platform, sim_device, ntp):

@@ -5,6 +5,7 @@
 # app (the listener is what is under test). The server identity is a self-signed P-256 test
 # certificate made for this file only.
 import random
+import socket
 from binascii import a2b_base64
 
 try:
@@ -63,10 +64,25 @@ class Holder:
             self.active -= 1
 
 
-async def client(port_, name, out):
+def connect_from(src, port_):
+    # a TLS stream to 127.0.0.1:port_ from the local address src (any 127.x.y.z on Linux)
+    s = socket.socket()
+    s.bind(socket.getaddrinfo(src, 0)[0][-1])
+    s.connect(socket.getaddrinfo("127.0.0.1", port_)[0][-1])
+    s.setblocking(False)
+    ss = client_ctx().wrap_socket(s, do_handshake_on_connect=False)
+    ss.setblocking(False)
+    st = asyncio.StreamReader(ss)
+    return st, st
+
+
+async def client(port_, name, out, src=None):
     # -> out[name] = the answer line, or "closed" when the connection ended without one
     try:
-        r, w = await asyncio.open_connection("127.0.0.1", port_, ssl=client_ctx())
+        if src is None:
+            r, w = await asyncio.open_connection("127.0.0.1", port_, ssl=client_ctx())
+        else:
+            r, w = connect_from(src, port_)
         await w.awrite(name + b"\n")
         line = await r.readline()
         out[name] = line.strip() if line else "closed"
@@ -117,6 +133,28 @@ def test_one_session_at_a_time_the_others_served_in_arrival_order():
         eq(h.most, 1, "never two sessions at once")
         eq((lst.started, lst.waited, lst.turned_away, lst.timed_out, lst.failed), (4, 3, 0, 0, 0))
         eq(lst.active, 0, "the slot is free again")
+        await stop(lst, task)
+    asyncio.run(run())
+
+
+def test_a_freed_slot_goes_to_another_address_first():
+    async def run():
+        h = Holder()
+        lst = TlsListener(server_ctx(), h.handle, sessions=1)
+        p = port()
+        task = await started(lst, p)
+        out = {}
+        for n, src in ((b"a1", "127.0.0.1"), (b"a2", "127.0.0.1"), (b"a3", "127.0.0.1"),
+                       (b"b1", "127.0.0.2")):
+            asyncio.create_task(client(p, n, out, src))
+            await asyncio.sleep_ms(50)
+        await until(lambda: h.served == [b"a1"] and len(lst._line) == 3)
+        eq([e[1] for e in lst._line], ["127.0.0.1", "127.0.0.1", "127.0.0.2"])
+        h.gate.set()
+        await until(lambda: len(out) == 4)
+        eq(h.served, [b"a1", b"b1", b"a2", b"a3"], "b1 before a1's own later connections")
+        eq(sorted(out.values()), [b"ok a1", b"ok a2", b"ok a3", b"ok b1"])
+        eq((lst.active, lst._holding, lst._ips), (0, {}, {}))
         await stop(lst, task)
     asyncio.run(run())
 
@@ -211,11 +249,41 @@ class NoHeap:
         raise OSError(12)
 
 
+class HeapAfter:
+    """A TLS context whose first `n` sessions find no heap, then the real one's."""
+
+    def __init__(self, n):
+        self.n = n
+        self.real = server_ctx()
+
+    def wrap_socket(self, *a, **kw):
+        if self.n > 0:
+            self.n -= 1
+            raise MemoryError("memory allocation failed, allocating 16717 bytes")
+        return self.real.wrap_socket(*a, **kw)
+
+
+def test_a_session_short_of_heap_tries_again_and_is_served():
+    async def run():
+        h = Holder()
+        h.gate.set()
+        lst = TlsListener(HeapAfter(3), h.handle, sessions=1, wait_ms=5000)
+        p = port()
+        task = await started(lst, p)
+        out = {}
+        asyncio.create_task(client(p, b"a", out))
+        await until(lambda: b"a" in out)
+        eq(out[b"a"], b"ok a")
+        eq((lst.heap_waits, lst.failed, lst.started, lst.active), (3, 0, 1, 0))
+        await stop(lst, task)
+    asyncio.run(run())
+
+
 def test_a_session_that_cannot_start_frees_its_slot():
     async def run():
         h = Holder()
         h.gate.set()
-        lst = TlsListener(NoHeap(), h.handle, sessions=1)
+        lst = TlsListener(NoHeap(), h.handle, sessions=1, wait_ms=300)
         p = port()
         task = await started(lst, p)
         out = {}
@@ -225,6 +293,7 @@ def test_a_session_that_cannot_start_frees_its_slot():
         await until(lambda: len(out) == 2)
         eq(out, {b"a": "closed", b"b": "closed"})
         eq((lst.failed, lst.started, lst.active), (2, 0, 0))
+        true(lst.heap_waits >= 2, "each tried again before giving up")
         lst.ctx = server_ctx()   # heap back: the next connection is served
         asyncio.create_task(client(p, b"c", out))
         await until(lambda: b"c" in out)
