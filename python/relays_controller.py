@@ -211,10 +211,16 @@ class RelaysController:
             second_source=lambda: self.auth.now() if self.auth.registered else None,
             floor_path=self.data_dir + "/time_floor")
         self.watchdog.on_resync = self.timesync.resync
-        self.timesync.on_first_sync = self.auth.retry_now
+        self.timesync.on_first_sync = self._first_sync
         # an attempt made before the link was up failed: the next one need not wait its retry
         self.net.on_change(lambda up: up and not self.timesync.synced and self.timesync.resync())
         self._ota_setup(cfg)
+
+    def _first_sync(self):
+        # the clock was just set: a registration or config fetch refused for a certificate
+        # "not yet valid" may pass now, without waiting for its retry
+        self.auth.retry_now()
+        self.config.kick()
 
     def _ota_setup(self, cfg):
         o = ota_update_manager

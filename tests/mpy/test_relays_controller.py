@@ -48,6 +48,19 @@ def test_seed_constructor_and_defaults():
     rm_tree(d)
 
 
+def test_first_time_sync_retries_registration_and_config_at_once():
+    # a board boots with its RTC in 2021: the platform's certificate is "not yet valid" until
+    # the first sync, which must not leave registration or the config fetch to their backoff
+    d = scratch_dir("rc")
+    c = controller(d)
+    c._extras(c.config.load_local())   # what run() builds once the config is known
+    c.auth._retry_at, c.auth._backoff = 123456, 60000
+    c.config._kick.clear()
+    c.timesync.on_first_sync()
+    eq((c.auth._retry_at, c.config._kick.is_set()), (None, True))
+    rm_tree(d)
+
+
 def test_task_exceptions_become_alarms_and_the_task_restarts():
     d = scratch_dir("rc")
     c = controller(d)
