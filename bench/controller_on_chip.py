@@ -9,7 +9,9 @@ Figures: power-on to the controller's boot line, to PPP up, to registered, to it
 applied, to the first time sync, and to ready (all three done); each platform request over
 https with its full TLS handshake (Connection: close; p50/p99 of the log's `ms`); GC heap free
 after a collection at the boot line, once configured (/metrics), and the lowest /metrics
-sample while four clients are served at once (goal: never under 60 KB)."""
+sample while four clients are served at once over TLS, as a board ships (goal: never under
+60 KB); how many of those TLS connections waited for the one session slot, and how many were
+closed or failed (/metrics api_tls_*)."""
 
 import argparse
 import sys
@@ -22,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests" / "ppp"))
 
 from conftest import UF2  # noqa: E402
 from controller_program import ChipController  # noqa: E402
-from rest_program import concurrent, raw_request, request  # noqa: E402
+from rest_program import concurrent, raw_request  # noqa: E402
 
 HEAP_GOAL = 60 * 1024
 
@@ -32,14 +34,24 @@ def pct(vals, q):
     return s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))]
 
 
-def heap_from_metrics(port, tok):
-    """GC heap free after a collection, from the device's /metrics (Prometheus text)."""
-    status, body = raw_request(port, "GET", "/metrics", token=tok)
+def metrics(c, tok):
+    """The device's /metrics over TLS -> {family: value} of its unlabelled samples."""
+    status, body = raw_request(c.rest_port, "GET", "/metrics", token=tok, tls=c.client_tls)
     assert status == 200, body[:200]
+    out = {}
     for ln in body.decode().splitlines():
-        if ln.split("{")[0].split(" ")[0].endswith("heap_free_bytes"):
-            return int(float(ln.rsplit(" ", 1)[1]))
-    raise ValueError("no heap_free_bytes in /metrics")
+        if ln and not ln.startswith("#"):
+            name = ln.split("{")[0].split(" ")[0]
+            out[name] = int(float(ln.rsplit(" ", 1)[1]))
+    return out
+
+
+def heap_from_metrics(c, tok):
+    """GC heap free after a collection (/metrics heap_free_bytes)."""
+    m = metrics(c, tok)
+    if "heap_free_bytes" not in m:
+        raise ValueError("no heap_free_bytes in /metrics: %s" % sorted(m))
+    return m["heap_free_bytes"]
 
 
 def run(c, rounds, n_https):
@@ -47,19 +59,24 @@ def run(c, rounds, n_https):
     for msg in ("boot", "PPP connected", "registered", "config applied", "time synchronised"):
         first[msg] = c.wait_log(msg, 600)[0]
     tok = c.cloud.mint_api_token(role="operator")["token"]
-    heap_configured = heap_from_metrics(c.rest_port, tok)
+    heap_configured = heap_from_metrics(c, tok)
+    tls0 = metrics(c, tok)
     samples, errors = [], []
 
     def one_round():
         try:
-            st, _ = request(c.rest_port, "GET", "/gpio/r1", None, tok)
+            st, _ = c.request("GET", "/gpio/r1", None, tok)
             if st != 200:
                 errors.append(st)
-            samples.append(heap_from_metrics(c.rest_port, tok))
+            samples.append(heap_from_metrics(c, tok))
         except (OSError, AssertionError, ValueError) as e:
             errors.append(repr(e))
 
     concurrent(4, rounds, one_round)
+    tls1 = metrics(c, tok)
+    tls = {k: tls1.get(k, 0) - tls0.get(k, 0) for k in (
+        "api_tls_sessions_total", "api_tls_waits_total", "api_tls_turned_away_total",
+        "api_tls_wait_timeouts_total", "api_tls_failed_total")}
     # platform requests: each one a new TLS session
     c.board.wait_for(lambda: len(c.logged("http")) >= n_https, 900, "%d https requests" % n_https)
     https = [r["ms"] for r in c.logged("http") if "ms" in r]
@@ -72,7 +89,7 @@ def run(c, rounds, n_https):
         "https_requests": len(https), "https_p50_ms": pct(https, 0.5), "https_p99_ms": pct(https, 0.99),
         "heap_boot": first["boot"].get("heap_free"), "heap_configured": heap_configured,
         "heap_lowest_4_clients": min(samples) if samples else None, "heap_samples": len(samples),
-        "client_errors": errors, "heap_goal": HEAP_GOAL,
+        "client_errors": errors, "heap_goal": HEAP_GOAL, "rest_tls": tls,
         "heap_goal_met": bool(samples) and min(samples) >= HEAP_GOAL,
     }
     rows = [
@@ -90,13 +107,20 @@ def run(c, rounds, n_https):
         ["GC heap free, lowest of %d samples with 4 clients (B; goal >= %d)"
          % (len(samples), HEAP_GOAL), figures["heap_lowest_4_clients"]],
         ["heap goal met", figures["heap_goal_met"]],
+        ["REST TLS sessions in those rounds (one at a time)", tls["api_tls_sessions_total"]],
+        ["... that waited for their turn", tls["api_tls_waits_total"]],
+        ["... closed unread, timed out, failed to start",
+         "%d, %d, %d" % (tls["api_tls_turned_away_total"], tls["api_tls_wait_timeouts_total"],
+                         tls["api_tls_failed_total"])],
         ["client errors", len(errors)],
     ]
     t = table("RelaysController on the PPP board (emulated RP2040; device uptime)",
               ["figure", "value"], rows)
     print(t)
     write("controller_on_chip", figures, [t])
-    return 0 if not errors else 1
+    lost = tls["api_tls_turned_away_total"] + tls["api_tls_wait_timeouts_total"] + \
+        tls["api_tls_failed_total"]
+    return 0 if not errors and not lost else 1
 
 
 def main(argv=None):

@@ -8,15 +8,18 @@ is: the PPP firmware with a littlefs image in its flash holding /device.json ("l
 and /ca.pem, as `mpremote cp` would leave them (tools/littlefs_image.py). The frozen main.py
 starts the controller at boot; it keeps its data in /data on the board's own flash filesystem
 (the emulator programs and erases flash: tests/hil/flash_writes.mjs). The device REST API
-(port 80, plain HTTP: api.allow_plain_http) is forwarded to a host port."""
+serves TLS on port 443 with a certificate from the same CA (/rest.pem, /rest.key), as a board
+ships, and plain HTTP on port 80 for the probes only; both are forwarded to host ports
+(rest_port, plain_port), and `client_tls` is the host's context that trusts the CA."""
 
 import json
 import secrets
+import ssl
 import sys
 from pathlib import Path
 
 from link import PPPBoard
-from rest_program import free_port
+from rest_program import free_port, request
 from slirp import HOST
 
 HERE = Path(__file__).resolve().parent
@@ -41,8 +44,7 @@ def chip_config(ntp_port, **over):
         # tokens' times
         ntp_period_s=30,
         api={"jwt": {"key": secrets.token_hex(32), "issuer": ISSUER, "audience": "chip-devices",
-                     "leeway_s": 120},
-             "allow_plain_http": True})
+                     "leeway_s": 120}})
     cfg.update(over)
     return cfg
 
@@ -64,12 +66,15 @@ class ChipController:
         self.ntp_port = self.ntp.port
         self.platform = sim.Platform(self.work, OPERATOR_TOKEN, tls=platform_tls).start()
         self.cloud = self.platform.provision(chip_config(self.ntp_port, **config_over))
-        self.rest_port = free_port()
+        rest_cert, rest_key = ca.issue("device", hosts=("127.0.0.1",))
+        self.client_tls = ssl.create_default_context(cafile=ca.cert_path)
+        self.rest_port, self.plain_port = free_port(), free_port()
         opts = {"link": "ppp", "ppp_uart": 0, "ppp_baud": 921600,
                 "device_id": self.cloud.device_id, "device_key": self.cloud.key,
                 "service_discovery_url": "https://%s:%d/v1/devices/register" % (
                     HOST, self.platform.port),
                 "relay_pins": {"r1": RELAY_PIN}, "ca_cert": "/ca.pem",
+                "rest_tls_cert": "/rest.pem", "rest_tls_key": "/rest.key",
                 "tenant": self.cloud.tenant, "namespace": self.cloud.namespace,
                 # a board starts with its RTC in 2021 and cannot check the platform's
                 # certificate before a time sync: the NTP server comes with the provisioning,
@@ -77,10 +82,13 @@ class ChipController:
                 "ntp_servers": ["%s:%d" % (HOST, self.ntp_port)]}
         uf2 = self.work / "firmware-provisioned.uf2"
         littlefs_image.build(uf2, {"device.json": json.dumps(opts).encode(),
-                                   "ca.pem": Path(ca.cert_path).read_bytes()},
+                                   "ca.pem": Path(ca.cert_path).read_bytes(),
+                                   "rest.pem": Path(rest_cert).read_bytes(),
+                                   "rest.key": Path(rest_key).read_bytes()},
                              firmware=self.uf2, storage_bytes=STORAGE_BYTES)
         b = self.board = PPPBoard(uf2, log=self.work / "emulator.log")
-        b.slirp.add_hostfwd(self.rest_port, 80)
+        b.slirp.add_hostfwd(self.rest_port, 443)
+        b.slirp.add_hostfwd(self.plain_port, 80)
         self.text = ""
         b.start()  # from power-on: main.py brings PPP up itself
         return self
@@ -126,6 +134,10 @@ class ChipController:
                             "log line %r" % msg)
         assert not self.stopped(), "the controller stopped:\n" + self.text[-3000:]
         return self.logged(msg, **fields)
+
+    def request(self, method, path, body=None, token=None):
+        # one request to the REST API over TLS -> (status, JSON body or None)
+        return request(self.rest_port, method, path, body, token, tls=self.client_tls)
 
     def pin(self, pin=RELAY_PIN):
         return self.board.call("pins")["pins"][pin]

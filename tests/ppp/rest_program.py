@@ -55,8 +55,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def raw_request(port, method, path, body=None, token=None, timeout=120):
-    """One request in one write on a new connection -> (status, body bytes)."""
+def raw_request(port, method, path, body=None, token=None, timeout=120, tls=None):
+    """One request in one write on a new connection -> (status, body bytes). tls: an
+    ssl.SSLContext for an https listener (the name checked is 127.0.0.1)."""
     data = json.dumps(body).encode() if body is not None else b""
     head = "%s %s HTTP/1.1\r\nHost: device\r\nConnection: close\r\nContent-Length: %d\r\n" % (
         method, path, len(data))
@@ -64,7 +65,8 @@ def raw_request(port, method, path, body=None, token=None, timeout=120):
         head += "Content-Type: application/json\r\n"
     if token:
         head += "Authorization: Bearer %s\r\n" % token
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
+    c = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    with c if tls is None else tls.wrap_socket(c, server_hostname="127.0.0.1") as c:
         c.sendall(head.encode() + b"\r\n" + data)
         got = b""
         while True:
@@ -76,9 +78,9 @@ def raw_request(port, method, path, body=None, token=None, timeout=120):
     return int(h.split()[1]), rest
 
 
-def request(port, method, path, body=None, token=None, timeout=120):
+def request(port, method, path, body=None, token=None, timeout=120, tls=None):
     """raw_request with the answer's JSON body decoded -> (status, body or None)."""
-    status, rest = raw_request(port, method, path, body, token, timeout)
+    status, rest = raw_request(port, method, path, body, token, timeout, tls)
     return status, json.loads(rest) if rest else None
 
 

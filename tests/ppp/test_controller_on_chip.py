@@ -3,12 +3,12 @@ main.py's run() with the options a /device.json would hold ("link": "ppp"): the 
 brings PPP up, the controller registers with the reference platform (a real process on the
 host's 127.0.0.1, reached through libslirp as 10.0.2.2) over https with a local CA, applies
 its config, syncs its clock from tools/ntp_responder.py and heartbeats. A token minted by the
-platform switches relay r1 over the device REST API and the emulated GP2 follows; a forged one
-is refused with no pin transition; the platform stops and comes back while the relay holds.
+platform switches relay r1 over the device REST API with TLS, as a board ships, and the
+emulated GP2 follows; four TLS clients at once are all served (one TLS session at a time, the
+others wait accepted: iotlib.tls_listener); plain HTTP serves the probes only; a forged token is
+refused with no pin transition; the platform stops and comes back while the relay holds.
 
-Set-up: controller_program.py. The REST API is plain HTTP (api.allow_plain_http): one TLS
-session at a time is what the heap affords next to the platform's
-(iotlib.http_client.reserve_tls_heap)."""
+Set-up: controller_program.py."""
 
 import pytest
 
@@ -49,22 +49,34 @@ def test_registers_applies_config_syncs_time_and_heartbeats(chip):
 
 def test_platform_minted_token_switches_relay_and_gpio_follows(chip):
     c = chip
-    c.wait_log("REST API listening", 300, port=80)
+    c.wait_log("REST API listening", 300, port=443, tls=True, plain_port=80)
     tok = c.cloud.mint_api_token(role="operator")["token"]
-    status, body = request(c.rest_port, "POST", "/gpio/r1", {"state": "HIGH"}, tok)
+    status, body = c.request("POST", "/gpio/r1", {"state": "HIGH"}, tok)
     assert status == 200, body
     c.board.wait_for(lambda: gp(c) == 1, 60, "GP2 high")
-    status, body = request(c.rest_port, "GET", "/gpio/r1", None, tok)
+    status, body = c.request("GET", "/gpio/r1", None, tok)
     assert (status, body["state"]) == (200, "HIGH"), body
 
 
-def test_four_concurrent_clients_served(chip):
+def test_four_concurrent_tls_clients_served(chip):
     c = chip
     tok = c.cloud.mint_api_token(role="viewer")["token"]
     want = "HIGH" if gp(c) else "LOW"
-    results = concurrent(4, 3, lambda: request(c.rest_port, "GET", "/gpio/r1", None, tok))
+    results = concurrent(4, 3, lambda: c.request("GET", "/gpio/r1", None, tok))
     assert len(results) == 12
     assert all(st == 200 and body["state"] == want for st, body in results), results
+    assert not c.logged("TLS session failed to start")
+    assert "Traceback" not in c.output()
+
+
+def test_plain_http_serves_the_probes_only(chip):
+    c = chip
+    tok = c.cloud.mint_api_token(role="operator")["token"]
+    before = gp(c)
+    assert request(c.plain_port, "GET", "/health")[0] == 200
+    status, body = request(c.plain_port, "POST", "/gpio/r1", {"state": "TOGGLE"}, tok)
+    assert (status, body["error"]) == (403, "tls_required"), body
+    assert gp(c) == before
 
 
 def test_forged_token_refused_and_pin_untouched(chip):
@@ -72,9 +84,9 @@ def test_forged_token_refused_and_pin_untouched(chip):
     before = gp(c)
     log0 = len(c.board.call("log", pins=[RELAY_PIN])["log"])
     forged = c.cloud.mint_api_token(role="operator")["token"].rsplit(".", 1)[0] + ".AAAA"
-    status, body = request(c.rest_port, "POST", "/gpio/r1", {"state": "TOGGLE"}, forged)
+    status, body = c.request("POST", "/gpio/r1", {"state": "TOGGLE"}, forged)
     assert status == 401 and body["error"], body
-    status, body = request(c.rest_port, "POST", "/gpio/r1", {"state": "TOGGLE"}, None)
+    status, body = c.request("POST", "/gpio/r1", {"state": "TOGGLE"}, None)
     assert status == 401, body
     assert gp(c) == before
     assert len(c.board.call("log", pins=[RELAY_PIN])["log"]) == log0  # not even a glitch
