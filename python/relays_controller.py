@@ -212,6 +212,8 @@ class RelaysController:
             floor_path=self.data_dir + "/time_floor")
         self.watchdog.on_resync = self.timesync.resync
         self.timesync.on_first_sync = self._first_sync
+        if not self.simulate:  # a board's RTC starts in 2021: register once the clock is set
+            self.auth.clock_set = asyncio.Event()
         # an attempt made before the link was up failed: the next one need not wait its retry
         self.net.on_change(lambda up: up and not self.timesync.synced and self.timesync.resync())
         self._ota_setup(cfg)
@@ -219,6 +221,8 @@ class RelaysController:
     def _first_sync(self):
         # the clock was just set: a registration or config fetch refused for a certificate
         # "not yet valid" may pass now, without waiting for its retry
+        if self.auth.clock_set is not None:
+            self.auth.clock_set.set()
         self.auth.retry_now()
         self.config.kick()
 

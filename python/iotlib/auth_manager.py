@@ -34,6 +34,9 @@ def _check_services(services):
 
 REGISTER_BACKOFF_MS = 1000       # after a failed registration, doubling to
 REGISTER_BACKOFF_MAX_MS = 60000
+# a board's first registration waits this long at most for the first time sync: with the RTC
+# still in 2021 the platform's certificate is "not yet valid" and the proof's timestamp stale
+CLOCK_WAIT_MS = 5000
 
 
 def proof(key, device_id, timestamp, nonce):
@@ -71,6 +74,7 @@ class AuthManager:
         self.registrations = 0
         self.failures = 0
         self.net = None           # NetworkManager, to wait for the link
+        self.clock_set = None     # asyncio.Event set at the first time sync (boards)
         self._refresh_at = None   # ticks_ms
         self._lock = asyncio.Lock()
         self._key_stat = None
@@ -141,6 +145,12 @@ class AuthManager:
                 wait = time.ticks_diff(self._retry_at, time.ticks_ms())
                 if wait > 0:
                     raise AuthError("not registered (next attempt in %d ms)" % wait)
+            clock = self.clock_set
+            if clock is not None and not clock.is_set():
+                try:
+                    await asyncio.wait_for_ms(clock.wait(), CLOCK_WAIT_MS)
+                except asyncio.TimeoutError:
+                    pass  # no time server answers: try anyway (a saved time floor may do)
             try:
                 await self._register()
             except OSError:

@@ -59,6 +59,10 @@ def public_config(cfg):
 
 
 PLAIN_ROUTES = ("/health", "/ready")
+# how long a TLS connection may wait for its session slot: on the RP2040 a session takes
+# 0.6-2 s (more while the platform client's own handshake holds the CPU), and a waiting
+# connection holds only its lwIP socket
+TLS_WAIT_MS = 30000
 
 
 def der(data):
@@ -203,7 +207,7 @@ class RestService:
     def _listener_limits(self, limits):
         if self.listener is not None:
             self.listener.set_limits(limits.max_tls_sessions, limits.max_connections,
-                                     limits.max_per_address, int(self.app.timeout_s * 1000))
+                                     limits.max_per_address, TLS_WAIT_MS)
 
 
 def rest_extension(host, port, tls_cert=None, tls_key=None, plain_port=None, probes_only=False):

@@ -97,3 +97,67 @@ def test_service_urls_are_as_strict_as_the_platform_url():
     raises(ValueError, "service 'state' URL 'ftp://p/state': scheme must be https (or http to "
            "loopback)",
            am._check_services, {"state": "ftp://p/state"})
+
+
+def test_first_registration_waits_for_the_clock_on_a_board():
+    # the controller gives a board's AuthManager clock_set, set at the first time sync: no
+    # registration (a TLS handshake bound to fail on "not yet valid") before it, or before
+    # CLOCK_WAIT_MS when no time server answers
+    try:
+        import asyncio
+    except ImportError:
+        import uasyncio as asyncio
+    import time
+    from check import true
+
+    posts = []
+
+    async def handle(reader, writer):
+        posts.append(time.ticks_ms())
+        await reader.read(512)
+        writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def attempt(a):
+        try:
+            await a.headers()
+        except am.AuthError:
+            pass
+
+    async def main():
+        import os
+        for _ in range(50):
+            port = 20000 + int.from_bytes(os.urandom(2), "big") % 20000
+            try:
+                server = await asyncio.start_server(handle, "127.0.0.1", port)
+                break
+            except OSError:
+                continue
+        url = "http://127.0.0.1:%d/v1/devices/register" % port
+        a = am.AuthManager("pico-c", "k" * 32, url)
+        a.clock_set = asyncio.Event()
+        task = asyncio.create_task(attempt(a))
+        await asyncio.sleep_ms(300)
+        eq(posts, [], "nothing sent before the clock is set")
+        t_set = time.ticks_ms()
+        a.clock_set.set()
+        await task
+        eq(len(posts), 1, "registered once the clock was set")
+        true(time.ticks_diff(posts[0], t_set) < 200, "at once")
+        # no time server: the wait is bounded
+        b = am.AuthManager("pico-d", "k" * 32, url)
+        b.clock_set = asyncio.Event()
+        wait0, am.CLOCK_WAIT_MS = am.CLOCK_WAIT_MS, 150
+        try:
+            t0 = time.ticks_ms()
+            await attempt(b)
+        finally:
+            am.CLOCK_WAIT_MS = wait0
+        eq(len(posts), 2, "tried after the wait")
+        true(time.ticks_diff(posts[1], t0) >= 150, "not before CLOCK_WAIT_MS")
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
