@@ -75,8 +75,8 @@ def run(c, rounds, n_https):
     concurrent(4, rounds, one_round)
     tls1 = metrics(c, tok)
     tls = {k: tls1.get(k, 0) - tls0.get(k, 0) for k in (
-        "api_tls_sessions_total", "api_tls_waits_total", "api_tls_turned_away_total",
-        "api_tls_wait_timeouts_total", "api_tls_failed_total")}
+        "api_tls_sessions_total", "api_tls_waits_total", "api_tls_heap_waits_total",
+        "api_tls_turned_away_total", "api_tls_wait_timeouts_total", "api_tls_failed_total")}
     # platform requests: each one a new TLS session
     c.board.wait_for(lambda: len(c.logged("http")) >= n_https, 900, "%d https requests" % n_https)
     https = [r["ms"] for r in c.logged("http") if "ms" in r]
@@ -109,6 +109,7 @@ def run(c, rounds, n_https):
         ["heap goal met", figures["heap_goal_met"]],
         ["REST TLS sessions in those rounds (one at a time)", tls["api_tls_sessions_total"]],
         ["... that waited for their turn", tls["api_tls_waits_total"]],
+        ["tries again for heap (mbedtls buffers)", tls["api_tls_heap_waits_total"]],
         ["... closed unread, timed out, failed to start",
          "%d, %d, %d" % (tls["api_tls_turned_away_total"], tls["api_tls_wait_timeouts_total"],
                          tls["api_tls_failed_total"])],
