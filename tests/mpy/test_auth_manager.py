@@ -3,6 +3,23 @@ from check import eq
 from iotlib import auth_manager as am
 
 
+async def platform_on_a_free_port(handle):
+    # -> (server, port): a stand-in platform on 127.0.0.1; no getsockname() here, so random
+    # high ports until one binds
+    import os
+    try:
+        import asyncio
+    except ImportError:
+        import uasyncio as asyncio
+    for _ in range(50):
+        port = 20000 + int.from_bytes(os.urandom(2), "big") % 20000
+        try:
+            return await asyncio.start_server(handle, "127.0.0.1", port), port
+        except OSError:
+            continue
+    raise OSError("no free port")
+
+
 def test_hmac_sha256_rfc4231():
     from binascii import hexlify
     eq(hexlify(am.hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
@@ -50,14 +67,7 @@ def test_failed_registration_backs_off_for_every_caller():
         await writer.wait_closed()
 
     async def main():
-        import os
-        for _ in range(50):  # no getsockname() here: random high ports until one binds
-            port = 20000 + int.from_bytes(os.urandom(2), "big") % 20000
-            try:
-                server = await asyncio.start_server(handle, "127.0.0.1", port)
-                break
-            except OSError:
-                continue
+        server, port = await platform_on_a_free_port(handle)
         a = am.AuthManager("pico-b", "k" * 32, "http://127.0.0.1:%d/v1/devices/register" % port)
         a._backoff = 200
         errors = []
@@ -127,14 +137,7 @@ def test_first_registration_waits_for_the_clock_on_a_board():
             pass
 
     async def main():
-        import os
-        for _ in range(50):
-            port = 20000 + int.from_bytes(os.urandom(2), "big") % 20000
-            try:
-                server = await asyncio.start_server(handle, "127.0.0.1", port)
-                break
-            except OSError:
-                continue
+        server, port = await platform_on_a_free_port(handle)
         url = "http://127.0.0.1:%d/v1/devices/register" % port
         a = am.AuthManager("pico-c", "k" * 32, url)
         a.clock_set = asyncio.Event()

@@ -91,10 +91,32 @@ async def client(port_, name, out, src=None):
         out[name] = "closed"
 
 
-async def started(lst, port_):
-    task = asyncio.create_task(lst.serve("127.0.0.1", port_))
-    await asyncio.sleep_ms(20)
-    return task
+class Listening:
+    """async with: a TlsListener on a fresh port with a Holder as its handler; arrive() starts
+    clients one after the other (so the arrival order is known), their answers in .out."""
+
+    def __init__(self, ctx=None, **limits):
+        self.h = Holder()
+        self.lst = TlsListener(ctx or server_ctx(), self.h.handle, **limits)
+        self.port = port()
+        self.out = {}
+
+    async def __aenter__(self):
+        self.task = asyncio.create_task(self.lst.serve("127.0.0.1", self.port))
+        await asyncio.sleep_ms(20)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.lst.close()
+        try:
+            await asyncio.wait_for_ms(self.task, 1000)
+        except (asyncio.CancelledError, asyncio.TimeoutError):
+            pass
+
+    async def arrive(self, *names, src=None, gap_ms=50):
+        for n in names:
+            asyncio.create_task(client(self.port, n, self.out, src))
+            await asyncio.sleep_ms(gap_ms)
 
 
 async def until(cond, ms=5000):
@@ -105,140 +127,96 @@ async def until(cond, ms=5000):
     raise AssertionError("timed out waiting")
 
 
-async def stop(lst, task):
-    lst.close()
-    try:
-        await asyncio.wait_for_ms(task, 1000)
-    except (asyncio.CancelledError, asyncio.TimeoutError):
-        pass
-
-
 def test_one_session_at_a_time_the_others_served_in_arrival_order():
     async def run():
-        h = Holder()
-        lst = TlsListener(server_ctx(), h.handle, sessions=1)
-        p = port()
-        task = await started(lst, p)
-        out = {}
-        names = (b"a", b"b", b"c", b"d")
-        for n in names:  # one after the other, so the arrival order is known
-            asyncio.create_task(client(p, n, out))
-            await asyncio.sleep_ms(50)
-        await until(lambda: h.served == [b"a"] and len(lst._line) == 3)
-        eq(lst.active, 1, "one slot taken while three wait")
-        h.gate.set()
-        await until(lambda: len(out) == 4)
-        eq(out, {n: b"ok " + n for n in names}, "every client answered")
-        eq(h.served, list(names), "oldest waiter first")
-        eq(h.most, 1, "never two sessions at once")
-        eq((lst.started, lst.waited, lst.turned_away, lst.timed_out, lst.failed), (4, 3, 0, 0, 0))
-        eq(lst.active, 0, "the slot is free again")
-        await stop(lst, task)
+        async with Listening(sessions=1) as t:
+            h, lst = t.h, t.lst
+            names = (b"a", b"b", b"c", b"d")
+            await t.arrive(*names)
+            await until(lambda: h.served == [b"a"] and len(lst._line) == 3)
+            eq(lst.active, 1, "one slot taken while three wait")
+            h.gate.set()
+            await until(lambda: len(t.out) == 4)
+            eq(t.out, {n: b"ok " + n for n in names}, "every client answered")
+            eq(h.served, list(names), "oldest waiter first")
+            eq(h.most, 1, "never two sessions at once")
+            eq((lst.started, lst.waited, lst.turned_away, lst.timed_out, lst.failed),
+               (4, 3, 0, 0, 0))
+            eq(lst.active, 0, "the slot is free again")
     asyncio.run(run())
 
 
 def test_a_freed_slot_goes_to_another_address_first():
     async def run():
-        h = Holder()
-        lst = TlsListener(server_ctx(), h.handle, sessions=1)
-        p = port()
-        task = await started(lst, p)
-        out = {}
-        for n, src in ((b"a1", "127.0.0.1"), (b"a2", "127.0.0.1"), (b"a3", "127.0.0.1"),
-                       (b"b1", "127.0.0.2")):
-            asyncio.create_task(client(p, n, out, src))
-            await asyncio.sleep_ms(50)
-        await until(lambda: h.served == [b"a1"] and len(lst._line) == 3)
-        eq([e[1] for e in lst._line], ["127.0.0.1", "127.0.0.1", "127.0.0.2"])
-        h.gate.set()
-        await until(lambda: len(out) == 4)
-        eq(h.served, [b"a1", b"b1", b"a2", b"a3"], "b1 before a1's own later connections")
-        eq(sorted(out.values()), [b"ok a1", b"ok a2", b"ok a3", b"ok b1"])
-        eq((lst.active, lst._holding, lst._ips), (0, {}, {}))
-        await stop(lst, task)
+        async with Listening(sessions=1) as t:
+            h, lst = t.h, t.lst
+            await t.arrive(b"a1", b"a2", b"a3", src="127.0.0.1")
+            await t.arrive(b"b1", src="127.0.0.2")
+            await until(lambda: h.served == [b"a1"] and len(lst._line) == 3)
+            eq([e[1] for e in lst._line], ["127.0.0.1", "127.0.0.1", "127.0.0.2"])
+            h.gate.set()
+            await until(lambda: len(t.out) == 4)
+            eq(h.served, [b"a1", b"b1", b"a2", b"a3"], "b1 before a1's own later connections")
+            eq(sorted(t.out.values()), [b"ok a1", b"ok a2", b"ok a3", b"ok b1"])
+            eq((lst.active, lst._holding, lst._ips), (0, {}, {}))
     asyncio.run(run())
 
 
 def test_two_sessions_when_configured():
     async def run():
-        h = Holder()
-        lst = TlsListener(server_ctx(), h.handle, sessions=2)
-        p = port()
-        task = await started(lst, p)
-        out = {}
-        for n in (b"a", b"b", b"c"):
-            asyncio.create_task(client(p, n, out))
-            await asyncio.sleep_ms(50)
-        await until(lambda: len(h.served) == 2 and len(lst._line) == 1)
-        h.gate.set()
-        await until(lambda: len(out) == 3)
-        eq(h.most, 2)
-        eq(sorted(out.values()), [b"ok a", b"ok b", b"ok c"])
-        await stop(lst, task)
+        async with Listening(sessions=2) as t:
+            await t.arrive(b"a", b"b", b"c")
+            await until(lambda: len(t.h.served) == 2 and len(t.lst._line) == 1)
+            t.h.gate.set()
+            await until(lambda: len(t.out) == 3)
+            eq(t.h.most, 2)
+            eq(sorted(t.out.values()), [b"ok a", b"ok b", b"ok c"])
     asyncio.run(run())
 
 
 def test_a_full_line_closes_the_newcomer_unread():
     async def run():
-        h = Holder()
-        lst = TlsListener(server_ctx(), h.handle, sessions=1, waiting=1)
-        p = port()
-        task = await started(lst, p)
-        out = {}
-        for n in (b"a", b"b", b"c"):
-            asyncio.create_task(client(p, n, out))
-            await asyncio.sleep_ms(50)
-        await until(lambda: b"c" in out)
-        eq(out, {b"c": "closed"}, "the third: no wrap, no answer")
-        eq(lst.turned_away, 1)
-        h.gate.set()
-        await until(lambda: len(out) == 3)
-        eq((out[b"a"], out[b"b"]), (b"ok a", b"ok b"), "the waiter is still served")
-        eq(lst.started, 2, "no session for the one turned away")
-        await stop(lst, task)
+        async with Listening(sessions=1, waiting=1) as t:
+            await t.arrive(b"a", b"b", b"c")
+            await until(lambda: b"c" in t.out)
+            eq(t.out, {b"c": "closed"}, "the third: no wrap, no answer")
+            eq(t.lst.turned_away, 1)
+            t.h.gate.set()
+            await until(lambda: len(t.out) == 3)
+            eq((t.out[b"a"], t.out[b"b"]), (b"ok a", b"ok b"), "the waiter is still served")
+            eq(t.lst.started, 2, "no session for the one turned away")
     asyncio.run(run())
 
 
 def test_one_address_gets_its_share_only():
     async def run():
-        h = Holder()
-        lst = TlsListener(server_ctx(), h.handle, sessions=1, waiting=8, per_address=2)
-        p = port()
-        task = await started(lst, p)
-        out = {}
-        for n in (b"a", b"b", b"c"):
-            asyncio.create_task(client(p, n, out))
-            await asyncio.sleep_ms(50)
-        await until(lambda: b"c" in out)
-        eq(out[b"c"], "closed", "a third connection from 127.0.0.1")
-        eq(lst._ips, {"127.0.0.1": 2})
-        h.gate.set()
-        await until(lambda: len(out) == 3)
-        eq(lst._ips, {}, "nothing counted once they are gone")
-        await stop(lst, task)
+        async with Listening(sessions=1, waiting=8, per_address=2) as t:
+            await t.arrive(b"a", b"b", b"c")
+            await until(lambda: b"c" in t.out)
+            eq(t.out[b"c"], "closed", "a third connection from 127.0.0.1")
+            eq(t.lst._ips, {"127.0.0.1": 2})
+            t.h.gate.set()
+            await until(lambda: len(t.out) == 3)
+            eq(t.lst._ips, {}, "nothing counted once they are gone")
     asyncio.run(run())
 
 
 def test_a_wait_past_wait_ms_closes_the_waiter_and_keeps_the_slot_count():
     async def run():
-        h = Holder()
-        lst = TlsListener(server_ctx(), h.handle, sessions=1, wait_ms=150)
-        p = port()
-        task = await started(lst, p)
-        out = {}
-        asyncio.create_task(client(p, b"a", out))
-        await until(lambda: h.served == [b"a"])
-        asyncio.create_task(client(p, b"b", out))
-        await until(lambda: b"b" in out)
-        eq(out[b"b"], "closed")
-        eq((lst.timed_out, lst.active, lst._line), (1, 1, []))
-        h.gate.set()
-        await until(lambda: b"a" in out)
-        eq(lst.active, 0)
-        asyncio.create_task(client(p, b"c", out))  # and the next one is served at once
-        await until(lambda: b"c" in out)
-        eq((out[b"c"], lst.waited), (b"ok c", 1))
-        await stop(lst, task)
+        async with Listening(sessions=1, wait_ms=150) as t:
+            lst = t.lst
+            await t.arrive(b"a")
+            await until(lambda: t.h.served == [b"a"])
+            await t.arrive(b"b")
+            await until(lambda: b"b" in t.out)
+            eq(t.out[b"b"], "closed")
+            eq((lst.timed_out, lst.active, lst._line), (1, 1, []))
+            t.h.gate.set()
+            await until(lambda: b"a" in t.out)
+            eq(lst.active, 0)
+            await t.arrive(b"c")  # and the next one is served at once
+            await until(lambda: b"c" in t.out)
+            eq((t.out[b"c"], lst.waited), (b"ok c", 1))
     asyncio.run(run())
 
 
@@ -265,66 +243,51 @@ class HeapAfter:
 
 def test_a_session_short_of_heap_tries_again_and_is_served():
     async def run():
-        h = Holder()
-        h.gate.set()
-        lst = TlsListener(HeapAfter(3), h.handle, sessions=1, wait_ms=5000)
-        p = port()
-        task = await started(lst, p)
-        out = {}
-        asyncio.create_task(client(p, b"a", out))
-        await until(lambda: b"a" in out)
-        eq(out[b"a"], b"ok a")
-        eq((lst.heap_waits, lst.failed, lst.started, lst.active), (3, 0, 1, 0))
-        await stop(lst, task)
+        async with Listening(HeapAfter(3), sessions=1, wait_ms=5000) as t:
+            t.h.gate.set()
+            await t.arrive(b"a")
+            await until(lambda: b"a" in t.out)
+            eq(t.out[b"a"], b"ok a")
+            eq((t.lst.heap_waits, t.lst.failed, t.lst.started, t.lst.active), (3, 0, 1, 0))
     asyncio.run(run())
 
 
 def test_a_session_that_cannot_start_frees_its_slot():
     async def run():
-        h = Holder()
-        h.gate.set()
-        lst = TlsListener(NoHeap(), h.handle, sessions=1, wait_ms=300)
-        p = port()
-        task = await started(lst, p)
-        out = {}
-        for n in (b"a", b"b"):
-            asyncio.create_task(client(p, n, out))
-            await asyncio.sleep_ms(30)
-        await until(lambda: len(out) == 2)
-        eq(out, {b"a": "closed", b"b": "closed"})
-        eq((lst.failed, lst.started, lst.active), (2, 0, 0))
-        true(lst.heap_waits >= 2, "each tried again before giving up")
-        lst.ctx = server_ctx()   # heap back: the next connection is served
-        asyncio.create_task(client(p, b"c", out))
-        await until(lambda: b"c" in out)
-        eq((out[b"c"], lst.started), (b"ok c", 1))
-        await stop(lst, task)
+        async with Listening(NoHeap(), sessions=1, wait_ms=300) as t:
+            lst = t.lst
+            t.h.gate.set()
+            await t.arrive(b"a", b"b", gap_ms=30)
+            await until(lambda: len(t.out) == 2)
+            eq(t.out, {b"a": "closed", b"b": "closed"})
+            eq((lst.failed, lst.started, lst.active), (2, 0, 0))
+            true(lst.heap_waits >= 2, "each tried again before giving up")
+            lst.ctx = server_ctx()   # heap back: the next connection is served
+            await t.arrive(b"c")
+            await until(lambda: b"c" in t.out)
+            eq((t.out[b"c"], lst.started), (b"ok c", 1))
     asyncio.run(run())
 
 
 def test_waiters_cancelled_by_shutdown_leave_no_slot_taken():
     async def run():
-        h = Holder()
-        lst = TlsListener(server_ctx(), h.handle, sessions=1)
-        p = port()
-        task = await started(lst, p)
-        out = {}
-        waiter = []
-        orig = lst._wait_turn
+        async with Listening(sessions=1) as t:
+            lst = t.lst
+            waiter = []
+            orig = lst._wait_turn
 
-        async def wait_turn(ip):
-            waiter.append(asyncio.current_task())
-            return await orig(ip)
-        lst._wait_turn = wait_turn
-        asyncio.create_task(client(p, b"a", out))
-        await until(lambda: h.served == [b"a"])
-        asyncio.create_task(client(p, b"b", out))
-        await until(lambda: len(lst._line) == 1)
-        waiter[0].cancel()
-        await until(lambda: not lst._line)
-        eq(lst.active, 1, "only a's slot")
-        h.gate.set()
-        await until(lambda: b"a" in out)
-        eq(lst.active, 0)
-        await stop(lst, task)
+            async def wait_turn(ip):
+                waiter.append(asyncio.current_task())
+                return await orig(ip)
+            lst._wait_turn = wait_turn
+            await t.arrive(b"a")
+            await until(lambda: t.h.served == [b"a"])
+            await t.arrive(b"b")
+            await until(lambda: len(lst._line) == 1)
+            waiter[0].cancel()
+            await until(lambda: not lst._line)
+            eq(lst.active, 1, "only a's slot")
+            t.h.gate.set()
+            await until(lambda: b"a" in t.out)
+            eq(lst.active, 0)
     asyncio.run(run())
