@@ -231,13 +231,21 @@ def test_http_limits_and_token_budget_follow_the_config():
     eq((app.limits.max_connections, app.limits.max_per_address, app.limits.max_head_bytes,
         app.limits.max_headers, app.limits.head_timeout_ms), (8, 4, 6144, 32, 3000), "defaults")
     eq(api.limiter.verify.requests, 50, "token checks per second: default")
+    eq(app.limits.max_tls_sessions, 1, "one TLS session at a time: default")
+    from iotlib import rest_service
+    from iotlib.tls_listener import TlsListener
+    lst = c.rest.listener = TlsListener(None, None)   # as serve() sets it with TLS
     http = {"max_connections": 3, "max_per_address": 1, "max_head_bytes": 2048,
-            "max_headers": 10, "head_timeout_ms": 500, "token_checks_per_s": 2}
+            "max_headers": 10, "head_timeout_ms": 500, "token_checks_per_s": 2,
+            "max_tls_sessions": 2}
     eq(config_schema.check(config(http=http)), None, "the schema takes the block")
     limiter = api.limiter
     true(c.config._apply(config(http=http), 2, '"cfg-2"'), "applied")
     eq((app.limits.max_connections, app.limits.max_per_address, app.limits.max_head_bytes,
         app.limits.max_headers, app.limits.head_timeout_ms), (3, 1, 2048, 10, 500), "applied")
+    eq((lst.sessions, lst.waiting, lst.per_address, lst.wait_ms),
+       (2, 3, 1, rest_service.TLS_WAIT_MS), "the TLS listener follows")
+    c.rest.listener = None
     true(api.limiter is not limiter and api.limiter.verify.requests == 2, "budget rebuilt")
     # the budget: two new tokens pass, the third is refused before any HMAC
     v = api.validator
@@ -250,6 +258,7 @@ def test_http_limits_and_token_budget_follow_the_config():
     for bad, field in (({"max_connections": 0}, "http.max_connections"),
                        ({"max_head_bytes": 100000}, "http.max_head_bytes"),
                        ({"token_checks_per_s": "9"}, "http.token_checks_per_s"),
+                       ({"max_tls_sessions": 17}, "http.max_tls_sessions"),
                        ({"nope": 1}, "http.nope")):
         eq(config_schema.check(config(http=bad))[0], field, "refused: %r" % bad)
     try:
