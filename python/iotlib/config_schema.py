@@ -28,7 +28,7 @@ _TOP = ("relays", "restore_policy", "interlocks", "inputs", "ntp_servers", "ntp_
 # the device REST API's connection limits: name -> (min, max); defaults in rest_api.HttpLimits
 _HTTP = (("max_connections", 1, 64), ("max_per_address", 1, 64),
          ("max_head_bytes", 1024, 16384), ("max_headers", 4, 100),
-         ("head_timeout_ms", 100, 60000), ("max_tls_sessions", 1, 16),
+         ("head_timeout_ms", 100, 60000), ("max_tls_sessions", 1, 16), ("max_tls_streams", 0, 4),
          ("token_checks_per_s", 1, 1000))
 _NAME = re.compile("^[a-z][a-z0-9_]*$")
 _HOST = re.compile("^[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]+)?$")

@@ -64,9 +64,12 @@ class HttpLimits:
     #   head_timeout_ms        the head must be complete within this time of the connection
     #   max_tls_sessions       TLS sessions at once (each holds ~21 KB of mbedtls buffers);
     #                          more TLS connections wait their turn (iotlib.tls_listener)
+    #   max_tls_streams        TLS event streams (GET /events) beside those sessions; more
+    #                          get 503 too_many_streams
     KEYS = (("max_connections", 8, 1, 64), ("max_per_address", 4, 1, 64),
             ("max_head_bytes", 6144, 1024, 16384), ("max_headers", 32, 4, 100),
-            ("head_timeout_ms", 3000, 100, 60000), ("max_tls_sessions", 1, 1, 16))
+            ("head_timeout_ms", 3000, 100, 60000), ("max_tls_sessions", 1, 1, 16),
+            ("max_tls_streams", 1, 0, 4))
 
     def __init__(self, **kw):
         for name, default, lo, hi in self.KEYS:

@@ -207,7 +207,8 @@ class RestService:
     def _listener_limits(self, limits):
         if self.listener is not None:
             self.listener.set_limits(limits.max_tls_sessions, limits.max_connections,
-                                     limits.max_per_address, TLS_WAIT_MS)
+                                     limits.max_per_address, TLS_WAIT_MS,
+                                     limits.max_tls_streams)
 
 
 def rest_extension(host, port, tls_cert=None, tls_key=None, plain_port=None, probes_only=False):

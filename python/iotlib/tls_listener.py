@@ -9,8 +9,12 @@
 # to the oldest), so one address that keeps the line full of stalled connections delays a
 # client from elsewhere by one session, not by all of its own.
 #
-#   lst = TlsListener(ctx, handler, sessions=1, waiting=8, per_address=4, wait_ms=10000)
+#   lst = TlsListener(ctx, handler, sessions=1, waiting=8, per_address=4, wait_ms=10000,
+#                     streams=1)
 #   await lst.serve("0.0.0.0", 443)
+#
+# A handler whose answer lasts (an event stream) calls writer.leave_slot(): its session then
+# stops counting against `sessions` (at most `streams` such sessions; False beyond).
 #
 # A connection is closed unread when `waiting` connections already wait, when its address
 # already has `per_address` connections waiting or in a session, or when no slot came within
@@ -34,10 +38,12 @@ HEAP_RETRY_MS = 100
 
 
 class TlsListener:
-    def __init__(self, ctx, handler, sessions=1, waiting=8, per_address=4, wait_ms=10000):
+    def __init__(self, ctx, handler, sessions=1, waiting=8, per_address=4, wait_ms=10000,
+                 streams=1):
         self.ctx = ctx
         self.handler = handler
-        self.set_limits(sessions, waiting, per_address, wait_ms)
+        self.set_limits(sessions, waiting, per_address, wait_ms, streams)
+        self.streaming = 0    # sessions that left their slot to stream (stream.leave_slot())
         self.active = 0       # slots taken (sessions, and waiters a slot was just handed to)
         self._line = []       # [event, ip] of the connections waiting, oldest first
         self._ips = {}        # ip -> connections waiting or in a session
@@ -50,8 +56,9 @@ class TlsListener:
         self.heap_waits = 0
         self._fail_next = 0
 
-    def set_limits(self, sessions, waiting, per_address, wait_ms):
+    def set_limits(self, sessions, waiting, per_address, wait_ms, streams=1):
         self.sessions = sessions
+        self.max_streams = streams
         self.waiting = waiting
         self.per_address = per_address
         self.wait_ms = wait_ms
@@ -81,10 +88,14 @@ class TlsListener:
                 self.timed_out += 1
                 await _close(reader)
                 return
+            held = [True]
             try:
-                await self._session(reader)
+                await self._session(reader, ip, held)
             finally:
-                self._release(ip)
+                if held[0]:
+                    self._release(ip)
+                else:
+                    self.streaming -= 1
         finally:
             n = self._ips[ip] - 1
             if n:
@@ -136,7 +147,7 @@ class TlsListener:
         self._hold(entry[1], 1)
         entry[0].set()
 
-    async def _session(self, reader):
+    async def _session(self, reader, ip, held):
         # the session's buffers may not fit while another TLS session (the platform client's)
         # holds its own: collect, and try again until wait_ms has passed
         give_up = time.ticks_add(time.ticks_ms(), self.wait_ms)
@@ -157,6 +168,19 @@ class TlsListener:
         self.started += 1
         s.setblocking(False)
         stream = asyncio.StreamReader(s, reader.e)
+
+        def leave_slot():
+            # a long-lived answer (the web page's event stream) gives its slot back so that
+            # it does not hold off every other client; False when max_streams already do
+            if not held[0]:
+                return True
+            if self.streaming >= self.max_streams:
+                return False
+            held[0] = False
+            self.streaming += 1
+            self._release(ip)
+            return True
+        stream.leave_slot = leave_slot
         await self.handler(stream, stream)
 
     def _log_failure(self, e):

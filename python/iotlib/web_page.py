@@ -164,6 +164,12 @@ class WebPage:
     def events(self, req, claims):
         if req.method == "HEAD":  # no body will be read: no subscription
             return Response(b"", 200, STREAM_HEADERS)
+        # over TLS the stream gives back its session slot, so one open page does not hold
+        # off every other client (iotlib.tls_listener)
+        leave = getattr(req.sock[1], "leave_slot", None)
+        if leave is not None and not leave():
+            raise Refusal(503, "too_many_streams", "every place for a TLS event stream is taken"
+                          " (http.max_tls_streams)", None, 5)
         try:
             sub = self.bus.subscribe(rbac.relay_scope(claims))
         except events.Full as e:

@@ -237,6 +237,44 @@ def test_device_api_serves_concurrent_tls_clients_one_session_at_a_time(
     assert len(waits) == 1 and float(waits[0].rsplit(" ", 1)[1]) >= 3, waits
 
 
+def test_an_open_event_stream_over_tls_does_not_hold_off_other_clients(
+        tls_platform, local_ca, sim_device, ntp):
+    # the web page keeps GET /events open: it gives back its TLS session place
+    # (http.max_tls_streams, 1), so a switch from another client is served at once, and the
+    # stream carries the change; a second stream finds no place
+    if not ntp:
+        pytest.fail("no NTP responder: the device clock cannot be synced")
+    cert, key = local_ca.issue("device")
+    dev = sim_device(tls_platform, config=api_config(ntp), ca_cert=local_ca.cert_path,
+                     rest_tls_cert=cert, rest_tls_key=key, rest_probes_only=True)
+    port = dev.settings["rest_port"]
+    url = "https://127.0.0.1:%d" % port
+    dev.wait_status(lambda s: s["ready"] and s["config_version"] >= 1, "ready", timeout=30)
+    wait_for(lambda: answers(url + "/health"), 15, "the API over TLS")
+    tok = mint(dev.cloud)
+    ctx = ssl.create_default_context(cafile=local_ca.cert_path)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as stream:
+        stream.sendall(("GET /events HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\n\r\n"
+                        % tok).encode())
+
+        def read_until(marker, got=b""):
+            while marker not in got:
+                d = stream.recv(4096)
+                assert d, "the stream ended: %r" % got[-300:]
+                got += d
+            return got
+
+        got = read_until(b"event: hello")
+        assert got.startswith(b"HTTP/1.0 200 OK"), got[:100]
+        r = sim.http("POST", url + "/gpio/r1", {"state": "HIGH"}, token=tok, timeout=5)
+        assert r.status == 200 and r.json()["state"] == "HIGH", r
+        got = read_until(b"event: relay", got)
+        r = sim.http("GET", url + "/events", token=tok, timeout=5)
+        assert r.status == 503 and r.json()["error"] == "too_many_streams", r
+        assert r.headers["Retry-After"] == "5"
+
+
 def test_board_without_tls_serves_only_the_probes(platform, sim_device, ntp):
     # a board's rules on the unix build: no certificate, plain HTTP, probes only
     if not ntp:

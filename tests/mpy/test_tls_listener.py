@@ -291,3 +291,45 @@ def test_waiters_cancelled_by_shutdown_leave_no_slot_taken():
             await until(lambda: b"a" in t.out)
             eq(lst.active, 0)
     asyncio.run(run())
+
+
+class Streamer(Holder):
+    """A handler whose answers last: each session leaves its slot, as the event stream does."""
+
+    def __init__(self):
+        Holder.__init__(self)
+        self.left = []   # what leave_slot() said, in order
+
+    async def handle(self, reader, writer):
+        name = (await reader.readline()).strip()
+        self.left.append((name, writer.leave_slot()))
+        await Holder.handle(self, _Replay(name, reader), writer)
+
+
+class _Replay:
+    # the line the Streamer already read, read again by Holder.handle
+    def __init__(self, line, reader):
+        self.line = line
+
+    async def readline(self):
+        return self.line + b"\n"
+
+
+def test_a_stream_gives_its_slot_back_up_to_max_streams():
+    async def run():
+        t = Listening(sessions=1, streams=1)
+        t.h = Streamer()
+        t.lst.handler = t.h.handle
+        async with t:
+            lst = t.lst
+            await t.arrive(b"s1")
+            await until(lambda: t.h.served == [b"s1"])
+            eq((lst.active, lst.streaming), (0, 1), "the stream holds no slot")
+            await t.arrive(b"s2")  # served at once, but there is no place for a second stream
+            await until(lambda: len(t.h.served) == 2)
+            eq(t.h.left, [(b"s1", True), (b"s2", False)])
+            eq((lst.active, lst.streaming, lst.waited), (1, 1, 0))
+            t.h.gate.set()
+            await until(lambda: len(t.out) == 2)
+            eq((lst.active, lst.streaming), (0, 0), "both counts back to nothing")
+    asyncio.run(run())

@@ -10,6 +10,8 @@ refused with no pin transition; the platform stops and comes back while the rela
 
 Set-up: controller_program.py."""
 
+import socket
+
 import pytest
 
 from conftest import UF2
@@ -67,6 +69,32 @@ def test_four_concurrent_tls_clients_served(chip):
     assert all(st == 200 and body["state"] == want for st, body in results), results
     assert not c.logged("TLS session failed to start")
     assert "Traceback" not in c.output()
+
+
+def test_web_page_event_stream_over_tls_beside_a_switch(chip):
+    # the page keeps GET /events open over TLS; it gives back its session place, so a switch
+    # from another client is served while it streams, and the stream carries the change
+    c = chip
+    tok = c.cloud.mint_api_token(role="operator")["token"]
+    want = "LOW" if gp(c) else "HIGH"
+    raw = socket.create_connection(("127.0.0.1", c.rest_port), timeout=120)
+    with c.client_tls.wrap_socket(raw, server_hostname="127.0.0.1") as stream:
+        stream.sendall(("GET /events HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\n\r\n"
+                        % tok).encode())
+
+        def read_until(marker, got=b""):
+            while marker not in got:
+                d = stream.recv(4096)
+                assert d, "the stream ended: %r" % got[-300:]
+                got += d
+            return got
+
+        got = read_until(b"event: hello")
+        status, body = c.request("POST", "/gpio/r1", {"state": want}, tok)
+        assert (status, body["state"]) == (200, want), body
+        got = read_until(b"event: relay", got)
+        c.board.wait_for(lambda: gp(c) == (want == "HIGH"), 60, "GP2 follows")
+    assert not c.logged("TLS session failed to start")
 
 
 def test_plain_http_serves_the_probes_only(chip):
