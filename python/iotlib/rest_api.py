@@ -64,8 +64,9 @@ class HttpLimits:
     #   head_timeout_ms        the head must be complete within this time of the connection
     #   max_tls_sessions       TLS sessions at once (each holds ~21 KB of mbedtls buffers);
     #                          more TLS connections wait their turn (iotlib.tls_listener)
-    #   max_tls_streams        TLS event streams (GET /events) beside those sessions; more
-    #                          get 503 too_many_streams
+    #   max_tls_streams        TLS event streams (GET /events) at once, each in a session
+    #                          that makes way for a waiting client; more get 503
+    #                          too_many_streams
     KEYS = (("max_connections", 8, 1, 64), ("max_per_address", 4, 1, 64),
             ("max_head_bytes", 6144, 1024, 16384), ("max_headers", 32, 4, 100),
             ("head_timeout_ms", 3000, 100, 60000), ("max_tls_sessions", 1, 1, 16),
@@ -123,6 +124,8 @@ FIGURES = (
      "TLS connections closed after waiting too long for a session slot.", False),
     ("rest_tls_heap_waits", "api_tls_heap_waits_total",
      "Tries of a TLS session to start again once heap was free for mbedtls.", False),
+    ("rest_tls_streams_closed", "api_tls_streams_closed_total",
+     "TLS event streams closed to make way for a waiting client.", False),
     ("rest_tls_failed", "api_tls_failed_total",
      "TLS sessions that could not start (no heap for mbedtls in time).", False),
 )

@@ -202,7 +202,8 @@ class RestService:
             return {}
         return {"rest_tls_sessions": lst.started, "rest_tls_waited": lst.waited,
                 "rest_tls_turned_away": lst.turned_away, "rest_tls_timed_out": lst.timed_out,
-                "rest_tls_heap_waits": lst.heap_waits, "rest_tls_failed": lst.failed}
+                "rest_tls_heap_waits": lst.heap_waits, "rest_tls_failed": lst.failed,
+                "rest_tls_streams_closed": lst.evicted}
 
     def _listener_limits(self, limits):
         if self.listener is not None:

@@ -13,8 +13,10 @@
 #                     streams=1)
 #   await lst.serve("0.0.0.0", 443)
 #
-# A handler whose answer lasts (an event stream) calls writer.leave_slot(): its session then
-# stops counting against `sessions` (at most `streams` such sessions; False beyond).
+# A handler whose answer lasts (an event stream) calls writer.yield_slot(): its session then
+# keeps its slot only until a connection waits for one, and is closed to make way (at most
+# `streams` such sessions; False beyond). So the heap never holds more than `sessions` TLS
+# sessions, and an open web page does not hold off the other clients.
 #
 # A connection is closed unread when `waiting` connections already wait, when its address
 # already has `per_address` connections waiting or in a session, or when no slot came within
@@ -43,7 +45,7 @@ class TlsListener:
         self.ctx = ctx
         self.handler = handler
         self.set_limits(sessions, waiting, per_address, wait_ms, streams)
-        self.streaming = 0    # sessions that left their slot to stream (stream.leave_slot())
+        self._streams = []    # sessions streaming (stream.yield_slot()), oldest first
         self.active = 0       # slots taken (sessions, and waiters a slot was just handed to)
         self._line = []       # [event, ip] of the connections waiting, oldest first
         self._ips = {}        # ip -> connections waiting or in a session
@@ -53,7 +55,7 @@ class TlsListener:
         # address over its share, no slot in time), wraps retried for heap, and sessions that
         # failed to start (no heap within wait_ms)
         self.started = self.waited = self.turned_away = self.timed_out = self.failed = 0
-        self.heap_waits = 0
+        self.heap_waits = self.evicted = 0
         self._fail_next = 0
 
     def set_limits(self, sessions, waiting, per_address, wait_ms, streams=1):
@@ -88,14 +90,18 @@ class TlsListener:
                 self.timed_out += 1
                 await _close(reader)
                 return
-            held = [True]
+            sess = _Session()
             try:
-                await self._session(reader, ip, held)
+                await self._session(reader, ip, sess)
+            except asyncio.CancelledError:
+                if not sess.evicted:
+                    raise  # the server is stopping
             finally:
-                if held[0]:
-                    self._release(ip)
-                else:
-                    self.streaming -= 1
+                if sess in self._streams:
+                    self._streams.remove(sess)
+                if sess.evicted:  # its handler was cancelled before it closed the stream
+                    await _close(sess.stream)
+                self._release(ip)
         finally:
             n = self._ips[ip] - 1
             if n:
@@ -108,6 +114,8 @@ class TlsListener:
         self.waited += 1
         entry = [asyncio.Event(), ip]
         self._line.append(entry)
+        if self._streams:  # a stream holds a slot: it makes way
+            self._evict()
         try:
             await asyncio.wait_for_ms(entry[0].wait(), self.wait_ms)
         except asyncio.TimeoutError:
@@ -147,7 +155,7 @@ class TlsListener:
         self._hold(entry[1], 1)
         entry[0].set()
 
-    async def _session(self, reader, ip, held):
+    async def _session(self, reader, ip, sess):
         # the session's buffers may not fit while another TLS session (the platform client's)
         # holds its own: collect, and try again until wait_ms has passed
         give_up = time.ticks_add(time.ticks_ms(), self.wait_ms)
@@ -167,21 +175,34 @@ class TlsListener:
                 await asyncio.sleep_ms(HEAP_RETRY_MS)
         self.started += 1
         s.setblocking(False)
-        stream = asyncio.StreamReader(s, reader.e)
+        stream = sess.stream = asyncio.StreamReader(s, reader.e)
+        sess.task = asyncio.current_task()
 
-        def leave_slot():
-            # a long-lived answer (the web page's event stream) gives its slot back so that
-            # it does not hold off every other client; False when max_streams already do
-            if not held[0]:
+        def yield_slot():
+            # a long-lived answer (the web page's event stream) keeps its slot only while no
+            # one waits: it is closed for the next waiter (the page connects again). False
+            # when max_streams sessions already stream.
+            if sess in self._streams:
                 return True
-            if self.streaming >= self.max_streams:
+            if len(self._streams) >= self.max_streams:
                 return False
-            held[0] = False
-            self.streaming += 1
-            self._release(ip)
+            self._streams.append(sess)
+            if self._line:  # someone already waits: make way once this task is not running
+                asyncio.create_task(self._evict_later())
             return True
-        stream.leave_slot = leave_slot
+        stream.yield_slot = yield_slot
         await self.handler(stream, stream)
+
+    async def _evict_later(self):
+        if self._streams and self._line:
+            self._evict()
+
+    def _evict(self):
+        # the oldest stream gives its slot to the line
+        sess = self._streams.pop(0)
+        sess.evicted = True
+        self.evicted += 1
+        sess.task.cancel()
 
     def _log_failure(self, e):
         now = time.ticks_ms()
@@ -193,6 +214,13 @@ class TlsListener:
     def close(self):
         if self.server is not None:
             self.server.close()
+
+
+class _Session:
+    # one TLS session: its stream, its task, and whether it was closed to make way
+    def __init__(self):
+        self.stream = self.task = None
+        self.evicted = False
 
 
 async def _close(stream):

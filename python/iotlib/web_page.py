@@ -164,10 +164,10 @@ class WebPage:
     def events(self, req, claims):
         if req.method == "HEAD":  # no body will be read: no subscription
             return Response(b"", 200, STREAM_HEADERS)
-        # over TLS the stream gives back its session slot, so one open page does not hold
-        # off every other client (iotlib.tls_listener)
-        leave = getattr(req.sock[1], "leave_slot", None)
-        if leave is not None and not leave():
+        # over TLS the stream makes way for any client that waits for its session slot, so
+        # one open page does not hold off every other client (iotlib.tls_listener)
+        yield_slot = getattr(req.sock[1], "yield_slot", None)
+        if yield_slot is not None and not yield_slot():
             raise Refusal(503, "too_many_streams", "every place for a TLS event stream is taken"
                           " (http.max_tls_streams)", None, 5)
         try:

@@ -50,6 +50,7 @@ class Holder:
         self.active = 0
         self.most = 0        # most sessions in the handler at once
         self.gate = asyncio.Event()
+        self.go = {}         # name -> its own gate, instead of the common one
 
     async def handle(self, reader, writer):
         self.active += 1
@@ -57,7 +58,7 @@ class Holder:
         try:
             name = (await reader.readline()).strip()
             self.served.append(name)
-            await self.gate.wait()
+            await self.go.get(name, self.gate).wait()
             await writer.awrite(b"ok " + name + b"\n")
             await writer.aclose()
         finally:
@@ -294,42 +295,76 @@ def test_waiters_cancelled_by_shutdown_leave_no_slot_taken():
 
 
 class Streamer(Holder):
-    """A handler whose answers last: each session leaves its slot, as the event stream does."""
+    """A handler whose answers to names starting with "s" last, as the event stream's do:
+    those sessions call yield_slot()."""
 
     def __init__(self):
         Holder.__init__(self)
-        self.left = []   # what leave_slot() said, in order
+        self.yielded = []   # (name, what yield_slot() said)
 
     async def handle(self, reader, writer):
         name = (await reader.readline()).strip()
-        self.left.append((name, writer.leave_slot()))
-        await Holder.handle(self, _Replay(name, reader), writer)
+        if name.startswith(b"s"):
+            self.yielded.append((name, writer.yield_slot()))
+        await Holder.handle(self, _Replay(name), writer)
 
 
 class _Replay:
     # the line the Streamer already read, read again by Holder.handle
-    def __init__(self, line, reader):
+    def __init__(self, line):
         self.line = line
 
     async def readline(self):
         return self.line + b"\n"
 
 
-def test_a_stream_gives_its_slot_back_up_to_max_streams():
+def streaming(**limits):
+    t = Listening(**limits)
+    t.h = Streamer()
+    t.lst.handler = t.h.handle
+    return t
+
+
+def test_a_stream_makes_way_for_a_waiting_client():
     async def run():
-        t = Listening(sessions=1, streams=1)
-        t.h = Streamer()
-        t.lst.handler = t.h.handle
-        async with t:
+        async with streaming(sessions=1, streams=1) as t:
             lst = t.lst
             await t.arrive(b"s1")
             await until(lambda: t.h.served == [b"s1"])
-            eq((lst.active, lst.streaming), (0, 1), "the stream holds no slot")
-            await t.arrive(b"s2")  # served at once, but there is no place for a second stream
-            await until(lambda: len(t.h.served) == 2)
-            eq(t.h.left, [(b"s1", True), (b"s2", False)])
-            eq((lst.active, lst.streaming, lst.waited), (1, 1, 0))
+            eq((lst.active, lst._streams[0].stream is not None), (1, True), "streams in its slot")
+            await t.arrive(b"r")   # waits: the stream is closed to make way
+            await until(lambda: b"s1" in t.out and t.h.served == [b"s1", b"r"])
+            eq(t.out, {b"s1": "closed"}, "the stream ended, the request is being served")
+            eq((lst.evicted, lst.active, lst._streams, lst.waited), (1, 1, [], 1))
+            t.h.gate.set()
+            await until(lambda: b"r" in t.out)
+            eq((t.out[b"r"], lst.active), (b"ok r", 0))
+    asyncio.run(run())
+
+
+def test_a_stream_that_starts_while_others_wait_makes_way_at_once():
+    async def run():
+        async with streaming(sessions=1, streams=1) as t:
+            t.h.go = {b"r1": asyncio.Event(), b"r2": asyncio.Event()}
+            await t.arrive(b"r1")          # holds the slot until its gate opens
+            await until(lambda: t.h.served == [b"r1"])
+            await t.arrive(b"s1", b"r2")   # s1 gets the slot after r1, with r2 in line
+            t.h.go[b"r1"].set()
+            await until(lambda: b"s1" in t.out)
+            t.h.go[b"r2"].set()
+            await until(lambda: len(t.out) == 3)
+            eq(t.out, {b"r1": b"ok r1", b"s1": "closed", b"r2": b"ok r2"})
+            eq((t.h.yielded, t.lst.evicted), ([(b"s1", True)], 1))
+    asyncio.run(run())
+
+
+def test_streams_beyond_max_streams_are_refused():
+    async def run():
+        async with streaming(sessions=2, streams=1) as t:
+            await t.arrive(b"s1", b"s2")
+            await until(lambda: len(t.h.yielded) == 2)
+            eq(t.h.yielded, [(b"s1", True), (b"s2", False)])
             t.h.gate.set()
             await until(lambda: len(t.out) == 2)
-            eq((lst.active, lst.streaming), (0, 0), "both counts back to nothing")
+            eq((t.lst.active, t.lst._streams, t.lst.evicted), (0, [], 0))
     asyncio.run(run())
