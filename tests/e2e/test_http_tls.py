@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 import simulation as sim
 from e2e_harness import OPERATOR_TOKEN, base_config, wait_for
 from local_ca import LocalCA
+from sse_client import open_event_stream, read_events
 from test_rest_e2e import mint
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "device_scripts",
@@ -186,10 +187,8 @@ def test_device_api_over_tls_switches_a_relay(tls_platform, local_ca, sim_device
     assert r.status == 200 and r.json()["state"] == "LOW", r
 
 
-def test_device_api_serves_concurrent_tls_clients_one_session_at_a_time(
-        tls_platform, local_ca, sim_device, ntp):
-    # http.max_tls_sessions (1 by default): four TLS clients at once are all served, three
-    # of them after waiting accepted for their turn, none closed
+def ready_tls_device(tls_platform, local_ca, sim_device, ntp):
+    # -> (device, its TLS port): a board's REST API (TLS, plain probes only), ready
     if not ntp:
         pytest.fail("no NTP responder: the device clock cannot be synced")
     cert, key = local_ca.issue("device")
@@ -198,6 +197,14 @@ def test_device_api_serves_concurrent_tls_clients_one_session_at_a_time(
     port = dev.settings["rest_port"]
     dev.wait_status(lambda s: s["ready"] and s["config_version"] >= 1, "ready", timeout=30)
     wait_for(lambda: answers("https://127.0.0.1:%d/health" % port), 15, "the API over TLS")
+    return dev, port
+
+
+def test_device_api_serves_concurrent_tls_clients_one_session_at_a_time(
+        tls_platform, local_ca, sim_device, ntp):
+    # http.max_tls_sessions (1 by default): four TLS clients at once are all served, three
+    # of them after waiting accepted for their turn, none closed
+    dev, port = ready_tls_device(tls_platform, local_ca, sim_device, ntp)
     c0 = dev.status()["counters"]
     tok = mint(dev.cloud)
     ctx = ssl.create_default_context(cafile=local_ca.cert_path)
@@ -242,58 +249,27 @@ def test_an_open_event_stream_over_tls_makes_way_for_other_clients(
     # the web page keeps GET /events open in the one TLS session place
     # (http.max_tls_sessions, 1): a client that waits for the place gets it at once, the
     # stream is closed (the page connects again), and the next stream's hello has the change
-    if not ntp:
-        pytest.fail("no NTP responder: the device clock cannot be synced")
-    cert, key = local_ca.issue("device")
-    dev = sim_device(tls_platform, config=api_config(ntp), ca_cert=local_ca.cert_path,
-                     rest_tls_cert=cert, rest_tls_key=key, rest_probes_only=True)
-    port = dev.settings["rest_port"]
+    dev, port = ready_tls_device(tls_platform, local_ca, sim_device, ntp)
     url = "https://127.0.0.1:%d" % port
-    dev.wait_status(lambda s: s["ready"] and s["config_version"] >= 1, "ready", timeout=30)
-    wait_for(lambda: answers(url + "/health"), 15, "the API over TLS")
+    ctx = ssl.create_default_context(cafile=local_ca.cert_path)
     tok = mint(dev.cloud)
     assert sim.http("POST", url + "/gpio/r1", {"state": "LOW"}, token=tok).status == 200
     c0 = dev.status()["counters"]
     hellos = []
     for want in ("HIGH", "LOW"):
-        stream = open_event_stream(local_ca, port, tok)
-        with stream:
+        with open_event_stream(ctx, port, tok) as stream:
             got = read_events(stream, b"event: hello")
             hellos.append(got)
             r = sim.http("POST", url + "/gpio/r1", {"state": want}, token=tok, timeout=5)
             assert r.status == 200 and r.json()["state"] == want, r
             read_events(stream, None, got)  # the device closed it to make way
-    stream = open_event_stream(local_ca, port, tok)
-    with stream:
+    with open_event_stream(ctx, port, tok) as stream:
         hello = read_events(stream, b"event: hello")
     assert b'"state": "LOW"' in hello.split(b"event: hello", 1)[1], hello[-400:]
     assert b'"state": "HIGH"' in hellos[1].split(b"event: hello", 1)[1], hellos[1][-400:]
     c1 = dev.wait_status(lambda s: s["counters"]["rest_tls_streams_closed"] -
                          c0["rest_tls_streams_closed"] >= 2, "two streams closed")["counters"]
     assert c1["rest_tls_failed"] == c0["rest_tls_failed"]
-
-
-def open_event_stream(local_ca, port, tok):
-    ctx = ssl.create_default_context(cafile=local_ca.cert_path)
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
-    s.sendall(("GET /events HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\n\r\n"
-               % tok).encode())
-    return s
-
-
-def read_events(stream, marker, got=b""):
-    # -> what the stream sent, up to marker; marker None: up to its end
-    while marker is None or marker not in got:
-        try:
-            d = stream.recv(4096)
-        except ssl.SSLEOFError:
-            d = b""
-        if not d:
-            assert marker is None, "the stream ended: %r" % got[-300:]
-            return got
-        got += d
-    return got
 
 
 def test_board_without_tls_serves_only_the_probes(platform, sim_device, ntp):

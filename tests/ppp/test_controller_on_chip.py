@@ -10,15 +10,13 @@ refused with no pin transition; the platform stops and comes back while the rela
 
 Set-up: controller_program.py."""
 
-import socket
-import ssl
-
 import pytest
 
 from conftest import UF2
 from controller_program import RELAY_PIN, ChipController
 from rest_program import concurrent, request
 from slirp import HOST
+from sse_client import open_event_stream, read_events  # tests/e2e, via controller_program
 
 
 @pytest.fixture(scope="module")
@@ -79,38 +77,16 @@ def test_web_page_event_stream_over_tls_makes_way_for_a_switch(chip):
     c = chip
     tok = c.cloud.mint_api_token(role="operator")["token"]
     want = "LOW" if gp(c) else "HIGH"
-    with open_event_stream(c, tok) as stream:
+    with open_event_stream(c.client_tls, c.rest_port, tok) as stream:
         got = read_events(stream, b"event: hello")
         status, body = c.request("POST", "/gpio/r1", {"state": want}, tok)
         assert (status, body["state"]) == (200, want), body
         read_events(stream, None, got)  # closed to make way
     c.board.wait_for(lambda: gp(c) == (want == "HIGH"), 60, "GP2 follows")
-    with open_event_stream(c, tok) as stream:
+    with open_event_stream(c.client_tls, c.rest_port, tok) as stream:
         hello = read_events(stream, b"event: hello")
     assert ('"state": "%s"' % want).encode() in hello.split(b"event: hello", 1)[1], hello[-300:]
     assert not c.logged("TLS session failed to start")
-
-
-def open_event_stream(c, tok):
-    raw = socket.create_connection(("127.0.0.1", c.rest_port), timeout=120)
-    s = c.client_tls.wrap_socket(raw, server_hostname="127.0.0.1")
-    s.sendall(("GET /events HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer %s\r\n\r\n"
-               % tok).encode())
-    return s
-
-
-def read_events(stream, marker, got=b""):
-    # -> what the stream sent, up to marker; marker None: up to its end
-    while marker is None or marker not in got:
-        try:
-            d = stream.recv(4096)
-        except ssl.SSLEOFError:
-            d = b""
-        if not d:
-            assert marker is None, "the stream ended: %r" % got[-300:]
-            return got
-        got += d
-    return got
 
 
 def test_plain_http_serves_the_probes_only(chip):
